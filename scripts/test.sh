@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The project's whole test suite, as CI runs it on a fresh machine:
+# installs the real services, checks formatting and lints, runs the unit tests and every
+# shell test in tests/ against real etcd, Kafka (Tansu) and Elasticsearch API (osmem-server).
+# Ends with the line "N passed, M failed"; exits non-zero if anything failed.
+#
+# Usage: scripts/test.sh [tests/NAME.sh ...]   (default: every tests/*.sh)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+failures=()
+
+# step NAME CMD...: one check that counts as one test.
+step() {
+    local name=$1
+    shift
+    echo "== $name"
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+    fi
+}
+
+step "install services" scripts/services.sh install
+step "cargo fmt --check" cargo fmt --all --check
+step "cargo clippy" cargo clippy --workspace --all-targets --quiet -- -D warnings
+step "cargo build" cargo build --workspace --quiet
+
+# Unit tests count one by one, from cargo's own summary lines.
+echo "== cargo test"
+unit_log=$(mktemp)
+cargo test --workspace 2>&1 | tee "$unit_log" | grep -E '^(test |test result|error|failures)' || true
+unit_rc=${PIPESTATUS[0]}
+read -r up uf < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$unit_log")
+passed=$((passed + up))
+failed=$((failed + uf))
+if [ "$unit_rc" != 0 ] && [ "$uf" = 0 ]; then
+    failed=$((failed + 1)) # a build error: no summary line to count
+    failures+=("cargo test (exit $unit_rc)")
+fi
+grep -E '^test .* FAILED$' "$unit_log" | while read -r _ name _; do echo "FAIL unit $name"; done
+rm -f "$unit_log"
+
+# Shell tests: each file reports one line per test into a shared results file.
+results=$(mktemp)
+export LC_RESULTS=$results
+files=("$@")
+[ ${#files[@]} -gt 0 ] || files=(tests/*.sh)
+for f in "${files[@]}"; do
+    [ "$(basename "$f")" = lib.sh ] && continue
+    echo "== $f"
+    before=$(wc -l <"$results")
+    bash "$f"
+    rc=$?
+    if [ "$rc" != 0 ] && [ "$(wc -l <"$results")" = "$before" ]; then
+        echo "fail $f (exit $rc before any test ran)" >>"$results"
+    fi
+done
+passed=$((passed + $(grep -c '^pass ' "$results")))
+failed=$((failed + $(grep -c '^fail ' "$results")))
+while read -r _ name; do failures+=("$name"); done < <(grep '^fail ' "$results")
+rm -f "$results"
+
+echo
+for f in "${failures[@]}"; do echo "failed: $f"; done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,379 @@
+//! The JSON values kept in etcd.
+//!
+//! `collect_log_conf` is an array of `{"path": ..., "topic": ...}` as in the original design,
+//! with optional fields for later features. `elasticsearch_config` is
+//! `{"api_key": ..., "url_address": [...]}` with optional basic-auth credentials.
+//! A value is validated as a whole: one bad entry rejects it, and the caller keeps its last
+//! good configuration.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::settings::check_url;
+use crate::{Error, Result};
+
+/// Where a tailer starts in a file it sees for the first time when its entry is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum StartAt {
+    /// At the end, as the original design did: only new lines are shipped.
+    #[default]
+    End,
+    /// At the beginning: the whole file is shipped.
+    Beginning,
+}
+
+/// One entry of `collect_log_conf`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CollectEntry {
+    /// A file, a directory (its regular files) or a glob.
+    pub path: String,
+    /// Kafka topic the lines go to.
+    pub topic: String,
+    /// Regex that starts a new multiline event; other lines join the previous one.
+    pub multiline_start: Option<String>,
+    /// How long an unfinished multiline event waits for more lines.
+    pub multiline_timeout: Duration,
+    /// Start position for files that exist when the entry is first applied.
+    pub start: StartAt,
+    /// Whether the transfer decodes lines that are JSON objects.
+    pub json: bool,
+    /// Elasticsearch index for this entry, instead of the transfer's pattern.
+    pub index: Option<String>,
+}
+
+/// Default of `multiline_timeout_ms`.
+pub const DEFAULT_MULTILINE_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// Parses and validates a `collect_log_conf` value read from etcd key `key`.
+pub fn parse_collect_conf(key: &str, raw: &[u8]) -> Result<Vec<CollectEntry>> {
+    let invalid = |msg: String| Error::Invalid {
+        key: key.to_string(),
+        msg,
+    };
+    let value: Value =
+        serde_json::from_slice(raw).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
+    let Value::Array(items) = value else {
+        return Err(invalid(format!(
+            "expected a JSON array of {{\"path\", \"topic\"}} objects, got {}",
+            kind(&value)
+        )));
+    };
+    let mut seen = HashSet::new();
+    let mut entries = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let entry = parse_entry(item).map_err(|msg| invalid(format!("entry {i}: {msg}")))?;
+        if !seen.insert(entry.path.clone()) {
+            return Err(invalid(format!(
+                "entry {i}: duplicate path {:?}",
+                entry.path
+            )));
+        }
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+fn parse_entry(item: &Value) -> std::result::Result<CollectEntry, String> {
+    let Value::Object(obj) = item else {
+        return Err(format!("expected an object, got {}", kind(item)));
+    };
+    let path = required_str(obj, "path")?;
+    let topic = required_str(obj, "topic")?;
+    check_topic(&topic).map_err(|m| format!("topic {topic:?}: {m}"))?;
+    let multiline_start = optional_str(obj, "multiline_start")?;
+    if let Some(re) = &multiline_start {
+        regex::Regex::new(re).map_err(|e| format!("multiline_start {re:?}: {e}"))?;
+    }
+    let multiline_timeout = match obj.get("multiline_timeout_ms") {
+        None | Some(Value::Null) => DEFAULT_MULTILINE_TIMEOUT,
+        Some(v) => match v.as_u64() {
+            Some(ms) if ms > 0 => Duration::from_millis(ms),
+            _ => {
+                return Err(format!(
+                    "multiline_timeout_ms: expected a positive integer, got {v}"
+                ))
+            }
+        },
+    };
+    let start = match optional_str(obj, "start")?.as_deref() {
+        None | Some("end") => StartAt::End,
+        Some("beginning") => StartAt::Beginning,
+        Some(other) => return Err(format!("start: {other:?} is not \"beginning\" or \"end\"")),
+    };
+    let json = match obj.get("json") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(v) => return Err(format!("json: expected true or false, got {v}")),
+    };
+    let index = optional_str(obj, "index")?;
+    Ok(CollectEntry {
+        path: path.trim().to_string(),
+        topic,
+        multiline_start,
+        multiline_timeout,
+        start,
+        json,
+        index,
+    })
+}
+
+fn required_str(obj: &Map<String, Value>, field: &str) -> std::result::Result<String, String> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Err(format!("missing {field}")),
+        Some(Value::String(s)) if s.trim().is_empty() => Err(format!("{field} is empty")),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(v) => Err(format!("{field}: expected a string, got {}", kind(v))),
+    }
+}
+
+fn optional_str(
+    obj: &Map<String, Value>,
+    field: &str,
+) -> std::result::Result<Option<String>, String> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(format!("{field}: expected a string, got {}", kind(v))),
+    }
+}
+
+/// Checks Kafka's rules for topic names: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn check_topic(topic: &str) -> std::result::Result<(), String> {
+    if topic == "." || topic == ".." {
+        return Err("\".\" and \"..\" are not allowed".into());
+    }
+    if topic.len() > 249 {
+        return Err(format!("{} characters, Kafka allows 249", topic.len()));
+    }
+    if let Some(c) = topic
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "invalid character {c:?} (Kafka allows a-z A-Z 0-9 . _ -)"
+        ));
+    }
+    Ok(())
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The value of `elasticsearch_config`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EsConfig {
+    /// Base URLs of the cluster's nodes, used round-robin.
+    pub urls: Vec<String>,
+    /// Sent as `Authorization: ApiKey <api_key>` when set.
+    pub api_key: Option<String>,
+    /// Basic-auth user, with `password`.
+    pub username: Option<String>,
+    /// Basic-auth password.
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for EsConfig {
+    // Credentials never reach a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = |s: &Option<String>| s.as_ref().map(|_| "***");
+        f.debug_struct("EsConfig")
+            .field("urls", &self.urls)
+            .field("api_key", &secret(&self.api_key))
+            .field("username", &self.username)
+            .field("password", &secret(&self.password))
+            .finish()
+    }
+}
+
+/// Parses and validates an `elasticsearch_config` value read from etcd key `key`.
+pub fn parse_es_config(key: &str, raw: &[u8]) -> Result<EsConfig> {
+    let invalid = |msg: String| Error::Invalid {
+        key: key.to_string(),
+        msg,
+    };
+    let value: Value =
+        serde_json::from_slice(raw).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
+    let Value::Object(obj) = &value else {
+        return Err(invalid(format!(
+            "expected an object {{\"api_key\", \"url_address\"}}, got {}",
+            kind(&value)
+        )));
+    };
+    let urls = match obj.get("url_address") {
+        Some(Value::Array(list)) if !list.is_empty() => list
+            .iter()
+            .map(|u| match u.as_str() {
+                Some(s) => check_url(s)
+                    .map(|()| s.trim_end_matches('/').to_string())
+                    .map_err(|m| invalid(format!("url_address: {m}"))),
+                None => Err(invalid(format!("url_address: expected strings, got {u}"))),
+            })
+            .collect::<Result<Vec<_>>>()?,
+        // A single URL as a plain string is accepted too.
+        Some(Value::String(s)) => {
+            check_url(s).map_err(|m| invalid(format!("url_address: {m}")))?;
+            vec![s.trim_end_matches('/').to_string()]
+        }
+        Some(Value::Array(_)) | None | Some(Value::Null) => {
+            return Err(invalid("url_address: missing or empty".into()))
+        }
+        Some(v) => {
+            return Err(invalid(format!(
+                "url_address: expected an array of URLs, got {}",
+                kind(v)
+            )))
+        }
+    };
+    let field = |name: &str| optional_str(obj, name).map_err(invalid);
+    let (username, password) = (field("username")?, field("password")?);
+    if username.is_some() != password.is_some() {
+        return Err(invalid("username and password go together".into()));
+    }
+    Ok(EsConfig {
+        urls,
+        api_key: field("api_key")?,
+        username,
+        password,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(raw: &str) -> String {
+        parse_collect_conf("collect_log_conf", raw.as_bytes())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn original_format() {
+        let e = parse_collect_conf(
+            "k",
+            br#"[{"path":"/var/log/a.log","topic":"web_log"},{"path":"/var/log/b/*.log","topic":"b"}]"#,
+        )
+        .unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].path, "/var/log/a.log");
+        assert_eq!(e[0].topic, "web_log");
+        assert_eq!(e[0].start, StartAt::End);
+        assert_eq!(e[0].multiline_timeout, DEFAULT_MULTILINE_TIMEOUT);
+        assert!(!e[1].json);
+    }
+
+    #[test]
+    fn optional_fields_and_unknown_ones() {
+        let e = parse_collect_conf(
+            "k",
+            br#"[{"path":"/a","topic":"t","multiline_start":"^\\d{4}-","multiline_timeout_ms":250,
+                 "start":"beginning","json":true,"index":"app-logs","owner":"ops"}]"#,
+        )
+        .unwrap();
+        assert_eq!(e[0].multiline_start.as_deref(), Some("^\\d{4}-"));
+        assert_eq!(e[0].multiline_timeout, Duration::from_millis(250));
+        assert_eq!(e[0].start, StartAt::Beginning);
+        assert!(e[0].json);
+        assert_eq!(e[0].index.as_deref(), Some("app-logs"));
+    }
+
+    #[test]
+    fn precise_errors() {
+        assert_eq!(
+            err(r#"{"path":"/a"}"#),
+            "etcd key \"collect_log_conf\": expected a JSON array of {\"path\", \"topic\"} objects, got an object"
+        );
+        assert!(err("[{").starts_with("etcd key \"collect_log_conf\": not valid JSON: "));
+        assert_eq!(
+            err(r#"[{"topic":"t"}]"#),
+            "etcd key \"collect_log_conf\": entry 0: missing path"
+        );
+        assert_eq!(
+            err(r#"[{"path":"/a","topic":"t"},{"path":"/b","topic":""}]"#),
+            "etcd key \"collect_log_conf\": entry 1: topic is empty"
+        );
+        assert_eq!(
+            err(r#"[{"path":"/a","topic":"web log"}]"#),
+            "etcd key \"collect_log_conf\": entry 0: topic \"web log\": invalid character ' ' (Kafka allows a-z A-Z 0-9 . _ -)"
+        );
+        assert_eq!(
+            err(r#"[{"path":"/a","topic":"t"},{"path":"/a","topic":"u"}]"#),
+            "etcd key \"collect_log_conf\": entry 1: duplicate path \"/a\""
+        );
+        assert_eq!(
+            err(r#"[{"path":"/a","topic":".."}]"#),
+            "etcd key \"collect_log_conf\": entry 0: topic \"..\": \".\" and \"..\" are not allowed"
+        );
+        assert_eq!(
+            err(r#"[{"path":"/a","topic":"t","start":"middle"}]"#),
+            "etcd key \"collect_log_conf\": entry 0: start: \"middle\" is not \"beginning\" or \"end\""
+        );
+        assert!(err(r#"[{"path":"/a","topic":"t","multiline_start":"("}]"#)
+            .starts_with("etcd key \"collect_log_conf\": entry 0: multiline_start \"(\": "));
+        assert_eq!(
+            err(r#"[{"path":5,"topic":"t"}]"#),
+            "etcd key \"collect_log_conf\": entry 0: path: expected a string, got a number"
+        );
+        assert_eq!(
+            err(r#"["x"]"#),
+            "etcd key \"collect_log_conf\": entry 0: expected an object, got a string"
+        );
+    }
+
+    #[test]
+    fn topic_length_limit() {
+        assert!(check_topic(&"a".repeat(249)).is_ok());
+        assert!(check_topic(&"a".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn es_config() {
+        let c = parse_es_config(
+            "elasticsearch_config",
+            br#"{"api_key":"abc","url_address":["http://127.0.0.1:9200/","https://es2:9200"]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.urls, ["http://127.0.0.1:9200", "https://es2:9200"]);
+        assert_eq!(c.api_key.as_deref(), Some("abc"));
+        assert!(!format!("{c:?}").contains("abc"));
+
+        let c = parse_es_config(
+            "k",
+            br#"{"api_key":"","url_address":["http://h:1"],"username":"u","password":"p"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.api_key, None);
+        assert_eq!(c.username.as_deref(), Some("u"));
+
+        let e = |raw: &str| {
+            parse_es_config("k", raw.as_bytes())
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            e(r#"{"url_address":[]}"#),
+            "etcd key \"k\": url_address: missing or empty"
+        );
+        assert_eq!(
+            e(r#"{"url_address":["es:9200"]}"#),
+            "etcd key \"k\": url_address: \"es:9200\" is not an http:// or https:// URL"
+        );
+        assert_eq!(
+            e(r#"{"url_address":["http://h:1"],"username":"u"}"#),
+            "etcd key \"k\": username and password go together"
+        );
+        assert!(e("[]").contains("expected an object"));
+    }
+}

@@ -1,0 +1,20 @@
+//! Code shared by `log-agent` and `log-transfer`.
+//!
+//! - [`settings`]: the ini files, read into typed structs with errors naming file, section and key.
+//! - [`etcd`]: a synchronous client for etcd's v3 JSON gateway, and a poller that reports changes.
+//! - [`collect`]: the JSON values kept in etcd (`collect_log_conf`, `elasticsearch_config`).
+//! - [`cli`], [`logging`], [`shutdown`], [`host`]: what every daemon needs at start and stop.
+//! - [`persist`]: atomic file writes for state that must survive a crash.
+//! - [`error`]: the one error type, with the context (path, key, url) a user needs to fix the cause.
+
+pub mod cli;
+pub mod collect;
+pub mod error;
+pub mod etcd;
+pub mod host;
+pub mod logging;
+pub mod persist;
+pub mod settings;
+pub mod shutdown;
+
+pub use error::{Error, Result};

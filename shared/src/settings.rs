@@ -1,0 +1,329 @@
+//! Ini configuration files, read into typed structs.
+//!
+//! [`IniFile`] wraps rust-ini with typed getters whose errors name the file, section and key
+//! (`agent.ini: [kafka] brokers: empty`). The sections both daemons share are typed here
+//! ([`EtcdSettings`], [`KafkaSettings`], [`LogSettings`]); each daemon types its own section.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::{Error, Result};
+
+/// A parsed ini file that remembers its name for error messages.
+#[derive(Debug)]
+pub struct IniFile {
+    name: String,
+    ini: ini::Ini,
+}
+
+impl IniFile {
+    /// Reads and parses the ini file at `path`.
+    pub fn load(path: &Path) -> Result<IniFile> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::io(path, "cannot read config", &e))?;
+        IniFile::parse(&path.display().to_string(), &text)
+    }
+
+    /// Parses ini `text`; `name` is used in error messages.
+    pub fn parse(name: &str, text: &str) -> Result<IniFile> {
+        let ini = ini::Ini::load_from_str(text).map_err(|e| Error::Io {
+            path: name.into(),
+            msg: format!("not a valid ini file: {e}"),
+        })?;
+        Ok(IniFile {
+            name: name.to_string(),
+            ini,
+        })
+    }
+
+    /// An error about `[section] key` of this file.
+    pub fn error(&self, section: &str, key: &str, msg: impl Into<String>) -> Error {
+        Error::Setting {
+            file: self.name.clone(),
+            section: section.to_string(),
+            key: key.to_string(),
+            msg: msg.into(),
+        }
+    }
+
+    /// The trimmed value of `[section] key`; `None` if the key is absent.
+    pub fn get(&self, section: &str, key: &str) -> Option<&str> {
+        self.ini.get_from(Some(section), key).map(str::trim)
+    }
+
+    /// The value, or `default` if the key is absent. A key given as empty stays empty.
+    pub fn string_or(&self, section: &str, key: &str, default: &str) -> String {
+        self.get(section, key).unwrap_or(default).to_string()
+    }
+
+    /// The value, which must be present and not empty.
+    pub fn required(&self, section: &str, key: &str) -> Result<String> {
+        match self.get(section, key) {
+            None => Err(self.error(section, key, "missing")),
+            Some("") => Err(self.error(section, key, "empty")),
+            Some(v) => Ok(v.to_string()),
+        }
+    }
+
+    /// The value, if present and not empty.
+    pub fn optional(&self, section: &str, key: &str) -> Option<String> {
+        self.get(section, key)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    }
+
+    /// The value parsed as `T`, or `default` if absent or empty.
+    pub fn parse_or<T: FromStr>(&self, section: &str, key: &str, default: T) -> Result<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.get(section, key) {
+            None | Some("") => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|e| self.error(section, key, format!("{v:?}: {e}"))),
+        }
+    }
+
+    /// A positive number of milliseconds, or `default_ms`.
+    pub fn millis_or(&self, section: &str, key: &str, default_ms: u64) -> Result<Duration> {
+        let ms: u64 = self.parse_or(section, key, default_ms)?;
+        if ms == 0 {
+            return Err(self.error(section, key, "must be greater than 0"));
+        }
+        Ok(Duration::from_millis(ms))
+    }
+
+    /// A comma-separated list; empty items are dropped.
+    pub fn list(&self, section: &str, key: &str) -> Vec<String> {
+        self.get(section, key)
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// Section `[etcd]`: where the configuration lives.
+#[derive(Clone)]
+pub struct EtcdSettings {
+    /// Client URLs, tried in order; the client fails over to the next on error.
+    pub endpoints: Vec<String>,
+    /// Key of the collect configuration; may contain `{hostname}` or `{ip}`.
+    pub key: String,
+    /// How often the keys are read.
+    pub poll_interval: Duration,
+    /// User for etcd authentication, if enabled.
+    pub username: Option<String>,
+    /// Password for etcd authentication.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for EtcdSettings {
+    // The password never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdSettings")
+            .field("endpoints", &self.endpoints)
+            .field("key", &self.key)
+            .field("poll_interval", &self.poll_interval)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// Default etcd key of the collect configuration, as in the original design.
+pub const DEFAULT_COLLECT_KEY: &str = "collect_log_conf";
+
+impl EtcdSettings {
+    /// Reads section `[etcd]`.
+    pub fn from_ini(ini: &IniFile) -> Result<EtcdSettings> {
+        const S: &str = "etcd";
+        let endpoints = ini.list(S, "endpoints");
+        if endpoints.is_empty() {
+            return Err(ini.error(
+                S,
+                "endpoints",
+                "empty (expected e.g. http://127.0.0.1:2379)",
+            ));
+        }
+        for url in &endpoints {
+            check_url(url).map_err(|msg| ini.error(S, "endpoints", msg))?;
+        }
+        let key = ini.string_or(S, "key", DEFAULT_COLLECT_KEY);
+        if key.is_empty() {
+            return Err(ini.error(S, "key", "empty"));
+        }
+        let username = ini.optional(S, "username");
+        let password = ini.optional(S, "password");
+        if username.is_some() != password.is_some() {
+            return Err(ini.error(S, "username", "username and password go together"));
+        }
+        Ok(EtcdSettings {
+            endpoints: endpoints
+                .into_iter()
+                .map(|u| u.trim_end_matches('/').to_string())
+                .collect(),
+            key,
+            poll_interval: ini.millis_or(S, "poll_interval_ms", 1000)?,
+            username,
+            password,
+        })
+    }
+}
+
+/// Checks that `url` is an http or https URL with a host.
+pub fn check_url(url: &str) -> std::result::Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
+    if rest.is_empty() || rest.starts_with('/') || rest.starts_with(':') {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(())
+}
+
+/// Section `[kafka]`, the part both daemons share.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `host:port` list, as librdkafka's `bootstrap.servers`.
+    pub brokers: String,
+}
+
+impl KafkaSettings {
+    /// Reads `[kafka] brokers`.
+    pub fn from_ini(ini: &IniFile) -> Result<KafkaSettings> {
+        let brokers = ini.list("kafka", "brokers");
+        if brokers.is_empty() {
+            return Err(ini.error("kafka", "brokers", "empty"));
+        }
+        for b in &brokers {
+            let ok = b
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !ok {
+                return Err(ini.error("kafka", "brokers", format!("{b:?} is not host:port")));
+            }
+        }
+        Ok(KafkaSettings {
+            brokers: brokers.join(","),
+        })
+    }
+}
+
+/// Section `[log]`.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// One of `error`, `warn`, `info`, `debug`, `trace`, `off`. `RUST_LOG` wins over it.
+    pub level: log::LevelFilter,
+}
+
+impl LogSettings {
+    /// Reads `[log] level` (default `info`).
+    pub fn from_ini(ini: &IniFile) -> Result<LogSettings> {
+        let raw = ini.string_or("log", "level", "info");
+        let level = raw.parse().map_err(|_| {
+            ini.error(
+                "log",
+                "level",
+                format!("{raw:?} is not one of error, warn, info, debug, trace, off"),
+            )
+        })?;
+        Ok(LogSettings { level })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ini(text: &str) -> IniFile {
+        IniFile::parse("agent.ini", text).expect("test ini parses")
+    }
+
+    #[test]
+    fn etcd_defaults() {
+        let s =
+            EtcdSettings::from_ini(&ini("[etcd]\nendpoints = http://a:2379/, https://b:2379\n"))
+                .unwrap();
+        assert_eq!(s.endpoints, ["http://a:2379", "https://b:2379"]);
+        assert_eq!(s.key, "collect_log_conf");
+        assert_eq!(s.poll_interval, Duration::from_millis(1000));
+        assert!(s.username.is_none());
+    }
+
+    #[test]
+    fn etcd_errors_name_file_section_key() {
+        let err = |t: &str| EtcdSettings::from_ini(&ini(t)).unwrap_err().to_string();
+        assert_eq!(
+            err("[etcd]\n"),
+            "agent.ini: [etcd] endpoints: empty (expected e.g. http://127.0.0.1:2379)"
+        );
+        assert_eq!(
+            err("[etcd]\nendpoints = 127.0.0.1:2379\n"),
+            "agent.ini: [etcd] endpoints: \"127.0.0.1:2379\" is not an http:// or https:// URL"
+        );
+        assert_eq!(
+            err("[etcd]\nendpoints = http://a:1\npoll_interval_ms = soon\n"),
+            "agent.ini: [etcd] poll_interval_ms: \"soon\": invalid digit found in string"
+        );
+        assert_eq!(
+            err("[etcd]\nendpoints = http://a:1\npoll_interval_ms = 0\n"),
+            "agent.ini: [etcd] poll_interval_ms: must be greater than 0"
+        );
+        assert_eq!(
+            err("[etcd]\nendpoints = http://a:1\nusername = root\n"),
+            "agent.ini: [etcd] username: username and password go together"
+        );
+    }
+
+    #[test]
+    fn password_is_not_in_debug_output() {
+        let s = EtcdSettings::from_ini(&ini(
+            "[etcd]\nendpoints = http://a:1\nusername = u\npassword = hunter2\n",
+        ))
+        .unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn kafka_brokers() {
+        let k = KafkaSettings::from_ini(&ini("[kafka]\nbrokers = a:9092, b:9093\n")).unwrap();
+        assert_eq!(k.brokers, "a:9092,b:9093");
+        let e = KafkaSettings::from_ini(&ini("[kafka]\nbrokers =\n")).unwrap_err();
+        assert_eq!(e.to_string(), "agent.ini: [kafka] brokers: empty");
+        let e = KafkaSettings::from_ini(&ini("[kafka]\nbrokers = a\n")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "agent.ini: [kafka] brokers: \"a\" is not host:port"
+        );
+    }
+
+    #[test]
+    fn log_level() {
+        assert_eq!(
+            LogSettings::from_ini(&ini("")).unwrap().level,
+            log::LevelFilter::Info
+        );
+        assert_eq!(
+            LogSettings::from_ini(&ini("[log]\nlevel = DEBUG\n"))
+                .unwrap()
+                .level,
+            log::LevelFilter::Debug
+        );
+        assert!(LogSettings::from_ini(&ini("[log]\nlevel = loud\n")).is_err());
+    }
+
+    #[test]
+    fn broken_ini_names_file() {
+        let e = IniFile::parse("x.ini", "[etcd\nendpoints=1").unwrap_err();
+        assert!(
+            e.to_string().starts_with("x.ini: not a valid ini file"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The etcd client and the agent's configuration handling, against a real etcd.
+. "$(dirname "$0")/lib.sh"
+
+lc_services etcd
+
+test_client_against_real_etcd() {
+    # A second etcd, with authentication enabled, for the auth test.
+    local auth_port=$((LC_FREE_PORT + 5))
+    lc_services_at auth "$auth_port" etcd
+    local e=(etcdctl --endpoints "http://127.0.0.1:$auth_port")
+    "${e[@]}" user add root:rootpw --interactive=false >/dev/null
+    "${e[@]}" user grant-role root root >/dev/null
+    "${e[@]}" auth enable >/dev/null
+    LC_SERVICES=$SERVICES LC_ETCD_AUTH_URL=http://127.0.0.1:$auth_port \
+        cargo test -q -p logcollect-shared --test etcd_real -- --ignored --test-threads=1
+}
+
+agent_ini() { # agent_ini KEY DATA_DIR
+    cat >"$TEST_TMP/agent.ini" <<INI
+[etcd]
+endpoints = $LC_ETCD_URL
+key = $1
+poll_interval_ms = 200
+[kafka]
+brokers = $LC_KAFKA_BROKERS
+[agent]
+data_dir = $2
+http_listen =
+INI
+}
+
+GOOD1='[{"path":"/var/log/one.log","topic":"one"}]'
+GOOD2='[{"path":"/var/log/one.log","topic":"one"},{"path":"/var/log/two/*.log","topic":"two"}]'
+
+test_agent_keeps_last_good_config() {
+    agent_ini collect_log_conf "$TEST_TMP/data"
+    etcd_put collect_log_conf "$GOOD1"
+    lc_spawn agent "$BIN_DIR/log-agent" -c "$TEST_TMP/agent.ini"
+    local log=$TEST_TMP/agent.log
+    wait_until 10 "first config applied" grep -q 'revision [0-9]*: 1 entries' "$log"
+
+    etcd_put collect_log_conf '[{"path":"/a","topic":"t"'
+    wait_until 5 "invalid JSON reported" grep -q 'not valid JSON' "$log"
+    assert_grep "reason and consequence" "$log" 'etcd key "collect_log_conf": not valid JSON: .*; keeping the last good configuration'
+    etcd_put collect_log_conf '[{"path":"/a","topic":"bad topic"}]'
+    wait_until 5 "invalid topic reported" grep -q 'entry 0: topic "bad topic": invalid character' "$log"
+    lc_alive agent || fail "agent died on an invalid value"
+    # The cache still holds the last good value.
+    assert_eq "cached value" "$GOOD1" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["value"])' "$TEST_TMP/data/collect_conf.json")"
+
+    etcd_put collect_log_conf "$GOOD2"
+    wait_until 5 "second config applied" grep -q 'revision [0-9]*: 2 entries' "$log"
+    assert_grep "entries listed" "$log" '/var/log/two/\*\.log -> topic two'
+    lc_kill agent TERM || fail "agent did not exit 0 on SIGTERM"
+    assert_grep "graceful stop" "$log" 'log-agent stopped'
+}
+
+test_agent_starts_from_cache_while_etcd_is_down() {
+    # The previous test left GOOD2 in the cache.
+    agent_ini collect_log_conf "$TEST_TMP/data"
+    "$SERVICES" stop etcd
+    lc_spawn agent "$BIN_DIR/log-agent" -c "$TEST_TMP/agent.ini"
+    local log=$TEST_TMP/agent.log
+    : >"$log"
+    wait_until 10 "cached config applied" grep -q 'revision [0-9]*: 2 entries' "$log"
+    assert_grep "cache used" "$log" 'using the cached configuration'
+    wait_until 10 "etcd failure reported" grep -q "etcd $LC_ETCD_URL .*keeping the last configuration" "$log"
+    lc_alive agent || fail "agent died while etcd is down"
+
+    lc_services etcd
+    etcd_put collect_log_conf "$GOOD1"
+    wait_until 15 "config applied after etcd returned" grep -q 'revision [0-9]*: 1 entries' "$log"
+    assert_grep "recovery logged" "$log" 'reachable again after [0-9]+ failed polls'
+    lc_kill agent TERM || fail "agent did not exit 0 on SIGTERM"
+}
+
+test_agent_per_host_key_falls_back_to_plain_key() {
+    local host
+    host=$(hostname)
+    agent_ini 'collect_log_{hostname}' "$TEST_TMP/data-host"
+    etcd_put collect_log_conf "$GOOD1"
+    etcd_del "collect_log_$host"
+    lc_spawn agent "$BIN_DIR/log-agent" -c "$TEST_TMP/agent.ini"
+    local log=$TEST_TMP/agent.log
+    : >"$log"
+    wait_until 10 "plain key applied" grep -q 'key "collect_log_conf" revision [0-9]*: 1 entries' "$log"
+    etcd_put "collect_log_$host" "$GOOD2"
+    wait_until 5 "per-host key applied" grep -q "key \"collect_log_$host\" revision [0-9]*: 2 entries" "$log"
+    etcd_del "collect_log_$host"
+    wait_until 5 "plain key applied again" has_count 2 'key "collect_log_conf" revision [0-9]*: 1 entries' "$log"
+}
+
+test_command_line_and_ini_errors() {
+    local out
+    out=$("$BIN_DIR/log-agent" --version)
+    assert_eq "agent --version" "log-agent 0.1.0" "$out"
+    "$BIN_DIR/log-transfer" --help | grep -q -- '-c, --config PATH' || fail "transfer --help"
+    set +e
+    out=$("$BIN_DIR/log-agent" --frobnicate 2>&1)
+    assert_eq "exit code of a usage error" 2 $?
+    set -e
+    assert_eq "usage error" "log-agent: invalid option '--frobnicate' (see --help)" "$out"
+
+    printf '[etcd]\nendpoints = http://127.0.0.1:1\n[kafka]\nbrokers =\n' >"$TEST_TMP/bad.ini"
+    set +e
+    out=$("$BIN_DIR/log-agent" -c "$TEST_TMP/bad.ini" 2>&1)
+    assert_eq "exit code of a config error" 1 $?
+    set -e
+    assert_eq "config error" "log-agent: $TEST_TMP/bad.ini: [kafka] brokers: empty" "$(echo "$out" | tail -n 1)"
+    set +e
+    out=$("$BIN_DIR/log-transfer" -c "$TEST_TMP/missing.ini" 2>&1)
+    set -e
+    assert_eq "missing ini" "log-transfer: $TEST_TMP/missing.ini: cannot read config: No such file or directory (os error 2)" "$(echo "$out" | tail -n 1)"
+}
+
+run_tests

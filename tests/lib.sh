@@ -1,0 +1,148 @@
+# Shell test harness. A test file sources this, defines functions named test_*, and ends with
+# `run_tests`. Each test_* runs in a subshell with `set -e`; a failed assertion ends that test only.
+#
+# Every test file gets its own run directory and ports, so files can run side by side, and
+# its services and daemons are stopped when it exits.
+#
+#   lc_services etcd kafka es     start real services on this file's ports (scripts/services.sh)
+#   lc_spawn NAME CMD...          start a daemon in the background; log in $TEST_TMP/NAME.log
+#   lc_kill NAME [SIGNAL]         signal a spawned daemon (TERM by default) and wait for it
+#   wait_until SECS WHAT CMD...   run CMD until it succeeds, or fail naming WHAT
+#   assert_eq WHAT EXPECTED GOT   fail with expected vs got
+#   assert_grep WHAT FILE REGEX   fail with the file's tail unless REGEX is in FILE
+#   has_count N REGEX FILE        exactly N lines of FILE match REGEX
+#   etcd_put KEY VALUE / etcd_del KEY   through etcdctl, on this file's etcd
+
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SERVICES=$REPO/scripts/services.sh
+BIN_DIR=${LC_BIN_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/debug}
+TEST_NAME=$(basename "$0" .sh)
+TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/lc-$TEST_NAME.XXXXXX")
+RESULTS=${LC_RESULTS:-$TEST_TMP/results}
+declare -A LC_PIDS=()
+
+# A block of 20 free ports for this file.
+pick_ports() {
+    local base i busy
+    for _ in $(seq 1 50); do
+        base=$((20000 + (RANDOM % 2000) * 20))
+        busy=0
+        for i in $(seq 0 19); do
+            if ss -Htln "sport = :$((base + i))" | grep -q .; then busy=1; break; fi
+        done
+        [ $busy = 0 ] && { echo "$base"; return; }
+    done
+    echo "no free port block found" >&2
+    return 1
+}
+PORT_BASE=$(pick_ports)
+export LC_RUN=$TEST_TMP/services
+export LC_ETCD_PORT=$((PORT_BASE + 1)) LC_ETCD_PEER_PORT=$((PORT_BASE + 2))
+export LC_KAFKA_PORT=$((PORT_BASE + 3)) LC_ES_PORT=$((PORT_BASE + 4))
+# Free ports for the daemons' own servers: PORT_BASE+10 and up.
+export LC_FREE_PORT=$((PORT_BASE + 10))
+eval "$("$SERVICES" env)"
+
+lc_services() { "$SERVICES" start "$@"; }
+
+# lc_services_at NAME ETCD_PORT SERVICE...: a second set of services in its own run directory.
+lc_services_at() {
+    local name=$1 port=$2
+    shift 2
+    LC_RUN=$TEST_TMP/services-$name LC_ETCD_PORT=$port LC_ETCD_PEER_PORT=$((port + 1)) \
+        "$SERVICES" start "$@"
+}
+
+# Kills every daemon spawned by the current test.
+kill_spawned() {
+    local name
+    for name in "${!LC_PIDS[@]}"; do kill -KILL "${LC_PIDS[$name]}" 2>/dev/null; done
+    LC_PIDS=()
+}
+
+cleanup() {
+    # Daemons of a test that was itself killed are listed in spawned.pids.
+    [ -f "$TEST_TMP/spawned.pids" ] && xargs -r kill -KILL <"$TEST_TMP/spawned.pids" 2>/dev/null
+    local run
+    for run in "$TEST_TMP"/services*; do
+        [ -d "$run" ] && LC_RUN=$run "$SERVICES" stop etcd kafka es etcd-cluster >/dev/null 2>&1
+    done
+    if [ "${LC_KEEP_TMP:-}" = 1 ]; then echo "kept $TEST_TMP" >&2; else rm -rf "$TEST_TMP"; fi
+}
+trap cleanup EXIT
+
+lc_spawn() {
+    local name=$1
+    shift
+    "$@" >>"$TEST_TMP/$name.log" 2>&1 &
+    LC_PIDS[$name]=$!
+    echo $! >>"$TEST_TMP/spawned.pids"
+}
+
+lc_kill() {
+    local name=$1 sig=${2:-TERM} pid=${LC_PIDS[$1]:-}
+    [ -n "$pid" ] || return 0
+    kill -"$sig" "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    local rc=$?
+    unset "LC_PIDS[$name]"
+    return $rc
+}
+
+lc_alive() { kill -0 "${LC_PIDS[$1]:-0}" 2>/dev/null; }
+
+fail() {
+    echo "    FAIL: $*" >&2
+    exit 1
+}
+
+wait_until() {
+    local secs=$1 what=$2
+    shift 2
+    local deadline=$((SECONDS + secs))
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -lt $deadline ] || fail "timed out after ${secs}s waiting for: $what"
+        sleep 0.2
+    done
+}
+
+assert_eq() {
+    [ "$2" == "$3" ] || fail "$1"$'\n'"      expected: $2"$'\n'"      got:      $3"
+}
+
+assert_grep() {
+    grep -Eq -- "$3" "$2" || {
+        echo "    last lines of $2:" >&2
+        tail -n 15 "$2" | sed 's/^/      /' >&2
+        fail "$1: no line matches /$3/ in $2"
+    }
+}
+
+# has_count N REGEX FILE: FILE has exactly N lines matching REGEX (for wait_until).
+has_count() { [ "$(grep -Ec -- "$2" "$3")" = "$1" ]; }
+
+etcd_put() { etcdctl --endpoints "$LC_ETCD_URL" put "$1" "$2" >/dev/null; }
+etcd_del() { etcdctl --endpoints "$LC_ETCD_URL" del "$1" >/dev/null; }
+
+# Runs every test_* function defined by the file, in order; prints one line per test and
+# appends "pass NAME" or "fail NAME" to $RESULTS. Exits non-zero if any failed.
+run_tests() {
+    local t failed=0 start rc
+    for t in $(grep -oE '^test_[A-Za-z0-9_]+' "$0"); do
+        start=$SECONDS
+        # Not inside `if`: there bash would ignore set -e in the subshell.
+        (set -e; trap kill_spawned EXIT; "$t")
+        rc=$?
+        if [ $rc = 0 ]; then
+            echo "ok   $TEST_NAME::$t ($((SECONDS - start))s)"
+            echo "pass $TEST_NAME::$t" >>"$RESULTS"
+        else
+            echo "FAIL $TEST_NAME::$t ($((SECONDS - start))s)"
+            echo "fail $TEST_NAME::$t" >>"$RESULTS"
+            failed=1
+        fi
+    done
+    return $failed
+}
