@@ -1,22 +1,40 @@
 //! `log-agent`: tails the log files named in etcd and ships every line to Kafka.
 //!
-//! The main thread owns the configuration: it takes changes from the etcd poller thread,
-//! validates them as a whole, and applies them. See ARCHITECTURE.md for the threads.
+//! The main thread runs the [`supervisor`]: it takes configuration changes from the etcd
+//! poller thread, directory events from the inotify thread, and the ends of tailer threads.
+//! Tailers send lines to the producer thread, which advances the registry on Kafka's
+//! acknowledgements. See ARCHITECTURE.md for the threads and their channels.
 
 mod config;
+mod discover;
+mod lines;
+mod metrics;
+mod multiline;
+mod producer;
+mod registry;
 mod settings;
+mod supervisor;
+mod tail;
+mod watch;
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::select;
 use logcollect::etcd::{EtcdClient, Poller};
 use logcollect::shutdown::Shutdown;
 use logcollect::{host, logging, Error, Result};
 
-use crate::config::{Config, ConfigSource};
+use crate::config::ConfigSource;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
 use crate::settings::Settings;
+use crate::supervisor::{Supervisor, RESCAN_INTERVAL};
+
+/// Batches (one per read of up to 64 KiB) waiting for the producer: bounds the agent's memory.
+const BATCH_QUEUE: usize = 64;
 
 fn main() -> ExitCode {
     logcollect::cli::main(
@@ -36,23 +54,62 @@ fn run(path: &Path) -> Result<()> {
         .map_err(|e| Error::io(data_dir, "cannot create data_dir", &e))?;
 
     let etcd = Arc::new(EtcdClient::new(&settings.etcd));
+    let hostname = host::hostname();
     let ip = host::local_ip_towards(etcd.endpoint());
-    let key = host::expand_key(&settings.etcd.key, &host::hostname(), &ip);
+    let key = host::expand_key(&settings.etcd.key, &hostname, &ip);
     let mut source = ConfigSource::new(key, data_dir);
     log::info!(
-        "log-agent {} starting: etcd {:?}, keys {:?}, kafka {}",
+        "log-agent {} starting on {hostname}: etcd {:?}, keys {:?}, kafka {}",
         env!("CARGO_PKG_VERSION"),
         settings.etcd.endpoints,
         source.keys(),
         settings.kafka.brokers
     );
-    match source.load_cached() {
-        Ok(Some(cached)) => {
-            log::info!("using the cached configuration until etcd answers");
-            apply(&cached);
+
+    let registry = Arc::new(Mutex::new(Registry::load(data_dir)?));
+    let metrics = Arc::new(Metrics::default());
+    if let Some(addr) = &settings.agent.http_listen {
+        metrics::serve(addr, metrics.clone())?;
+    }
+    let (batches_tx, batches) = crossbeam_channel::bounded(BATCH_QUEUE);
+    let producer = producer::spawn(
+        producer::Settings {
+            brokers: settings.kafka.brokers.clone(),
+            max_line_bytes: settings.agent.max_line_bytes,
+            shutdown_timeout: settings.agent.shutdown_timeout,
+            host: hostname.clone(),
+        },
+        batches,
+        registry.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    )?;
+    let (exits_tx, exits) = crossbeam_channel::unbounded();
+    let (dir_tx, dir_events) = crossbeam_channel::bounded(1);
+    let ctx = tail::Context {
+        registry,
+        watcher: watch::Watcher::start()?,
+        batches: batches_tx,
+        exits: exits_tx,
+        host: Arc::from(hostname.as_str()),
+        metrics: metrics.clone(),
+    };
+    let cached = match source.load_cached() {
+        Ok(cached) => cached,
+        Err(e) => {
+            log::warn!("{e}; ignoring the cached configuration");
+            None
         }
-        Ok(None) => {}
-        Err(e) => log::warn!("{e}; ignoring the cached configuration"),
+    };
+    let previous = cached
+        .as_ref()
+        .map(|c| c.entries.clone())
+        .unwrap_or_default();
+    let mut supervisor = Supervisor::new(ctx, settings.agent.max_line_bytes, dir_tx, &previous);
+    if let Some(cached) = cached {
+        log::info!("using the cached configuration until etcd answers");
+        announce(&cached, &metrics);
+        supervisor.apply(&cached.entries);
     }
 
     let (changes_tx, changes) = crossbeam_channel::bounded(16);
@@ -71,23 +128,38 @@ fn run(path: &Path) -> Result<()> {
                 match source.update(change) {
                     None => {}
                     Some(Ok(config)) => {
-                        apply(&config);
+                        announce(&config, &metrics);
+                        supervisor.apply(&config.entries);
                         if let Err(e) = source.save(&config) {
                             log::warn!("{e}; the configuration is applied but not cached");
                         }
                     }
-                    Some(Err(e)) => log::error!("{e}; keeping the last good configuration"),
+                    Some(Err(e)) => {
+                        metrics.error("config");
+                        log::error!("{e}; keeping the last good configuration");
+                    }
+                }
+            }
+            recv(dir_events) -> _ => supervisor.rescan(),
+            recv(exits) -> exited => {
+                if let Ok(exited) = exited {
+                    supervisor.exited(exited);
                 }
             }
             recv(shutdown.receiver()) -> _ => break,
+            default(RESCAN_INTERVAL) => supervisor.rescan(),
         }
     }
+    // Tailers first; the producer then drains, waits for Kafka (bounded) and writes the registry.
+    supervisor.stop();
+    let _ = producer.join();
     let _ = poll_thread.join();
     log::info!("log-agent stopped");
     Ok(())
 }
 
-fn apply(config: &Config) {
+fn announce(config: &config::Config, metrics: &Metrics) {
+    metrics.config_revision.store(config.revision, Relaxed);
     log::info!(
         "applying configuration from etcd key {:?} revision {}: {} entries",
         config.key,

@@ -1,6 +1,7 @@
 //! The agent's ini file: `[etcd]`, `[kafka]`, `[log]` (shared) and `[agent]`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use logcollect::settings::{EtcdSettings, IniFile, KafkaSettings, LogSettings};
 use logcollect::Result;
@@ -25,6 +26,10 @@ pub struct AgentSettings {
     pub data_dir: PathBuf,
     /// Address of the `/metrics` and `/health` server; `None` disables it.
     pub http_listen: Option<String>,
+    /// Longest line shipped; longer ones are cut and marked truncated.
+    pub max_line_bytes: usize,
+    /// How long a stop waits for Kafka to acknowledge what is in flight.
+    pub shutdown_timeout: Duration,
 }
 
 impl Settings {
@@ -32,10 +37,16 @@ impl Settings {
     pub fn load(path: &Path) -> Result<Settings> {
         let ini = IniFile::load(path)?;
         const S: &str = "agent";
+        let max_line_bytes: usize = ini.parse_or(S, "max_line_bytes", 1024 * 1024)?;
+        if max_line_bytes < 64 {
+            return Err(ini.error(S, "max_line_bytes", "must be at least 64"));
+        }
         let agent = AgentSettings {
             data_dir: ini.string_or(S, "data_dir", "/var/lib/log-agent").into(),
             http_listen: Some(ini.string_or(S, "http_listen", "127.0.0.1:9101"))
                 .filter(|a| !a.is_empty()),
+            max_line_bytes,
+            shutdown_timeout: ini.millis_or(S, "shutdown_timeout_ms", 10_000)?,
         };
         if let Some(addr) = &agent.http_listen {
             addr.parse::<std::net::SocketAddr>()

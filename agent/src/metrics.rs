@@ -1,0 +1,203 @@
+//! Counters the agent exposes on `/metrics` (Prometheus text) and `/health`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use logcollect::{Error, Result};
+
+/// Per-file counters, updated by the file's tailer (read side) and the producer (acks).
+#[derive(Default)]
+pub struct FileStats {
+    /// Lines (or multiline events) read and sent to the producer.
+    pub lines_read: AtomicU64,
+    /// Lines acknowledged by Kafka.
+    pub lines_acked: AtomicU64,
+    /// File size when last looked at.
+    pub size: AtomicU64,
+    /// Offset up to which every line is acknowledged.
+    pub acked_offset: AtomicU64,
+}
+
+/// Everything `/metrics` shows.
+#[derive(Default)]
+pub struct Metrics {
+    files: Mutex<BTreeMap<String, Arc<FileStats>>>,
+    /// Registry writes to disk.
+    pub registry_writes: AtomicU64,
+    /// `mod_revision` of the configuration in force.
+    pub config_revision: AtomicI64,
+    /// Records handed to librdkafka and not yet acknowledged.
+    pub kafka_queue_depth: AtomicI64,
+    errors: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Metrics {
+    /// The counters of the file at `path`, created on first use.
+    pub fn file(&self, path: &str) -> Arc<FileStats> {
+        self.files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(path.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Counts an error of `kind` (`open`, `read`, `kafka`, `registry`, `config`, ...).
+    pub fn error(&self, kind: &'static str) {
+        *self
+            .errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(kind)
+            .or_default() += 1;
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let per_file: [PerFile; 3] = [
+            (
+                "lines_read_total",
+                "counter",
+                "Lines read from the file and sent to the producer.",
+                |s| s.lines_read.load(Relaxed),
+            ),
+            (
+                "lines_acked_total",
+                "counter",
+                "Lines acknowledged by Kafka.",
+                |s| s.lines_acked.load(Relaxed),
+            ),
+            (
+                "bytes_behind",
+                "gauge",
+                "File size minus the acknowledged offset.",
+                |s| {
+                    s.size
+                        .load(Relaxed)
+                        .saturating_sub(s.acked_offset.load(Relaxed))
+                },
+            ),
+        ];
+        for (name, kind, help, get) in per_file {
+            let _ = writeln!(
+                out,
+                "# HELP logcollect_agent_{name} {help}\n# TYPE logcollect_agent_{name} {kind}"
+            );
+            for (path, stats) in files.iter() {
+                let _ = writeln!(
+                    out,
+                    "logcollect_agent_{name}{{path=\"{}\"}} {}",
+                    escape(path),
+                    get(stats)
+                );
+            }
+        }
+        drop(files);
+        let scalars = [
+            (
+                "kafka_queue_depth",
+                "gauge",
+                "Records in librdkafka not yet acknowledged.",
+                self.kafka_queue_depth.load(Relaxed),
+            ),
+            (
+                "registry_writes_total",
+                "counter",
+                "Registry writes to disk.",
+                self.registry_writes.load(Relaxed) as i64,
+            ),
+            (
+                "config_revision",
+                "gauge",
+                "etcd mod_revision of the configuration in force.",
+                self.config_revision.load(Relaxed),
+            ),
+        ];
+        for (name, kind, help, value) in scalars {
+            let _ = writeln!(out, "# HELP logcollect_agent_{name} {help}\n# TYPE logcollect_agent_{name} {kind}\nlogcollect_agent_{name} {value}");
+        }
+        let _ = writeln!(out, "# HELP logcollect_agent_errors_total Errors by kind.\n# TYPE logcollect_agent_errors_total counter");
+        for (kind, n) in self.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "logcollect_agent_errors_total{{kind=\"{kind}\"}} {n}");
+        }
+        out
+    }
+}
+
+/// A per-file series: name, type, help, and how to read it.
+type PerFile = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&FileStats) -> u64,
+);
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Serves `/metrics` and `/health` on `addr` from a thread of its own.
+pub fn serve(addr: &str, metrics: Arc<Metrics>) -> Result<()> {
+    let server = tiny_http::Server::http(addr).map_err(|e| Error::Io {
+        path: addr.into(),
+        msg: format!("cannot listen for /metrics: {e}"),
+    })?;
+    log::info!("serving /metrics and /health on http://{addr}");
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            for request in server.incoming_requests() {
+                let (status, body, content_type) = match request.url() {
+                    "/metrics" => (200, metrics.render(), "text/plain; version=0.0.4"),
+                    "/health" => (200, "ok\n".to_string(), "text/plain"),
+                    _ => (
+                        404,
+                        "not found: try /metrics or /health\n".to_string(),
+                        "text/plain",
+                    ),
+                };
+                let header = tiny_http::Header::from_bytes("Content-Type", content_type)
+                    .expect("static header is valid");
+                let response = tiny_http::Response::from_string(body)
+                    .with_status_code(status)
+                    .with_header(header);
+                let _ = request.respond(response);
+            }
+        })
+        .map_err(|e| Error::io("metrics thread", "cannot spawn", &e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_files_and_errors() {
+        let m = Metrics::default();
+        let f = m.file("/var/log/a \"b\".log");
+        f.lines_read.store(3, Relaxed);
+        f.size.store(100, Relaxed);
+        f.acked_offset.store(40, Relaxed);
+        m.error("open");
+        m.error("open");
+        let text = m.render();
+        assert!(
+            text.contains(
+                "logcollect_agent_lines_read_total{path=\"/var/log/a \\\"b\\\".log\"} 3\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("logcollect_agent_bytes_behind{path=\"/var/log/a \\\"b\\\".log\"} 60\n")
+        );
+        assert!(text.contains("logcollect_agent_errors_total{kind=\"open\"} 2\n"));
+    }
+}

@@ -1,0 +1,405 @@
+//! The registry: for each file, its identity and the offset up to which every line is
+//! acknowledged by Kafka. It is what makes a restart, even after `kill -9`, resume without
+//! losing a line.
+//!
+//! A file is known by device and inode, checked against a fingerprint (hash of its first
+//! bytes), and a generation: the time in ms when this content was first seen. The generation
+//! changes when the file is truncated or the inode is reused by other content, so new content
+//! never inherits the identity (and so the transfer's document ids) or the offset of old
+//! content. A new identity is written to disk before any of its lines is sent.
+//!
+//! Written atomically (`persist::write_atomic`) at most once per [`FLUSH_INTERVAL`] while it
+//! changes, at once for a new identity, and at shutdown.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use logcollect::{persist, Error, Result};
+use serde_json::{json, Value};
+
+/// How much of a file's head the fingerprint covers at most.
+pub const FINGERPRINT_BYTES: u64 = 1024;
+/// Longest time a changed registry waits before it is written.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// An entry whose file has not been open for this long is forgotten.
+const FORGET_AFTER_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// What the registry knows of one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Path the file was last opened under.
+    pub path: String,
+    /// Device number.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// When this content was first seen (ms since the epoch); part of the identity.
+    pub generation: i64,
+    /// xxh3 of the first `fp_len` bytes.
+    pub fingerprint: u64,
+    /// How many bytes the fingerprint covers.
+    pub fp_len: u64,
+    /// Every line before this byte offset is acknowledged by Kafka.
+    pub offset: u64,
+    /// Last time the entry changed (ms since the epoch).
+    pub updated_ms: i64,
+}
+
+impl Entry {
+    /// The identity sent with every record of this file: `dev:ino:generation`.
+    pub fn identity(&self) -> String {
+        format!("{}:{}:{}", self.dev, self.ino, self.generation)
+    }
+}
+
+/// Where a tailer starts in a file that has no registry entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewFileStart {
+    /// At byte 0.
+    Beginning,
+    /// At the current end.
+    End,
+}
+
+/// The registry of one agent, shared by the tailers (open) and the producer (ack).
+pub struct Registry {
+    path: PathBuf,
+    /// Keyed by `dev:ino`: one live generation per inode.
+    entries: HashMap<String, Entry>,
+    dirty: bool,
+    last_write: Instant,
+    /// Number of writes to disk, for /metrics.
+    pub writes: u64,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn inode_key(dev: u64, ino: u64) -> String {
+    format!("{dev}:{ino}")
+}
+
+/// xxh3 of the first `len` bytes of `file` (fewer if the file is shorter), and how many
+/// bytes that was. Reads at absolute positions, so the tailer's offset does not move.
+pub fn fingerprint(file: &File, len: u64) -> std::io::Result<(u64, u64)> {
+    let mut head = vec![0u8; len as usize];
+    let mut got = 0usize;
+    while got < head.len() {
+        match file.read_at(&mut head[got..], got as u64)? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok((xxhash_rust::xxh3::xxh3_64(&head[..got]), got as u64))
+}
+
+impl Registry {
+    /// Loads `data_dir/registry.json`; an unreadable or corrupt file is moved aside with an
+    /// error, and the agent starts with an empty registry.
+    pub fn load(data_dir: &Path) -> Result<Registry> {
+        let path = data_dir.join("registry.json");
+        let mut registry = Registry {
+            path: path.clone(),
+            entries: HashMap::new(),
+            dirty: false,
+            last_write: Instant::now(),
+            writes: 0,
+        };
+        let raw = match std::fs::read(&path) {
+            Ok(raw) => raw,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(registry),
+            Err(e) => return Err(Error::io(&path, "cannot read registry", &e)),
+        };
+        match parse(&raw) {
+            Some(entries) => {
+                let cutoff = now_ms() - FORGET_AFTER_MS;
+                registry.entries = entries
+                    .into_iter()
+                    .filter(|e| e.updated_ms >= cutoff)
+                    .map(|e| (inode_key(e.dev, e.ino), e))
+                    .collect();
+            }
+            None => {
+                let aside = path.with_extension("json.corrupt");
+                log::error!(
+                    "{}: registry is corrupt; moved to {} and starting empty",
+                    path.display(),
+                    aside.display()
+                );
+                std::fs::rename(&path, &aside)
+                    .map_err(|e| Error::io(&path, "cannot move aside", &e))?;
+            }
+        }
+        Ok(registry)
+    }
+
+    /// Decides where a tailer starts in `file`, just opened under `path`, and returns its
+    /// registry entry. Known content resumes at its acknowledged offset; new content (new
+    /// file, reused inode, truncated file) gets a new generation and starts at `start`
+    /// (new files) or 0 (new content of a known inode).
+    pub fn open(&mut self, path: &Path, file: &File, start: NewFileStart) -> Result<Entry> {
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io(path, "cannot stat", &e))?;
+        let key = inode_key(meta.dev(), meta.ino());
+        let io = |e: std::io::Error| Error::io(path, "cannot read", &e);
+        if let Some(known) = self.entries.get_mut(&key) {
+            let (fp, _) = fingerprint(file, known.fp_len).map_err(io)?;
+            if fp == known.fingerprint && meta.len() >= known.offset {
+                known.path = path.display().to_string();
+                return Ok(known.clone());
+            }
+            log::info!(
+                "{}: content differs from what was read before (inode reused or truncated); reading from the start",
+                path.display()
+            );
+        }
+        let (fingerprint, fp_len) = fingerprint(file, FINGERPRINT_BYTES).map_err(io)?;
+        // New content of a known inode is read whole: it appeared after the entry was applied.
+        let offset = match start {
+            NewFileStart::End if !self.entries.contains_key(&key) => meta.len(),
+            _ => 0,
+        };
+        let entry = self.new_generation(
+            &key,
+            path,
+            meta.dev(),
+            meta.ino(),
+            fingerprint,
+            fp_len,
+            offset,
+        );
+        // Before any line of the new identity is sent, so a restart reuses it.
+        self.flush()?;
+        Ok(entry)
+    }
+
+    /// The file was truncated (copytruncate): its content is new. Returns the new entry,
+    /// written to disk before the tailer sends a line of it.
+    pub fn truncated(&mut self, old: &Entry, file: &File) -> Result<Entry> {
+        let key = inode_key(old.dev, old.ino);
+        let path = PathBuf::from(&old.path);
+        let (fp, fp_len) = fingerprint(file, FINGERPRINT_BYTES)
+            .map_err(|e| Error::io(&path, "cannot read", &e))?;
+        let entry = self.new_generation(&key, &path, old.dev, old.ino, fp, fp_len, 0);
+        self.flush()?;
+        Ok(entry)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_generation(
+        &mut self,
+        key: &str,
+        path: &Path,
+        dev: u64,
+        ino: u64,
+        fingerprint: u64,
+        fp_len: u64,
+        offset: u64,
+    ) -> Entry {
+        let mut generation = now_ms();
+        // Generations of one inode only grow, even within one millisecond.
+        if let Some(old) = self.entries.get(key) {
+            generation = generation.max(old.generation + 1);
+        }
+        let entry = Entry {
+            path: path.display().to_string(),
+            dev,
+            ino,
+            generation,
+            fingerprint,
+            fp_len,
+            offset,
+            updated_ms: now_ms(),
+        };
+        self.entries.insert(key.to_string(), entry.clone());
+        self.dirty = true;
+        entry
+    }
+
+    /// Extends the fingerprint of a file that was shorter than [`FINGERPRINT_BYTES`] when it
+    /// was first seen; the fingerprint then tells its content from other content better.
+    /// Returns the updated entry if the fingerprint grew.
+    pub fn refresh_fingerprint(&mut self, entry: &Entry, file: &File) -> Option<Entry> {
+        let known = self.live_mut(entry)?;
+        let (fp, len) = fingerprint(file, FINGERPRINT_BYTES).ok()?;
+        if len <= known.fp_len {
+            return None;
+        }
+        known.fingerprint = fp;
+        known.fp_len = len;
+        let updated = known.clone();
+        self.dirty = true;
+        Some(updated)
+    }
+
+    /// Every line of `entry`'s file before `offset` is acknowledged. Offsets only grow.
+    pub fn ack(&mut self, dev: u64, ino: u64, generation: i64, offset: u64) {
+        let key = inode_key(dev, ino);
+        if let Some(known) = self.entries.get_mut(&key) {
+            // An ack of an older generation (in flight when the file was truncated) is moot.
+            if known.generation == generation && offset > known.offset {
+                known.offset = offset;
+                known.updated_ms = now_ms();
+                self.dirty = true;
+            }
+        }
+    }
+
+    fn live_mut(&mut self, entry: &Entry) -> Option<&mut Entry> {
+        self.entries
+            .get_mut(&inode_key(entry.dev, entry.ino))
+            .filter(|k| k.generation == entry.generation)
+    }
+
+    /// Whether it changed since the last write.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Writes the registry if it changed and the last write is [`FLUSH_INTERVAL`] old.
+    pub fn flush_if_due(&mut self) -> Result<()> {
+        if self.dirty && self.last_write.elapsed() >= FLUSH_INTERVAL {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the registry now if it changed.
+    pub fn flush(&mut self) -> Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let mut files: Vec<&Entry> = self.entries.values().collect();
+        files.sort_by_key(|e| (e.dev, e.ino));
+        let files: Vec<Value> = files
+            .into_iter()
+            .map(|e| {
+                json!({
+                    "path": e.path, "dev": e.dev, "ino": e.ino, "generation": e.generation,
+                    "fingerprint": format!("{:016x}", e.fingerprint), "fp_len": e.fp_len,
+                    "offset": e.offset, "updated_ms": e.updated_ms,
+                })
+            })
+            .collect();
+        let doc = json!({ "version": 1, "files": files });
+        let text = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+        persist::write_atomic(&self.path, &text)?;
+        self.dirty = false;
+        self.last_write = Instant::now();
+        self.writes += 1;
+        Ok(())
+    }
+}
+
+/// Locks the registry; a panic in another thread does not make it unusable.
+pub fn lock(registry: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
+    registry.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn parse(raw: &[u8]) -> Option<Vec<Entry>> {
+    let doc: Value = serde_json::from_slice(raw).ok()?;
+    doc.get("files")?
+        .as_array()?
+        .iter()
+        .map(|f| {
+            Some(Entry {
+                path: f.get("path")?.as_str()?.to_string(),
+                dev: f.get("dev")?.as_u64()?,
+                ino: f.get("ino")?.as_u64()?,
+                generation: f.get("generation")?.as_i64()?,
+                fingerprint: u64::from_str_radix(f.get("fingerprint")?.as_str()?, 16).ok()?,
+                fp_len: f.get("fp_len")?.as_u64()?,
+                offset: f.get("offset")?.as_u64()?,
+                updated_ms: f.get("updated_ms")?.as_i64()?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("lc-registry-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn resume_truncate_and_reload() {
+        let dir = tmpdir("resume");
+        let log = dir.join("app.log");
+        std::fs::write(&log, b"line one\nline two\n").unwrap();
+        let mut r = Registry::load(&dir).unwrap();
+        let f = File::open(&log).unwrap();
+        let e = r.open(&log, &f, NewFileStart::End).unwrap();
+        assert_eq!(e.offset, 18);
+        assert_eq!(e.fp_len, 18);
+        // The new identity is on disk at once.
+        assert_eq!(r.writes, 1);
+
+        r.ack(e.dev, e.ino, e.generation, 9);
+        r.ack(e.dev, e.ino, e.generation, 5); // never backwards
+        r.flush().unwrap();
+        let mut again = Registry::load(&dir).unwrap();
+        let e2 = again.open(&log, &f, NewFileStart::Beginning).unwrap();
+        assert_eq!((e2.identity(), e2.offset), (e.identity(), 18));
+
+        // Truncated and rewritten: same inode, other content, new generation, offset 0.
+        std::fs::write(&log, b"other\n").unwrap();
+        let e3 = again.open(&log, &f, NewFileStart::End).unwrap();
+        assert!(e3.generation > e.generation);
+        assert_eq!(e3.offset, 0);
+        // An ack of the old generation does not move the new one.
+        again.ack(e.dev, e.ino, e.generation, 100);
+        assert_eq!(again.entries[&inode_key(e.dev, e.ino)].offset, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn fingerprint_grows_with_a_short_file() {
+        let dir = tmpdir("fp");
+        let log = dir.join("a.log");
+        std::fs::write(&log, b"ab\n").unwrap();
+        let mut r = Registry::load(&dir).unwrap();
+        let f = File::open(&log).unwrap();
+        let e = r.open(&log, &f, NewFileStart::Beginning).unwrap();
+        assert_eq!(e.fp_len, 3);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .unwrap()
+            .write_all(&[b'x'; 2000])
+            .unwrap();
+        r.refresh_fingerprint(&e, &f);
+        r.flush().unwrap();
+        let reloaded = Registry::load(&dir).unwrap();
+        assert_eq!(
+            reloaded.entries.values().next().unwrap().fp_len,
+            FINGERPRINT_BYTES
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn corrupt_registry_is_moved_aside() {
+        let dir = tmpdir("corrupt");
+        std::fs::write(dir.join("registry.json"), b"{not json").unwrap();
+        let r = Registry::load(&dir).unwrap();
+        assert!(r.entries.is_empty());
+        assert!(dir.join("registry.json.corrupt").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

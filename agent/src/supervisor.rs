@@ -1,0 +1,219 @@
+//! The supervisor keeps one tailer running for every file the configuration names. It runs
+//! on the main thread: it applies configurations (diffing them against the one in force),
+//! looks for files when a watched directory changes (and every [`RESCAN_INTERVAL`], for
+//! directories that do not exist yet), and retries files it could not open.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use logcollect::collect::{CollectEntry, StartAt};
+use regex::bytes::Regex;
+
+use crate::discover;
+use crate::registry::NewFileStart;
+use crate::tail::{self, Exited, Spec};
+use crate::watch::{Watch, DIR_EVENTS};
+
+/// How often every entry is scanned even without inotify events (directories that do not
+/// exist yet, files that could not be opened).
+pub const RESCAN_INTERVAL: Duration = Duration::from_secs(10);
+
+struct Running {
+    /// `path` of the entry that started it.
+    entry: String,
+    path: PathBuf,
+    handle: tail::Handle,
+}
+
+/// Owns the tailers.
+pub struct Supervisor {
+    ctx: tail::Context,
+    max_line_bytes: usize,
+    entries: Vec<CollectEntry>,
+    /// Entry paths applied before (in this run, or in the cached configuration of the last):
+    /// only an entry applied for the first time starts existing files at their end.
+    applied: HashSet<String>,
+    /// Keyed by device and inode: one tailer per file, whatever its names.
+    tailers: HashMap<(u64, u64), Running>,
+    dirs: HashMap<PathBuf, Watch>,
+    dir_wake: Sender<()>,
+    /// Files that could not be opened, and when to try again.
+    retry: HashMap<PathBuf, Instant>,
+}
+
+impl Supervisor {
+    /// `previous` is the configuration the agent ran with before this start, if known.
+    pub fn new(
+        ctx: tail::Context,
+        max_line_bytes: usize,
+        dir_wake: Sender<()>,
+        previous: &[CollectEntry],
+    ) -> Supervisor {
+        Supervisor {
+            ctx,
+            max_line_bytes,
+            entries: Vec::new(),
+            applied: previous.iter().map(|e| e.path.clone()).collect(),
+            tailers: HashMap::new(),
+            dirs: HashMap::new(),
+            dir_wake,
+            retry: HashMap::new(),
+        }
+    }
+
+    /// Makes `entries` the configuration in force: stops the tailers of removed and changed
+    /// entries, leaves the others alone, and starts tailers for the files of new and changed
+    /// entries.
+    pub fn apply(&mut self, entries: &[CollectEntry]) {
+        let unchanged: HashSet<&CollectEntry> = self
+            .entries
+            .iter()
+            .filter(|e| entries.contains(e))
+            .collect();
+        let unchanged: HashSet<String> = unchanged.into_iter().map(|e| e.path.clone()).collect();
+        let stale: Vec<(u64, u64)> = self
+            .tailers
+            .iter()
+            .filter(|(_, r)| !unchanged.contains(&r.entry))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            if let Some(r) = self.tailers.remove(&id) {
+                log::info!(
+                    "{}: no longer configured as it was; stopping its tailer",
+                    r.path.display()
+                );
+                r.handle.stop();
+            }
+        }
+        self.entries = entries.to_vec();
+        for i in 0..self.entries.len() {
+            let entry = &self.entries[i];
+            let start = match (self.applied.contains(&entry.path), entry.start) {
+                (false, StartAt::End) => NewFileStart::End,
+                _ => NewFileStart::Beginning,
+            };
+            self.applied.insert(entry.path.clone());
+            self.scan(i, start);
+        }
+        self.sync_dirs();
+    }
+
+    /// Looks for files of every entry that have no tailer yet; they are read from the start.
+    pub fn rescan(&mut self) {
+        for i in 0..self.entries.len() {
+            self.scan(i, NewFileStart::Beginning);
+        }
+        self.sync_dirs();
+    }
+
+    /// A tailer ended on its own.
+    pub fn exited(&mut self, exited: Exited) {
+        if let Some(r) = self.tailers.remove(&exited.file) {
+            r.handle.stop();
+        }
+        if let Some(e) = exited.error {
+            log::error!("{e}; retrying in {RESCAN_INTERVAL:?}");
+            self.ctx.metrics.error("tail");
+            self.retry
+                .insert(exited.path, Instant::now() + RESCAN_INTERVAL);
+        }
+    }
+
+    /// Stops every tailer; the producer then sees its channel close.
+    pub fn stop(self) {
+        for (_, r) in self.tailers {
+            r.handle.stop();
+        }
+    }
+
+    fn scan(&mut self, index: usize, start: NewFileStart) {
+        let entry = &self.entries[index];
+        for path in discover::expand(&entry.path) {
+            self.start_tailer(index, path, start);
+        }
+    }
+
+    fn start_tailer(&mut self, index: usize, path: PathBuf, start: NewFileStart) {
+        if self.retry.get(&path).is_some_and(|at| *at > Instant::now()) {
+            return;
+        }
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return;
+        };
+        if self.tailers.contains_key(&(meta.dev(), meta.ino())) {
+            return;
+        }
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                if !self.retry.contains_key(&path) {
+                    log::error!(
+                        "{}: cannot open: {e}; retrying every {RESCAN_INTERVAL:?}",
+                        path.display()
+                    );
+                }
+                self.ctx.metrics.error("open");
+                self.retry.insert(path, Instant::now() + RESCAN_INTERVAL);
+                return;
+            }
+        };
+        if self.retry.remove(&path).is_some() {
+            log::info!("{}: can be opened now", path.display());
+        }
+        let Ok(meta) = file.metadata() else { return };
+        let entry = &self.entries[index];
+        let spec = Spec {
+            path: path.clone(),
+            topic: Arc::from(entry.topic.as_str()),
+            start,
+            multiline: entry.multiline_start.as_deref().and_then(|re| {
+                // Validated with the configuration; compiled again for bytes.
+                Regex::new(re).ok().map(|re| (re, entry.multiline_timeout))
+            }),
+            max_line_bytes: self.max_line_bytes,
+        };
+        match tail::spawn(spec, file, self.ctx.clone()) {
+            Ok(handle) => {
+                let running = Running {
+                    entry: entry.path.clone(),
+                    path,
+                    handle,
+                };
+                self.tailers.insert((meta.dev(), meta.ino()), running);
+            }
+            Err(e) => log::error!("{e}"),
+        }
+    }
+
+    /// Watches the directories the entries need, and only those.
+    fn sync_dirs(&mut self) {
+        let wanted: HashSet<PathBuf> = self
+            .entries
+            .iter()
+            .map(|e| discover::watch_dir(&e.path))
+            .filter(|d| d.is_dir())
+            .collect();
+        self.dirs.retain(|d, _| wanted.contains(d));
+        for dir in wanted {
+            if self.dirs.contains_key(&dir) {
+                continue;
+            }
+            match self
+                .ctx
+                .watcher
+                .watch(&dir, DIR_EVENTS, self.dir_wake.clone())
+            {
+                Ok(w) => {
+                    self.dirs.insert(dir, w);
+                }
+                Err(e) => log::warn!("{e}; new files there are found every {RESCAN_INTERVAL:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! The tailer: one OS thread per open file.
+//!
+//! It reads what the file holds past its offset, splits it into lines (and multiline events),
+//! and sends them in batches to the producer over a bounded channel; when the channel is full
+//! it waits, so a slow or absent Kafka leaves the data in the file. Between reads it sleeps
+//! until inotify reports a change, so an idle file costs no CPU.
+//!
+//! It follows the open file, not the path: after a rename it reads the old file to its end,
+//! and closes it once it has been idle for [`CLOSE_GONE_AFTER`] (the supervisor starts another
+//! tailer for whatever file now has the path). A deleted file is read to its end the same way.
+//! A truncated file (copytruncate) gets a new generation and is read again from byte 0.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{select, Receiver, Sender};
+use logcollect::{Error, Result};
+use regex::bytes::Regex;
+
+use crate::lines::{Line, Splitter};
+use crate::metrics::{FileStats, Metrics};
+use crate::multiline::Multiline;
+use crate::registry::{self, lock, Entry, NewFileStart, Registry};
+use crate::watch::{Watch, Watcher, FILE_EVENTS};
+
+/// How long a renamed or deleted file must stay idle before its tailer closes it. A writer
+/// that has not reopened its log yet may still append to the old file.
+pub const CLOSE_GONE_AFTER: Duration = Duration::from_secs(5);
+/// Bytes read per system call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Tailer sessions get distinct numbers, so the producer tracks acknowledgements per session.
+static SESSIONS: AtomicU64 = AtomicU64::new(1);
+
+/// What every record of one file session carries.
+pub struct Source {
+    /// Distinct per tailer and generation.
+    pub session: u64,
+    /// The registry entry: device, inode, generation, path.
+    pub entry: Entry,
+    /// `dev:ino:generation`, the Kafka header `file`.
+    pub identity: String,
+    /// Kafka topic.
+    pub topic: Arc<str>,
+    /// Kafka key: host name and path, so one file's lines stay in one partition, in order.
+    pub key: Vec<u8>,
+    /// This host's name, the Kafka header `host`.
+    pub host: Arc<str>,
+    /// Counters of this file.
+    pub stats: Arc<FileStats>,
+}
+
+/// Lines read from one file, in file order.
+pub struct Batch {
+    /// Where they come from.
+    pub source: Arc<Source>,
+    /// The lines.
+    pub lines: Vec<Line>,
+    /// When they were read (ms since the epoch): the Kafka record timestamp.
+    pub read_ms: i64,
+}
+
+/// What a tailer is asked to do.
+#[derive(Clone)]
+pub struct Spec {
+    /// Path the file was opened under.
+    pub path: PathBuf,
+    /// Kafka topic.
+    pub topic: Arc<str>,
+    /// Start position if the registry does not know the file.
+    pub start: NewFileStart,
+    /// Multiline start pattern and timeout.
+    pub multiline: Option<(Regex, Duration)>,
+    /// Longest line (or event) shipped.
+    pub max_line_bytes: usize,
+}
+
+/// What every tailer shares.
+#[derive(Clone)]
+pub struct Context {
+    /// The registry (offsets, identities).
+    pub registry: Arc<Mutex<Registry>>,
+    /// The inotify instance.
+    pub watcher: Arc<Watcher>,
+    /// To the producer thread.
+    pub batches: Sender<Batch>,
+    /// Tells the supervisor a tailer ended on its own.
+    pub exits: Sender<Exited>,
+    /// This host's name, for the Kafka key.
+    pub host: Arc<str>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// A tailer ended on its own (file gone, or an error).
+pub struct Exited {
+    /// Device and inode of its file.
+    pub file: (u64, u64),
+    /// Path it was opened under.
+    pub path: PathBuf,
+    /// Why, if it failed.
+    pub error: Option<Error>,
+}
+
+/// A running tailer.
+pub struct Handle {
+    stop: Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Handle {
+    /// Stops the tailer and waits for it. Lines it read are with the producer; the partial
+    /// last line and a pending multiline event are not shipped (they are read again later).
+    pub fn stop(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
+    }
+}
+
+/// The tailer was asked to stop.
+struct Stopped;
+
+/// Starts a tailer for `file`, just opened under `spec.path`.
+pub fn spawn(spec: Spec, file: File, ctx: Context) -> Result<Handle> {
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(&spec.path, "cannot stat", &e))?;
+    let id = (meta.dev(), meta.ino());
+    let (stop, stopped) = crossbeam_channel::bounded(0);
+    let name = format!("tail {}", spec.path.display());
+    let thread = std::thread::Builder::new()
+        .name(name.chars().take(15).collect())
+        .spawn(move || {
+            let path = spec.path.clone();
+            let exits = ctx.exits.clone();
+            let error = match Tailer::open(spec, file, ctx, stopped) {
+                Ok(mut tailer) => match tailer.run() {
+                    Ok(()) | Err(Stopped) => None,
+                },
+                Err(e) => Some(e),
+            };
+            let _ = exits.send(Exited {
+                file: id,
+                path,
+                error,
+            });
+        })
+        .map_err(|e| Error::io(&name, "cannot spawn", &e))?;
+    Ok(Handle { stop, thread })
+}
+
+struct Tailer {
+    spec: Spec,
+    ctx: Context,
+    file: File,
+    source: Arc<Source>,
+    splitter: Splitter,
+    multiline: Option<Multiline>,
+    stop: Receiver<()>,
+    wake: Receiver<()>,
+    _watch: Option<Watch>,
+    /// Since when the file is renamed away or deleted and idle.
+    gone_since: Option<Instant>,
+    buf: Vec<u8>,
+    out: Vec<Line>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Tailer {
+    fn open(spec: Spec, mut file: File, ctx: Context, stop: Receiver<()>) -> Result<Tailer> {
+        let entry = lock(&ctx.registry).open(&spec.path, &file, spec.start)?;
+        file.seek(SeekFrom::Start(entry.offset))
+            .map_err(|e| Error::io(&spec.path, "cannot seek", &e))?;
+        let (wake_tx, wake) = crossbeam_channel::bounded(1);
+        // Watch the open file itself, whatever its name becomes.
+        let fd_path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        let watch = match ctx.watcher.watch(&fd_path, FILE_EVENTS, wake_tx) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                log::warn!(
+                    "{}: {e}; checking it every second instead",
+                    spec.path.display()
+                );
+                None
+            }
+        };
+        log::info!(
+            "{}: tailing from offset {} to topic {} (file {})",
+            spec.path.display(),
+            entry.offset,
+            spec.topic,
+            entry.identity()
+        );
+        let multiline = spec
+            .multiline
+            .clone()
+            .map(|(re, timeout)| Multiline::new(re, timeout, spec.max_line_bytes));
+        let source = new_source(&spec, &ctx, entry);
+        Ok(Tailer {
+            splitter: Splitter::new(source.entry.offset, spec.max_line_bytes),
+            spec,
+            ctx,
+            file,
+            source: Arc::new(source),
+            multiline,
+            stop,
+            wake,
+            _watch: watch,
+            gone_since: None,
+            buf: vec![0; READ_CHUNK],
+            out: Vec::new(),
+        })
+    }
+
+    /// Reads, looks, waits; until stopped or the file is gone and idle.
+    fn run(&mut self) -> Result<(), Stopped> {
+        loop {
+            if self.read_available()? {
+                self.gone_since = None;
+            }
+            match self.look() {
+                Look::Live => self.gone_since = None,
+                Look::Truncated => {
+                    self.restart_at_zero()?;
+                    continue;
+                }
+                Look::Gone => {
+                    let since = *self.gone_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= CLOSE_GONE_AFTER {
+                        log::info!(
+                            "{}: renamed or deleted, read to its end; closing",
+                            self.spec.path.display()
+                        );
+                        self.finish()?;
+                        return Ok(());
+                    }
+                }
+            }
+            let deadline = [
+                self.multiline.as_ref().and_then(Multiline::deadline),
+                self.gone_since.map(|t| t + CLOSE_GONE_AFTER),
+                self._watch
+                    .is_none()
+                    .then(|| Instant::now() + Duration::from_secs(1)),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let timeout = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            select! {
+                recv(self.wake) -> _ => {}
+                recv(self.stop) -> _ => return Err(Stopped),
+                default(timeout) => {}
+            }
+            if let Some(m) = &mut self.multiline {
+                m.flush_due(Instant::now(), &mut self.out);
+                self.send()?;
+            }
+        }
+    }
+
+    /// Reads everything the file holds now; returns whether there was anything.
+    fn read_available(&mut self) -> Result<bool, Stopped> {
+        let mut any = false;
+        loop {
+            let n = match self.file.read(&mut self.buf) {
+                Ok(0) => return Ok(any),
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::error!(
+                        "{}: read failed: {e}; retrying on the next change",
+                        self.spec.path.display()
+                    );
+                    self.ctx.metrics.error("read");
+                    return Ok(any);
+                }
+            };
+            any = true;
+            match &mut self.multiline {
+                None => self.splitter.feed(&self.buf[..n], &mut self.out),
+                Some(m) => {
+                    let mut lines = Vec::new();
+                    self.splitter.feed(&self.buf[..n], &mut lines);
+                    let now = Instant::now();
+                    for line in lines {
+                        m.push(line, now, &mut self.out);
+                    }
+                }
+            }
+            self.send()?;
+        }
+    }
+
+    /// Sends the lines collected so far; waits while the producer is behind.
+    fn send(&mut self) -> Result<(), Stopped> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let lines = std::mem::take(&mut self.out);
+        self.source
+            .stats
+            .lines_read
+            .fetch_add(lines.len() as u64, Relaxed);
+        let batch = Batch {
+            source: self.source.clone(),
+            lines,
+            read_ms: now_ms(),
+        };
+        select! {
+            send(self.ctx.batches, batch) -> sent => sent.map_err(|_| Stopped),
+            recv(self.stop) -> _ => Err(Stopped),
+        }
+    }
+
+    /// Ships the partial last line and a pending multiline event.
+    fn finish(&mut self) -> Result<(), Stopped> {
+        let mut rest = Vec::new();
+        self.splitter.finish(&mut rest);
+        match &mut self.multiline {
+            Some(m) => {
+                let now = Instant::now();
+                rest.into_iter().for_each(|l| m.push(l, now, &mut self.out));
+                m.flush(&mut self.out);
+            }
+            None => self.out.extend(rest),
+        }
+        self.send()
+    }
+
+    /// What happened to the file since the last look.
+    fn look(&mut self) -> Look {
+        let path = &self.spec.path;
+        let Ok(meta) = self.file.metadata() else {
+            return Look::Gone;
+        };
+        self.source.stats.size.store(meta.len(), Relaxed);
+        let entry = &self.source.entry;
+        if meta.len() < self.splitter.position() || self.head_changed(meta.len()) {
+            return Look::Truncated;
+        }
+        if entry.fp_len < registry::FINGERPRINT_BYTES && meta.len() > entry.fp_len {
+            if let Some(updated) = lock(&self.ctx.registry).refresh_fingerprint(entry, &self.file) {
+                let mut source = new_source(&self.spec, &self.ctx, updated);
+                // Same file, same session: only the fingerprint grew.
+                source.session = self.source.session;
+                self.source = Arc::new(source);
+            }
+        }
+        if meta.nlink() == 0 {
+            return Look::Gone;
+        }
+        match std::fs::metadata(path) {
+            Ok(m) if (m.dev(), m.ino()) == (meta.dev(), meta.ino()) => Look::Live,
+            _ => Look::Gone,
+        }
+    }
+
+    /// Whether the first bytes differ from those fingerprinted: the file was truncated and
+    /// written again faster than it was looked at.
+    fn head_changed(&self, len: u64) -> bool {
+        let entry = &self.source.entry;
+        if entry.fp_len == 0 {
+            return false;
+        }
+        if len < entry.fp_len {
+            return true;
+        }
+        registry::fingerprint(&self.file, entry.fp_len).is_ok_and(|(fp, _)| fp != entry.fingerprint)
+    }
+
+    /// copytruncate: ship what was pending of the old content, then read the new from 0.
+    fn restart_at_zero(&mut self) -> Result<(), Stopped> {
+        self.finish()?;
+        let path = &self.spec.path;
+        log::info!(
+            "{}: truncated; reading it again from the start",
+            path.display()
+        );
+        let entry = match lock(&self.ctx.registry).truncated(&self.source.entry, &self.file) {
+            Ok(e) => e,
+            Err(e) => {
+                // Without the new identity on disk, sending would risk reusing ids: wait.
+                log::error!("{e}; retrying");
+                self.ctx.metrics.error("registry");
+                std::thread::sleep(Duration::from_secs(1));
+                return Ok(());
+            }
+        };
+        if let Err(e) = self.file.seek(SeekFrom::Start(0)) {
+            log::error!("{}: cannot seek: {e}", path.display());
+        }
+        self.splitter = Splitter::new(0, self.spec.max_line_bytes);
+        self.source = Arc::new(new_source(&self.spec, &self.ctx, entry));
+        Ok(())
+    }
+}
+
+enum Look {
+    Live,
+    Truncated,
+    Gone,
+}
+
+fn new_source(spec: &Spec, ctx: &Context, entry: Entry) -> Source {
+    let path = spec.path.display().to_string();
+    Source {
+        session: SESSIONS.fetch_add(1, Relaxed),
+        identity: entry.identity(),
+        topic: spec.topic.clone(),
+        key: format!("{}{}", ctx.host, path).into_bytes(),
+        host: ctx.host.clone(),
+        stats: ctx.metrics.file(&path),
+        entry,
+    }
+}

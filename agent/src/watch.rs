@@ -1,0 +1,119 @@
+//! One inotify instance for the whole agent, read by one thread that wakes whoever watches.
+//!
+//! A tailer or the supervisor registers a path with a `Sender<()>`; any event on that watch
+//! sends a wake-up (coalesced: the channels are bounded to one). The woken thread then looks
+//! at the file itself, so event details are not needed. A single instance keeps the agent
+//! far from the per-user limit on inotify instances (128 by default).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::Sender;
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
+use logcollect::{Error, Result};
+
+/// Registers watches; shared by every thread that needs wake-ups.
+pub struct Watcher {
+    watches: Mutex<Watches>,
+    targets: Arc<Mutex<HashMap<WatchDescriptor, Sender<()>>>>,
+}
+
+/// A registered watch; dropping it removes the watch.
+pub struct Watch {
+    wd: WatchDescriptor,
+    watcher: Arc<Watcher>,
+}
+
+/// Events a tailer needs on its open file: growth, truncation, renames, deletion.
+pub const FILE_EVENTS: WatchMask = WatchMask::MODIFY
+    .union(WatchMask::ATTRIB)
+    .union(WatchMask::MOVE_SELF)
+    .union(WatchMask::DELETE_SELF);
+
+/// Events the supervisor needs on a directory: files that appear, move, or change permissions.
+pub const DIR_EVENTS: WatchMask = WatchMask::CREATE
+    .union(WatchMask::MOVED_TO)
+    .union(WatchMask::MOVED_FROM)
+    .union(WatchMask::DELETE)
+    .union(WatchMask::ATTRIB);
+
+impl Watcher {
+    /// Creates the inotify instance and starts the thread that reads it.
+    pub fn start() -> Result<Arc<Watcher>> {
+        let mut inotify =
+            Inotify::init().map_err(|e| Error::io("inotify", "cannot initialise", &e))?;
+        let targets: Arc<Mutex<HashMap<WatchDescriptor, Sender<()>>>> = Arc::default();
+        let watcher = Arc::new(Watcher {
+            watches: Mutex::new(inotify.watches()),
+            targets: targets.clone(),
+        });
+        std::thread::Builder::new()
+            .name("inotify".into())
+            .spawn(move || {
+                let mut buffer = vec![0u8; 64 * 1024];
+                loop {
+                    let events = match inotify.read_events_blocking(&mut buffer) {
+                        Ok(events) => events,
+                        Err(e) => {
+                            log::error!("inotify: read failed: {e}; files are no longer watched");
+                            return;
+                        }
+                    };
+                    let targets = targets.lock().unwrap_or_else(|p| p.into_inner());
+                    for event in events {
+                        if event.mask.contains(EventMask::Q_OVERFLOW) {
+                            // Events were lost: wake everyone to look again.
+                            log::warn!("inotify: event queue overflowed; rescanning everything");
+                            for t in targets.values() {
+                                let _ = t.try_send(());
+                            }
+                        } else if let Some(t) = targets.get(&event.wd) {
+                            let _ = t.try_send(());
+                        }
+                    }
+                }
+            })
+            .map_err(|e| Error::io("inotify thread", "cannot spawn", &e))?;
+        Ok(watcher)
+    }
+
+    /// Watches `path` for `mask`; each event sends on `wake`.
+    pub fn watch(
+        self: &Arc<Self>,
+        path: &Path,
+        mask: WatchMask,
+        wake: Sender<()>,
+    ) -> Result<Watch> {
+        let wd = self
+            .watches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(path, mask)
+            .map_err(|e| Error::io(path, "cannot watch", &e))?;
+        self.targets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(wd.clone(), wake);
+        Ok(Watch {
+            wd,
+            watcher: self.clone(),
+        })
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let w = &self.watcher;
+        w.targets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.wd);
+        // Fails when the kernel already removed it (file deleted): nothing to do then.
+        let _ = w
+            .watches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(self.wd.clone());
+    }
+}

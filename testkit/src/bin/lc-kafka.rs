@@ -1,0 +1,157 @@
+//! `lc-kafka`: the tests' independent view of a Kafka topic.
+//!
+//! `lc-kafka consume BROKERS TOPIC [MIN_RECORDS] [TIMEOUT_S]` reads TOPIC from the start of
+//! every partition (no consumer group, nothing committed) until at least MIN_RECORDS arrived
+//! and every partition is read to its high watermark, then prints one JSON object per record:
+//! `{"partition", "offset", "timestamp", "key", "headers": {...}, "value", "value_b64"}`.
+//! Exits 1 if the timeout passes first (printing what it has).
+//!
+//! `lc-kafka produce BROKERS TOPIC` sends each line of stdin as a record without headers.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde_json::{json, Map, Value};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["consume", brokers, topic, ref rest @ ..] => {
+            let min = rest.first().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let timeout = rest.get(1).and_then(|s| s.parse().ok()).unwrap_or(60);
+            consume(brokers, topic, min, Duration::from_secs(timeout))
+        }
+        ["produce", brokers, topic] => produce(brokers, topic),
+        _ => Err("usage: lc-kafka consume BROKERS TOPIC [MIN_RECORDS] [TIMEOUT_S] | produce BROKERS TOPIC".into()),
+    };
+    if let Err(e) = result {
+        eprintln!("lc-kafka: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn consume(brokers: &str, topic: &str, min: usize, timeout: Duration) -> Result<(), String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "lc-kafka-unused")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + timeout;
+    let partitions = loop {
+        let found = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .ok()
+            .and_then(|m| {
+                m.topics()
+                    .first()
+                    .map(|t| t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>())
+            })
+            .unwrap_or_default();
+        if !found.is_empty() {
+            break found;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("topic {topic} not found"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut assignment = TopicPartitionList::new();
+    for p in &partitions {
+        assignment
+            .add_partition_offset(topic, *p, Offset::Beginning)
+            .map_err(|e| e.to_string())?;
+    }
+    consumer.assign(&assignment).map_err(|e| e.to_string())?;
+    let mut next: HashMap<i32, i64> = HashMap::new();
+    let mut records = 0usize;
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    loop {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                next.insert(m.partition(), m.offset() + 1);
+                records += 1;
+                let mut headers = Map::new();
+                if let Some(h) = m.headers() {
+                    for header in h.iter() {
+                        let v = header
+                            .value
+                            .map(|v| String::from_utf8_lossy(v).into_owned());
+                        headers.insert(header.key.to_string(), json!(v));
+                    }
+                }
+                let payload = m.payload().unwrap_or_default();
+                let line = json!({
+                    "partition": m.partition(),
+                    "offset": m.offset(),
+                    "timestamp": m.timestamp().to_millis(),
+                    "key": m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    "headers": Value::Object(headers),
+                    "value": String::from_utf8_lossy(payload),
+                    "value_b64": B64.encode(payload),
+                });
+                writeln!(out, "{line}").map_err(|e| e.to_string())?;
+            }
+            Some(Err(e)) => eprintln!("lc-kafka: {e}"),
+            None => {
+                if records >= min && caught_up(&consumer, topic, &partitions, &next) {
+                    return Ok(());
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "timed out with {records} records (wanted at least {min})"
+            ));
+        }
+    }
+}
+
+/// Every partition is read up to its high watermark.
+fn caught_up(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: &[i32],
+    next: &HashMap<i32, i64>,
+) -> bool {
+    partitions.iter().all(
+        |p| match consumer.fetch_watermarks(topic, *p, Duration::from_secs(5)) {
+            Ok((low, high)) => next.get(p).copied().unwrap_or(low) >= high,
+            Err(_) => false,
+        },
+    )
+}
+
+fn produce(brokers: &str, topic: &str) -> Result<(), String> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .create()
+        .map_err(|e| e.to_string())?;
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        let mut record = BaseRecord::<(), _>::to(topic).payload(&line);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(50));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .map_err(|e| e.to_string())
+}
