@@ -126,11 +126,13 @@ has_count() { [ "$(grep -Ec -- "$2" "$3")" = "$1" ]; }
 etcd_put() { etcdctl --endpoints "$LC_ETCD_URL" put "$1" "$2" >/dev/null; }
 etcd_del() { etcdctl --endpoints "$LC_ETCD_URL" del "$1" >/dev/null; }
 
-# Runs every test_* function defined by the file, in order; prints one line per test and
+# Runs every test_* function defined by the file, in order (only those whose name contains
+# $LC_ONLY, if set); prints one line per test and
 # appends "pass NAME" or "fail NAME" to $RESULTS. Exits non-zero if any failed.
 run_tests() {
     local t failed=0 start rc
     for t in $(grep -oE '^test_[A-Za-z0-9_]+' "$0"); do
+        [[ $t == *${LC_ONLY:-}* ]] || continue
         start=$SECONDS
         # Not inside `if`: there bash would ignore set -e in the subshell.
         (set -e; trap kill_spawned EXIT; "$t")

@@ -159,6 +159,8 @@ pub fn spawn(
         stop_deadline: None,
         pending: HashMap::new(),
         resend: VecDeque::new(),
+        last_report: Instant::now(),
+        stall_reported: false,
     };
     std::thread::Builder::new()
         .name("producer".into())
@@ -178,10 +180,17 @@ struct ProducerThread {
     pending: HashMap<u64, Pending>,
     /// Failed records waiting to be sent again, oldest first, with when to send them.
     resend: VecDeque<(Instant, Resend)>,
+    /// Last delivery report, or when records started waiting for one.
+    last_report: Instant,
+    /// Whether the current wait for Kafka was already reported.
+    stall_reported: bool,
 }
 
 /// How long a failed record waits before it is sent again.
 const RESEND_AFTER: Duration = Duration::from_secs(1);
+/// Records waiting this long for any acknowledgement are reported (the broker may be hung
+/// without closing its connections, which librdkafka does not report as an error).
+const STALL_REPORT_AFTER: Duration = Duration::from_secs(10);
 
 impl ProducerThread {
     fn run(&mut self) {
@@ -303,6 +312,24 @@ impl ProducerThread {
                 std::mem::take(&mut reports.failed),
             )
         };
+        let in_flight = self.kafka.in_flight_count();
+        if !done.is_empty() || !failed.is_empty() || in_flight == 0 {
+            if self.stall_reported && !done.is_empty() {
+                log::info!(
+                    "kafka: acknowledging again after {:?}",
+                    self.last_report.elapsed()
+                );
+            }
+            self.last_report = Instant::now();
+            self.stall_reported = false;
+        } else if !self.stall_reported && self.last_report.elapsed() >= STALL_REPORT_AFTER {
+            log::warn!(
+                "kafka: {in_flight} records waiting {:?} for an acknowledgement; reading pauses when the queue is full, the files hold the data",
+                self.last_report.elapsed()
+            );
+            self.metrics.error("kafka_stalled");
+            self.stall_reported = true;
+        }
         for tag in done {
             self.acknowledge(tag);
         }

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use logcollect::collect::{CollectEntry, StartAt};
@@ -42,8 +42,8 @@ pub struct Supervisor {
     tailers: HashMap<(u64, u64), Running>,
     dirs: HashMap<PathBuf, Watch>,
     dir_wake: Sender<()>,
-    /// Files that could not be opened, and when to try again.
-    retry: HashMap<PathBuf, Instant>,
+    /// Files that could not be opened: tried again at every scan, reported once.
+    failing: HashSet<PathBuf>,
 }
 
 impl Supervisor {
@@ -62,7 +62,7 @@ impl Supervisor {
             tailers: HashMap::new(),
             dirs: HashMap::new(),
             dir_wake,
-            retry: HashMap::new(),
+            failing: HashSet::new(),
         }
     }
 
@@ -118,10 +118,9 @@ impl Supervisor {
             r.handle.stop();
         }
         if let Some(e) = exited.error {
-            log::error!("{e}; retrying in {RESCAN_INTERVAL:?}");
+            log::error!("{e}; retrying within {RESCAN_INTERVAL:?}");
             self.ctx.metrics.error("tail");
-            self.retry
-                .insert(exited.path, Instant::now() + RESCAN_INTERVAL);
+            self.failing.insert(exited.path);
         }
     }
 
@@ -140,9 +139,6 @@ impl Supervisor {
     }
 
     fn start_tailer(&mut self, index: usize, path: PathBuf, start: NewFileStart) {
-        if self.retry.get(&path).is_some_and(|at| *at > Instant::now()) {
-            return;
-        }
         let Ok(meta) = std::fs::metadata(&path) else {
             return;
         };
@@ -152,18 +148,17 @@ impl Supervisor {
         let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) => {
-                if !self.retry.contains_key(&path) {
+                if self.failing.insert(path.clone()) {
                     log::error!(
-                        "{}: cannot open: {e}; retrying every {RESCAN_INTERVAL:?}",
+                        "{}: cannot open: {e}; retrying when it changes, or within {RESCAN_INTERVAL:?}",
                         path.display()
                     );
                 }
                 self.ctx.metrics.error("open");
-                self.retry.insert(path, Instant::now() + RESCAN_INTERVAL);
                 return;
             }
         };
-        if self.retry.remove(&path).is_some() {
+        if self.failing.remove(&path) {
             log::info!("{}: can be opened now", path.display());
         }
         let Ok(meta) = file.metadata() else { return };

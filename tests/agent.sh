@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# log-agent against a real etcd and a real Kafka-protocol broker: what reaches Kafka is read
+# back with lc-kafka (rdkafka, no consumer group) and compared with the files by
+# tests/check_kafka.py.
+. "$(dirname "$0")/lib.sh"
+
+lc_services etcd kafka
+
+HOST=$(hostname)
+METRICS=127.0.0.1:$LC_FREE_PORT
+CHECK=$REPO/tests/check_kafka.py
+WRITE=$REPO/tests/write_lines.py
+AGENT_INI=$TEST_TMP/agent.ini
+LOG=$TEST_TMP/agent.log
+
+cat >"$AGENT_INI" <<INI
+[etcd]
+endpoints = $LC_ETCD_URL
+poll_interval_ms = 200
+[kafka]
+brokers = $LC_KAFKA_BROKERS
+[agent]
+data_dir = $TEST_TMP/data
+http_listen = $METRICS
+shutdown_timeout_ms = 5000
+INI
+
+start_agent() {
+    lc_spawn agent "${@}" "$BIN_DIR/log-agent" -c "$AGENT_INI"
+    wait_until 10 "agent /health" curl -sf "http://$METRICS/health"
+}
+
+# consume TOPIC MIN OUT: every record of TOPIC, once at least MIN arrived.
+consume() {
+    "$BIN_DIR/lc-kafka" consume "$LC_KAFKA_BROKERS" "$1" "$2" 90 >"$3" || fail "topic $1: fewer than $2 records arrived (see $3)"
+}
+
+count_records() { "$BIN_DIR/lc-kafka" consume "$LC_KAFKA_BROKERS" "$1" 0 30 | wc -l; }
+
+metric() { curl -sf "http://$METRICS/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
+
+test_two_files_exact_lines_offsets_headers() {
+    local d=$TEST_TMP/two
+    mkdir -p "$d"
+    etcd_put collect_log_conf "[{\"path\":\"$d/a.log\",\"topic\":\"two\"},{\"path\":\"$d/b.log\",\"topic\":\"two\"}]"
+    start_agent
+    wait_until 5 "config applied" grep -q 'revision [0-9]*: 2 entries' "$LOG"
+    # Both files appear after the entry is applied: read from their first byte.
+    python3 "$WRITE" mixed "$d/a.log" 10000 1 &
+    local wa=$!
+    python3 "$WRITE" mixed "$d/b.log" 10000 2 &
+    wait $wa $!
+    consume two 20000 "$TEST_TMP/two.json"
+    python3 "$CHECK" exact "$TEST_TMP/two.json" "$HOST" "$d/a.log" "$d/b.log"
+    wait_until 5 "all acknowledged" test "$(metric "logcollect_agent_lines_acked_total{path=\"$d/a.log\"}")" = 10000
+    assert_eq "bytes behind" 0 "$(metric "logcollect_agent_bytes_behind{path=\"$d/b.log\"}")"
+}
+
+test_rename_rotation_while_writing() {
+    local d=$TEST_TMP/rename
+    mkdir -p "$d"
+    etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"rename\"}]"
+    start_agent
+    wait_until 5 "config applied" grep -q "$d/app.log -> topic rename" "$LOG"
+    python3 "$WRITE" seq "$d/app.log" 1 6000 3000 --rotate-every 1000 --rotate rename
+    consume rename 6000 "$TEST_TMP/rename.json"
+    python3 "$CHECK" seq "$TEST_TMP/rename.json" 6000
+    assert_eq "rotated files" 5 "$(ls "$d" | grep -c 'app.log\.')"
+    # The renamed files are closed once read and idle.
+    wait_until 15 "renamed files closed" has_count 5 "app.log: renamed or deleted, read to its end; closing" "$LOG"
+}
+
+test_copytruncate_while_writing() {
+    local d=$TEST_TMP/copytruncate
+    mkdir -p "$d"
+    etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"copytruncate\"}]"
+    start_agent
+    wait_until 5 "config applied" grep -q "$d/app.log -> topic copytruncate" "$LOG"
+    python3 "$WRITE" seq "$d/app.log" 1 4000 4000 --rotate-every 1000 --rotate copytruncate \
+        --wait-caught-up "http://$METRICS/metrics"
+    consume copytruncate 4000 "$TEST_TMP/ct.json"
+    python3 "$CHECK" seq "$TEST_TMP/ct.json" 4000
+    assert_eq "truncations seen" 3 "$(grep -c 'truncated; reading it again from the start' "$LOG")"
+}
+
+test_kill_9_mid_stream_loses_nothing() {
+    local d=$TEST_TMP/kill
+    mkdir -p "$d"
+    etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"kill\"}]"
+    start_agent
+    wait_until 5 "config applied" grep -q "$d/app.log -> topic kill" "$LOG"
+    python3 "$WRITE" seq "$d/app.log" 1 20000 5000 &
+    local writer=$!
+    sleep 1.5
+    lc_kill agent KILL || true
+    sleep 0.5
+    start_agent
+    wait "$writer"
+    consume kill 20000 "$TEST_TMP/kill.json"
+    python3 "$CHECK" seq "$TEST_TMP/kill.json" 20000 --dups-ok
+    grep -q 'tailing from offset [1-9]' "$LOG" || fail "the restarted agent did not resume from its registry"
+}
+
+test_broker_frozen_30s_nothing_lost_memory_bounded() {
+    local d=$TEST_TMP/outage
+    mkdir -p "$d"
+    etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"outage\"}]"
+    start_agent
+    wait_until 5 "config applied" grep -q "$d/app.log -> topic outage" "$LOG"
+    python3 "$WRITE" seq "$d/app.log" 1 20000 500 &
+    local writer=$! kafka_pid
+    kafka_pid=$(cat "$LC_RUN/kafka.pid")
+    sleep 3
+    kill -STOP "$kafka_pid"
+    sleep 30
+    kill -CONT "$kafka_pid"
+    wait "$writer"
+    consume outage 20000 "$TEST_TMP/outage.json"
+    assert_grep "stall reported" "$LOG" 'kafka: [0-9]+ records waiting .* for an acknowledgement'
+    assert_grep "recovery reported" "$LOG" 'kafka: acknowledging again after' 
+    python3 "$CHECK" seq "$TEST_TMP/outage.json" 20000 --dups-ok
+    local peak
+    peak=$(awk '/VmHWM/ { print $2 }' "/proc/${LC_PIDS[agent]}/status")
+    echo "    agent peak RSS: ${peak} kB"
+    [ "$peak" -lt 65536 ] || fail "agent peak RSS ${peak} kB is not under 64 MB"
+}
+
+test_etcd_add_remove_invalid_and_cached_config() {
+    local d=$TEST_TMP/reload
+    mkdir -p "$d"
+    local a="{\"path\":\"$d/a.log\",\"topic\":\"reload_a\"}" b="{\"path\":\"$d/b.log\",\"topic\":\"reload_b\"}"
+    echo "before b is configured" >"$d/b.log"
+    etcd_put collect_log_conf "[$a]"
+    start_agent
+    wait_until 5 "config applied" grep -q 'revision [0-9]*: 1 entries' "$LOG"
+
+    # Added: its lines flow within 3 s. The file existed: only lines written after count.
+    etcd_put collect_log_conf "[$a,$b]"
+    wait_until 3 "b configured" grep -q "$d/b.log: tailing from offset 23" "$LOG"
+    echo "seq=1 b added" >>"$d/b.log"
+    local t0=$SECONDS
+    "$BIN_DIR/lc-kafka" consume "$LC_KAFKA_BROKERS" reload_b 1 3 >"$TEST_TMP/b1.json" || fail "b's line did not arrive within 3 s"
+    assert_eq "b's records" "seq=1 b added" "$(python3 -c 'import json,sys; print(*[json.loads(l)["value"] for l in open(sys.argv[1])], sep="|")' "$TEST_TMP/b1.json")"
+
+    # Removed: its lines stop.
+    etcd_put collect_log_conf "[$a]"
+    wait_until 3 "b stopped" grep -q "$d/b.log: no longer configured" "$LOG"
+    echo "seq=2 after removal" >>"$d/b.log"
+    echo "seq=1 a still flows" >>"$d/a.log"
+    consume reload_a 1 "$TEST_TMP/a1.json"
+    assert_eq "b's records after removal" 1 "$(count_records reload_b)"
+
+    # Invalid: the agent says why and keeps the last good configuration.
+    etcd_put collect_log_conf "[$a,{\"path\":\"$d/c.log\"}]"
+    wait_until 3 "invalid value reported" grep -q 'entry 1: missing topic; keeping the last good configuration' "$LOG"
+    echo "seq=2 a after invalid" >>"$d/a.log"
+    consume reload_a 2 "$TEST_TMP/a2.json"
+
+    # etcd down at start: the cached configuration is used.
+    lc_kill agent TERM || fail "agent did not stop cleanly"
+    "$SERVICES" stop etcd
+    start_agent
+    wait_until 5 "cached config used" grep -q 'using the cached configuration' "$LOG"
+    echo "seq=3 a with etcd down" >>"$d/a.log"
+    consume reload_a 3 "$TEST_TMP/a3.json"
+    python3 "$CHECK" seq "$TEST_TMP/a3.json" 3
+    lc_services etcd
+}
+
+test_odd_lines_late_files_and_multiline() {
+    local d=$TEST_TMP/odd
+    mkdir -p "$d/logs"
+    etcd_put collect_log_conf "[{\"path\":\"$d/logs/*.log\",\"topic\":\"odd\"},
+        {\"path\":\"$d/java.log\",\"topic\":\"odd_java\",\"multiline_start\":\"^\\\\d{4}-\\\\d{2}-\\\\d{2} \",\"multiline_timeout_ms\":300}]"
+    start_agent
+    wait_until 5 "config applied" grep -q 'revision [0-9]*: 2 entries' "$LOG"
+    # A file that appears late, with a non-UTF-8 line and a 5 MiB line (cut at 1 MiB).
+    sleep 1
+    python3 - "$d/logs/late.log" <<'PY'
+import sys
+with open(sys.argv[1], "wb") as f:
+    f.write(b"first\n")
+    f.write(b"caf\xe9 \xff\xfe not utf-8\n")
+    f.write(b"B" * (5 * 1024 * 1024) + b"\n")
+    f.write(b"after the big one\n")
+PY
+    cat >"$d/java.log" <<'LOG'
+2026-11-27 10:00:00 INFO started
+2026-11-27 10:00:01 ERROR request failed
+java.lang.IllegalStateException: boom
+	at com.example.Handler.handle(Handler.java:42)
+	at com.example.Server.run(Server.java:7)
+2026-11-27 10:00:02 INFO recovered
+LOG
+    consume odd 4 "$TEST_TMP/odd.json"
+    python3 - "$TEST_TMP/odd.json" <<'PY' || fail "odd lines"
+import base64, json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+vals = [base64.b64decode(r["value_b64"]) for r in recs]
+assert len(recs) == 4, f"{len(recs)} records"
+assert vals[0] == b"first", vals[0]
+assert vals[1] == b"caf\xe9 \xff\xfe not utf-8", vals[1]
+assert vals[2] == b"B" * 1048576, len(vals[2])
+assert recs[2]["headers"].get("truncated") == "true", recs[2]["headers"]
+assert "truncated" not in recs[3]["headers"]
+assert vals[3] == b"after the big one" and recs[3]["headers"]["offset"] == str(len(b"first\n") + len(b"caf\xe9 \xff\xfe not utf-8\n") + 5 * 1024 * 1024 + 1), recs[3]["headers"]
+print("ok: non-UTF-8 bytes kept, 5 MiB line cut at 1 MiB and marked, late file read whole")
+PY
+    consume odd_java 3 "$TEST_TMP/java.json"
+    python3 - "$TEST_TMP/java.json" <<'PY' || fail "multiline"
+import json, sys
+vals = [json.loads(l)["value"] for l in open(sys.argv[1])]
+want = ["2026-11-27 10:00:00 INFO started",
+        "2026-11-27 10:00:01 ERROR request failed\njava.lang.IllegalStateException: boom\n"
+        "\tat com.example.Handler.handle(Handler.java:42)\n\tat com.example.Server.run(Server.java:7)",
+        "2026-11-27 10:00:02 INFO recovered"]
+assert vals == want, vals
+print("ok: stack trace joined into one event; the last event shipped after the timeout")
+PY
+}
+
+test_unreadable_file_is_reported_and_retried() {
+    local d=$TEST_TMP/perm
+    mkdir -p "$d"
+    echo "seq=1 secret" >"$d/locked.log"
+    chmod 000 "$d/locked.log"
+    etcd_put collect_log_conf "[{\"path\":\"$d/locked.log\",\"topic\":\"perm\",\"start\":\"beginning\"}]"
+    # Root reads any file: run this agent as nobody.
+    mkdir -p "$TEST_TMP/data-nobody"
+    sed "s|^data_dir = .*|data_dir = $TEST_TMP/data-nobody|" "$AGENT_INI" >"$TEST_TMP/agent-nobody.ini"
+    chown -R nobody "$TEST_TMP/data-nobody"
+    chmod 755 "$TEST_TMP" "$d"
+    lc_spawn agent setpriv --reuid=nobody --regid=nogroup --clear-groups \
+        "$BIN_DIR/log-agent" -c "$TEST_TMP/agent-nobody.ini"
+    wait_until 10 "permission error reported" grep -q "$d/locked.log: cannot open: Permission denied" "$LOG"
+    chmod 644 "$d/locked.log"
+    consume perm 1 "$TEST_TMP/perm.json"
+    python3 "$CHECK" seq "$TEST_TMP/perm.json" 1
+    grep -q "$d/locked.log: can be opened now" "$LOG" || fail "recovery not logged"
+}
+
+run_tests
