@@ -101,6 +101,43 @@ test_kill_9_mid_stream_loses_nothing() {
     grep -q 'tailing from offset [1-9]' "$LOG" || fail "the restarted agent did not resume from its registry"
 }
 
+test_sigterm_flushes_so_a_restart_sends_nothing_twice() {
+    local d=$TEST_TMP/term
+    mkdir -p "$d"
+    etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"term\"}]"
+    start_agent
+    wait_until 5 "config applied" grep -q "$d/app.log -> topic term" "$LOG"
+    python3 "$WRITE" seq "$d/app.log" 1 10000 5000 &
+    local writer=$!
+    sleep 1
+    lc_kill agent TERM || fail "agent did not exit 0 on SIGTERM"
+    assert_grep "graceful stop" "$LOG" 'log-agent stopped'
+    start_agent
+    wait "$writer"
+    consume term 10000 "$TEST_TMP/term.json"
+    # Everything sent before the stop was acknowledged and recorded: no line twice.
+    python3 "$CHECK" seq "$TEST_TMP/term.json" 10000
+}
+
+test_changed_entry_is_restarted_on_its_new_topic() {
+    local d=$TEST_TMP/change
+    mkdir -p "$d"
+    etcd_put collect_log_conf "[{\"path\":\"$d\",\"topic\":\"change_old\"}]"
+    start_agent
+    wait_until 5 "config applied" grep -q "$d -> topic change_old" "$LOG"
+    # A directory entry: every regular file directly in it.
+    echo "seq=1 old topic" >>"$d/x.log"
+    consume change_old 1 "$TEST_TMP/old.json"
+    etcd_put collect_log_conf "[{\"path\":\"$d\",\"topic\":\"change_new\"}]"
+    wait_until 3 "tailer restarted" grep -q "$d/x.log: no longer configured as it was" "$LOG"
+    echo "seq=2 new topic" >>"$d/x.log"
+    consume change_new 1 "$TEST_TMP/new.json"
+    assert_eq "new topic's records" "seq=2 new topic" "$(python3 -c 'import json,sys; print(*[json.loads(l)["value"] for l in open(sys.argv[1])], sep="|")' "$TEST_TMP/new.json")"
+    assert_eq "old topic's records" 1 "$(count_records change_old)"
+    assert_eq "tailers started for x.log" 2 "$(grep -c "$d/x.log: tailing from" "$LOG")"
+    if grep -q 'records waiting' "$LOG"; then fail "a stall was reported where there was none"; fi
+}
+
 test_broker_frozen_30s_nothing_lost_memory_bounded() {
     local d=$TEST_TMP/outage
     mkdir -p "$d"

@@ -224,6 +224,10 @@ impl ProducerThread {
 
     /// Sends every line of `batch`, waiting (and serving reports) while librdkafka is full.
     fn produce(&mut self, batch: Batch) {
+        if self.kafka.in_flight_count() == 0 && self.resend.is_empty() {
+            // Records start waiting now, not when the last report came before an idle time.
+            self.last_report = Instant::now();
+        }
         let source = batch.source;
         for line in batch.lines {
             let pending = self

@@ -142,7 +142,10 @@ pub fn spawn(spec: Spec, file: File, ctx: Context) -> Result<Handle> {
             let exits = ctx.exits.clone();
             let error = match Tailer::open(spec, file, ctx, stopped) {
                 Ok(mut tailer) => match tailer.run() {
-                    Ok(()) | Err(Stopped) => None,
+                    Ok(()) => None,
+                    // Asked to stop: the supervisor already forgot this tailer, and may have
+                    // started another for the same file.
+                    Err(Stopped) => return,
                 },
                 Err(e) => Some(e),
             };
