@@ -69,7 +69,8 @@ fn run(path: &Path) -> Result<()> {
     let registry = Arc::new(Mutex::new(Registry::load(data_dir)?));
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = &settings.agent.http_listen {
-        metrics::serve(addr, metrics.clone())?;
+        let metrics = metrics.clone();
+        logcollect::http::serve_metrics(addr, move || metrics.render())?;
     }
     let (batches_tx, batches) = crossbeam_channel::bounded(BATCH_QUEUE);
     let producer = producer::spawn(

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use logcollect::{Error, Result};
+use logcollect::http::{describe, escape_label};
 
 /// Per-file counters, updated by the file's tailer (read side) and the producer (acks).
 #[derive(Default)]
@@ -83,15 +83,13 @@ impl Metrics {
             ),
         ];
         for (name, kind, help, get) in per_file {
-            let _ = writeln!(
-                out,
-                "# HELP logcollect_agent_{name} {help}\n# TYPE logcollect_agent_{name} {kind}"
-            );
+            let name = format!("logcollect_agent_{name}");
+            describe(&mut out, &name, kind, help);
             for (path, stats) in files.iter() {
                 let _ = writeln!(
                     out,
-                    "logcollect_agent_{name}{{path=\"{}\"}} {}",
-                    escape(path),
+                    "{name}{{path=\"{}\"}} {}",
+                    escape_label(path),
                     get(stats)
                 );
             }
@@ -118,9 +116,16 @@ impl Metrics {
             ),
         ];
         for (name, kind, help, value) in scalars {
-            let _ = writeln!(out, "# HELP logcollect_agent_{name} {help}\n# TYPE logcollect_agent_{name} {kind}\nlogcollect_agent_{name} {value}");
+            let name = format!("logcollect_agent_{name}");
+            describe(&mut out, &name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
         }
-        let _ = writeln!(out, "# HELP logcollect_agent_errors_total Errors by kind.\n# TYPE logcollect_agent_errors_total counter");
+        describe(
+            &mut out,
+            "logcollect_agent_errors_total",
+            "counter",
+            "Errors by kind.",
+        );
         for (kind, n) in self.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(out, "logcollect_agent_errors_total{{kind=\"{kind}\"}} {n}");
         }
@@ -135,45 +140,6 @@ type PerFile = (
     &'static str,
     fn(&FileStats) -> u64,
 );
-
-fn escape(label: &str) -> String {
-    label
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// Serves `/metrics` and `/health` on `addr` from a thread of its own.
-pub fn serve(addr: &str, metrics: Arc<Metrics>) -> Result<()> {
-    let server = tiny_http::Server::http(addr).map_err(|e| Error::Io {
-        path: addr.into(),
-        msg: format!("cannot listen for /metrics: {e}"),
-    })?;
-    log::info!("serving /metrics and /health on http://{addr}");
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            for request in server.incoming_requests() {
-                let (status, body, content_type) = match request.url() {
-                    "/metrics" => (200, metrics.render(), "text/plain; version=0.0.4"),
-                    "/health" => (200, "ok\n".to_string(), "text/plain"),
-                    _ => (
-                        404,
-                        "not found: try /metrics or /health\n".to_string(),
-                        "text/plain",
-                    ),
-                };
-                let header = tiny_http::Header::from_bytes("Content-Type", content_type)
-                    .expect("static header is valid");
-                let response = tiny_http::Response::from_string(body)
-                    .with_status_code(status)
-                    .with_header(header);
-                let _ = request.respond(response);
-            }
-        })
-        .map_err(|e| Error::io("metrics thread", "cannot spawn", &e))?;
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {

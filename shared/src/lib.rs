@@ -5,6 +5,7 @@
 //! - [`collect`]: the JSON values kept in etcd (`collect_log_conf`, `elasticsearch_config`).
 //! - [`cli`], [`logging`], [`shutdown`], [`host`]: what every daemon needs at start and stop.
 //! - [`persist`]: atomic file writes for state that must survive a crash.
+//! - [`http`]: the `/metrics` and `/health` server both daemons expose.
 //! - [`error`]: the one error type, with the context (path, key, url) a user needs to fix the cause.
 
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod collect;
 pub mod error;
 pub mod etcd;
 pub mod host;
+pub mod http;
 pub mod logging;
 pub mod persist;
 pub mod settings;

@@ -2,12 +2,22 @@
 //! Elasticsearch exactly once.
 //!
 //! The main thread owns the configuration: it takes changes of `collect_log_conf` and
-//! `elasticsearch_config` from the etcd poller thread and validates each as a whole.
+//! `elasticsearch_config` from the etcd poller thread and publishes them to the consumer
+//! threads (topics, indices) and the batch thread (where Elasticsearch is). See
+//! ARCHITECTURE.md for the threads and their channels.
 
+mod batch;
+mod bulk;
+mod consumer;
+mod dlq;
+mod document;
+mod metrics;
+mod routing;
 mod settings;
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use crossbeam_channel::select;
@@ -16,7 +26,12 @@ use logcollect::etcd::{EtcdClient, KeyChange, Poller};
 use logcollect::shutdown::Shutdown;
 use logcollect::{logging, Error, Result};
 
+use crate::metrics::Metrics;
+use crate::routing::{Routing, Watched};
 use crate::settings::Settings;
+
+/// Documents waiting for the batch thread: bounds the transfer's memory.
+const DOC_QUEUE: usize = 10_000;
 
 fn main() -> ExitCode {
     logcollect::cli::main(
@@ -31,13 +46,56 @@ fn run(path: &Path) -> Result<()> {
     let settings = Settings::load(path)?;
     logging::init(settings.log.level);
     let shutdown = Shutdown::on_signals()?;
-    let keys = vec![settings.etcd.key.clone(), settings.transfer.es_key.clone()];
+    let t = &settings.transfer;
+    let keys = vec![settings.etcd.key.clone(), t.es_key.clone()];
     log::info!(
-        "log-transfer {} starting: etcd {:?}, keys {keys:?}, kafka {}",
+        "log-transfer {} starting: etcd {:?}, keys {keys:?}, kafka {}, group {}",
         env!("CARGO_PKG_VERSION"),
         settings.etcd.endpoints,
-        settings.kafka.brokers
+        settings.kafka.brokers,
+        t.group_id
     );
+    let metrics = Arc::new(Metrics::default());
+    if let Some(addr) = &t.http_listen {
+        let metrics = metrics.clone();
+        logcollect::http::serve_metrics(addr, move || metrics.render())?;
+    }
+    let routing = Arc::new(Watched::new(Routing::new(&[], &t.index_pattern)));
+    let es = Arc::new(Watched::new(None));
+
+    let (docs_tx, docs) = crossbeam_channel::bounded(DOC_QUEUE);
+    let batcher = batch::spawn(batch::Setup {
+        docs,
+        es: es.clone(),
+        routing: routing.clone(),
+        dead_letters: dlq::DeadLetters::new(&settings.kafka.brokers)?,
+        max_docs: t.batch_max_docs,
+        max_bytes: t.batch_max_bytes,
+        max_wait: t.batch_max_wait,
+        gzip: t.gzip,
+        shutdown: shutdown.clone(),
+        shutdown_timeout: t.shutdown_timeout,
+        metrics: metrics.clone(),
+    })?;
+    let (drained_trigger, drained) = Shutdown::new();
+    let mut consumers = Vec::new();
+    for n in 0..t.consumer_threads {
+        consumers.push(consumer::spawn(
+            n,
+            consumer::Setup {
+                brokers: settings.kafka.brokers.clone(),
+                group_id: t.group_id.clone(),
+                session_timeout: t.session_timeout,
+                routing: routing.clone(),
+                docs: docs_tx.clone(),
+                shutdown: shutdown.clone(),
+                drained: drained.clone(),
+                metrics: metrics.clone(),
+            },
+        )?);
+    }
+    drop(docs_tx);
+
     let etcd = Arc::new(EtcdClient::new(&settings.etcd));
     let (changes_tx, changes) = crossbeam_channel::bounded(16);
     let poller = Poller::new(etcd, keys);
@@ -52,29 +110,70 @@ fn run(path: &Path) -> Result<()> {
         select! {
             recv(changes) -> change => {
                 let Ok(change) = change else { break };
-                check(&settings, &change);
+                apply(&settings, &change, &routing, &es, &metrics);
             }
             recv(shutdown.receiver()) -> _ => break,
         }
+    }
+    // The batch thread sends what it has (bounded); then the consumers commit it and leave.
+    let _ = batcher.join();
+    drained_trigger.trigger();
+    for c in consumers {
+        let _ = c.join();
     }
     let _ = poll_thread.join();
     log::info!("log-transfer stopped");
     Ok(())
 }
 
-/// Validates a changed value and reports it.
-fn check(settings: &Settings, change: &KeyChange) {
+/// Validates a changed value and publishes it; an invalid one leaves the last good one.
+fn apply(
+    settings: &Settings,
+    change: &KeyChange,
+    routing: &Watched<Routing>,
+    es: &Watched<Option<logcollect::collect::EsConfig>>,
+    metrics: &Metrics,
+) {
     let Some(kv) = &change.value else {
-        log::warn!("etcd key {:?} has no value", change.key);
+        log::warn!(
+            "etcd key {:?} has no value; keeping the last good configuration",
+            change.key
+        );
         return;
     };
-    let verdict = if kv.key == settings.transfer.es_key {
-        parse_es_config(&kv.key, &kv.value).map(|es| format!("{es:?}"))
+    if kv.key == settings.transfer.es_key {
+        match parse_es_config(&kv.key, &kv.value) {
+            Ok(config) => {
+                log::info!(
+                    "etcd key {:?} revision {}: elasticsearch at {:?}",
+                    kv.key,
+                    kv.mod_revision,
+                    config.urls
+                );
+                es.set(Some(config));
+            }
+            Err(e) => {
+                metrics.error("config");
+                log::error!("{e}; keeping the last good configuration");
+            }
+        }
     } else {
-        parse_collect_conf(&kv.key, &kv.value).map(|entries| format!("{} entries", entries.len()))
-    };
-    match verdict {
-        Ok(what) => log::info!("etcd key {:?} revision {}: {what}", kv.key, kv.mod_revision),
-        Err(e) => log::error!("{e}; keeping the last good configuration"),
+        match parse_collect_conf(&kv.key, &kv.value) {
+            Ok(entries) => {
+                let new = Routing::new(&entries, &settings.transfer.index_pattern);
+                log::info!(
+                    "etcd key {:?} revision {}: topics {:?}",
+                    kv.key,
+                    kv.mod_revision,
+                    new.topics
+                );
+                metrics.config_revision.store(kv.mod_revision, Relaxed);
+                routing.set(new);
+            }
+            Err(e) => {
+                metrics.error("config");
+                log::error!("{e}; keeping the last good configuration");
+            }
+        }
     }
 }

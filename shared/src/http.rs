@@ -1,0 +1,50 @@
+//! The small HTTP server both daemons expose: `/metrics` (Prometheus text) and `/health`.
+
+use crate::{Error, Result};
+
+/// Serves `/metrics` (the text `render` returns) and `/health` on `addr`, from a thread of
+/// its own named `metrics`.
+pub fn serve_metrics(addr: &str, render: impl Fn() -> String + Send + 'static) -> Result<()> {
+    let server = tiny_http::Server::http(addr).map_err(|e| Error::Io {
+        path: addr.into(),
+        msg: format!("cannot listen for /metrics: {e}"),
+    })?;
+    log::info!("serving /metrics and /health on http://{addr}");
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            for request in server.incoming_requests() {
+                let (status, body, content_type) = match request.url() {
+                    "/metrics" => (200, render(), "text/plain; version=0.0.4"),
+                    "/health" => (200, "ok\n".to_string(), "text/plain"),
+                    _ => (
+                        404,
+                        "not found: try /metrics or /health\n".to_string(),
+                        "text/plain",
+                    ),
+                };
+                let header = tiny_http::Header::from_bytes("Content-Type", content_type)
+                    .expect("static header is valid");
+                let response = tiny_http::Response::from_string(body)
+                    .with_status_code(status)
+                    .with_header(header);
+                let _ = request.respond(response);
+            }
+        })
+        .map_err(|e| Error::io("metrics thread", "cannot spawn", &e))?;
+    Ok(())
+}
+
+/// Escapes a Prometheus label value.
+pub fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Writes `# HELP` and `# TYPE` for metric `name`.
+pub fn describe(out: &mut String, name: &str, kind: &str, help: &str) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}

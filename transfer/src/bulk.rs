@@ -1,0 +1,309 @@
+//! The Elasticsearch client: `_bulk` requests and the index template.
+//!
+//! Several `url_address` entries are used round-robin; one that fails (connection, timeout,
+//! 5xx) is skipped for [`NODE_BACKOFF`]. Each bulk item is classified by its HTTP status:
+//! 2xx and 409 (the document exists: a re-delivery) are done, 429 and 5xx are retried, other
+//! statuses (mapping errors) are rejected to the dead-letter topic. Credentials go in the
+//! `Authorization` header and never into a message.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use logcollect::collect::EsConfig;
+use serde_json::{json, Value};
+
+/// How long a node that failed is skipped.
+pub const NODE_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest a bulk request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What became of one bulk item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Indexed, or already there.
+    Done,
+    /// Try again later (429, 5xx).
+    Retry(String),
+    /// Never indexable as it is (mapping error): to the dead-letter topic.
+    Reject(String),
+}
+
+/// Why a whole request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Try the whole request again later.
+    Retry(String),
+    /// 413: the request is too large; split it.
+    TooLarge,
+}
+
+/// A synchronous Elasticsearch client.
+pub struct EsClient {
+    agent: ureq::Agent,
+    next: usize,
+    /// Nodes skipped until the given time.
+    down: HashMap<String, Instant>,
+}
+
+impl Default for EsClient {
+    fn default() -> Self {
+        let config = ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .http_status_as_error(false)
+            .build();
+        EsClient {
+            agent: config.into(),
+            next: 0,
+            down: HashMap::new(),
+        }
+    }
+}
+
+/// The `Authorization` header value, if the config has credentials.
+fn authorization(es: &EsConfig) -> Option<String> {
+    if let Some(key) = &es.api_key {
+        return Some(format!("ApiKey {key}"));
+    }
+    let (user, password) = (es.username.as_ref()?, es.password.as_ref()?);
+    Some(format!(
+        "Basic {}",
+        B64.encode(format!("{user}:{password}"))
+    ))
+}
+
+impl EsClient {
+    /// The next node to use: round-robin over those not skipped; if all are skipped, the
+    /// one that comes back first.
+    fn pick<'a>(&mut self, es: &'a EsConfig) -> &'a str {
+        let now = Instant::now();
+        let n = es.urls.len();
+        for i in 0..n {
+            let url = &es.urls[(self.next + i) % n];
+            if self.down.get(url).is_none_or(|until| *until <= now) {
+                self.next = (self.next + i + 1) % n;
+                return url;
+            }
+        }
+        es.urls
+            .iter()
+            .min_by_key(|u| self.down.get(*u).copied())
+            .map_or("", String::as_str)
+    }
+
+    /// Sends one request; returns status, body and the node used. A transport error (no
+    /// answer) marks the node down.
+    fn send(
+        &mut self,
+        es: &EsConfig,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        gzip: bool,
+        content_type: &str,
+    ) -> Result<(u16, String, String), String> {
+        let base = self.pick(es).to_string();
+        let url = format!("{base}{path}");
+        let mut request = match method {
+            "PUT" => self.agent.put(&url),
+            _ => self.agent.post(&url),
+        }
+        .header("Content-Type", content_type);
+        if let Some(auth) = authorization(es) {
+            request = request.header("Authorization", &auth);
+        }
+        let compressed;
+        let body = if gzip {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(body).map_err(|e| e.to_string())?;
+            compressed = enc.finish().map_err(|e| e.to_string())?;
+            request = request.header("Content-Encoding", "gzip");
+            &compressed[..]
+        } else {
+            body
+        };
+        let answer = request.send(body).and_then(|mut r| {
+            let status = r.status().as_u16();
+            r.body_mut()
+                .with_config()
+                .limit(256 * 1024 * 1024)
+                .read_to_string()
+                .map(|text| (status, text))
+        });
+        match answer {
+            Ok((status, text)) => {
+                if status >= 500 {
+                    self.down
+                        .insert(base.clone(), Instant::now() + NODE_BACKOFF);
+                }
+                Ok((status, text, base))
+            }
+            Err(e) => {
+                self.down
+                    .insert(base.clone(), Instant::now() + NODE_BACKOFF);
+                Err(format!("{url}: {e}"))
+            }
+        }
+    }
+
+    /// Sends `ndjson` (action and document lines of `items` documents) to `_bulk`.
+    pub fn bulk(
+        &mut self,
+        es: &EsConfig,
+        ndjson: &[u8],
+        gzip: bool,
+        items: usize,
+    ) -> Result<Vec<Outcome>, Failure> {
+        let (status, text, node) = self
+            .send(es, "POST", "/_bulk", ndjson, gzip, "application/x-ndjson")
+            .map_err(Failure::Retry)?;
+        match status {
+            200 => parse_items(&text, items).map_err(|e| Failure::Retry(format!("{node}/_bulk: {e}"))),
+            413 => Err(Failure::TooLarge),
+            401 | 403 => Err(Failure::Retry(format!(
+                "{node}/_bulk: authentication failed (HTTP {status}): check api_key or username/password in elasticsearch_config"
+            ))),
+            _ => Err(Failure::Retry(format!("{node}/_bulk: HTTP {status}: {}", snippet(&text)))),
+        }
+    }
+
+    /// Installs (or replaces) the index template `name` for `patterns`.
+    pub fn put_template(
+        &mut self,
+        es: &EsConfig,
+        name: &str,
+        patterns: &[String],
+    ) -> Result<(), String> {
+        let body = json!({
+            "index_patterns": patterns,
+            "priority": 200,
+            "template": { "mappings": { "properties": {
+                "@timestamp": { "type": "date" },
+                "message": { "type": "text" },
+                "host": { "properties": { "name": { "type": "keyword" } } },
+                "log": { "properties": {
+                    "file": { "properties": { "path": { "type": "keyword" } } },
+                    "offset": { "type": "long" },
+                } },
+                "event": { "properties": { "dataset": { "type": "keyword" } } },
+                "truncated": { "type": "boolean" },
+            } } },
+        });
+        let path = format!("/_index_template/{name}");
+        let (status, text, node) = self.send(
+            es,
+            "PUT",
+            &path,
+            body.to_string().as_bytes(),
+            false,
+            "application/json",
+        )?;
+        if status == 200 {
+            Ok(())
+        } else {
+            Err(format!("{node}{path}: HTTP {status}: {}", snippet(&text)))
+        }
+    }
+}
+
+fn snippet(text: &str) -> String {
+    text.chars().take(300).collect()
+}
+
+/// Classifies each item of a `_bulk` answer.
+pub fn parse_items(text: &str, expected: usize) -> Result<Vec<Outcome>, String> {
+    let answer: Value =
+        serde_json::from_str(text).map_err(|e| format!("answer is not JSON: {e}"))?;
+    let items = answer
+        .get("items")
+        .and_then(Value::as_array)
+        .ok_or("answer has no items")?;
+    if items.len() != expected {
+        return Err(format!(
+            "answer has {} items for {expected} documents",
+            items.len()
+        ));
+    }
+    Ok(items
+        .iter()
+        .map(|item| {
+            let result = item
+                .as_object()
+                .and_then(|o| o.values().next())
+                .unwrap_or(&Value::Null);
+            let status = result.get("status").and_then(Value::as_u64).unwrap_or(0);
+            let reason = || {
+                let e = &result["error"];
+                format!(
+                    "HTTP {status}: {}: {}",
+                    e["type"].as_str().unwrap_or("error"),
+                    e["reason"].as_str().unwrap_or("")
+                )
+            };
+            match status {
+                200..=299 | 409 => Outcome::Done,
+                429 | 500..=599 | 0 => Outcome::Retry(reason()),
+                _ => Outcome::Reject(reason()),
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_by_status() {
+        let text = r#"{"errors":true,"items":[
+            {"create":{"status":201}},
+            {"create":{"status":409,"error":{"type":"version_conflict_engine_exception","reason":"exists"}}},
+            {"create":{"status":429,"error":{"type":"es_rejected_execution_exception","reason":"queue full"}}},
+            {"create":{"status":400,"error":{"type":"document_parsing_exception","reason":"failed to parse field [log.offset]"}}},
+            {"create":{"status":503,"error":{"type":"unavailable_shards_exception","reason":"no shard"}}}]}"#;
+        let got = parse_items(text, 5).unwrap();
+        assert_eq!(got[0], Outcome::Done);
+        assert_eq!(got[1], Outcome::Done);
+        assert_eq!(
+            got[2],
+            Outcome::Retry("HTTP 429: es_rejected_execution_exception: queue full".into())
+        );
+        assert_eq!(
+            got[3],
+            Outcome::Reject(
+                "HTTP 400: document_parsing_exception: failed to parse field [log.offset]".into()
+            )
+        );
+        assert!(matches!(got[4], Outcome::Retry(_)));
+        assert!(parse_items(text, 4).unwrap_err().contains("5 items for 4"));
+        assert!(parse_items("<html>", 1).is_err());
+    }
+
+    #[test]
+    fn auth_headers_and_round_robin() {
+        let es = |api_key: Option<&str>, user: Option<&str>| EsConfig {
+            urls: vec!["http://a:1".into(), "http://b:2".into()],
+            api_key: api_key.map(String::from),
+            username: user.map(String::from),
+            password: user.map(|_| "pw".to_string()),
+        };
+        assert_eq!(authorization(&es(Some("k1"), None)).unwrap(), "ApiKey k1");
+        assert_eq!(
+            authorization(&es(None, Some("u"))).unwrap(),
+            format!("Basic {}", B64.encode("u:pw"))
+        );
+        assert_eq!(authorization(&es(None, None)), None);
+
+        let conf = es(None, None);
+        let mut c = EsClient::default();
+        assert_eq!(c.pick(&conf), "http://a:1");
+        assert_eq!(c.pick(&conf), "http://b:2");
+        c.down
+            .insert("http://a:1".into(), Instant::now() + NODE_BACKOFF);
+        assert_eq!(c.pick(&conf), "http://b:2");
+        assert_eq!(c.pick(&conf), "http://b:2");
+    }
+}

@@ -1,0 +1,503 @@
+//! Consumer threads: each owns an rdkafka `BaseConsumer` in the transfer's group, turns
+//! records into documents, and sends them to the batch thread.
+//!
+//! Offsets are committed only up to the lowest offset of each partition whose document is
+//! not done yet ([`Progress`]), so `kill -9` at any moment loses nothing: what was not done
+//! is delivered again, and hits its existing document id. Before partitions are revoked,
+//! what is done is committed. A full channel never blocks the thread: it pauses its
+//! partitions and keeps polling (heartbeats, rebalances) until the batch thread catches up.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Sender, TrySendError};
+use logcollect::shutdown::Shutdown;
+use logcollect::{Error, Result};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+
+use crate::document::{self, Origin, Position};
+use crate::metrics::Metrics;
+use crate::routing::{Routing, Watched};
+
+/// A record turned into a document, on its way to Elasticsearch.
+pub struct Doc {
+    /// Where it is in Kafka.
+    pub topic: Arc<str>,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Target index.
+    pub index: String,
+    /// Deterministic document id.
+    pub id: String,
+    /// The document, serialised.
+    pub source: Vec<u8>,
+    /// The record's key, for the dead-letter topic.
+    pub key: Option<Vec<u8>>,
+    /// The record's value, for the dead-letter topic.
+    pub payload: Vec<u8>,
+    /// The record's headers, for the dead-letter topic.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The progress of the consumer that read it.
+    pub progress: Arc<Progress>,
+}
+
+impl Doc {
+    /// The document is indexed (or dead-lettered): its offset may be committed.
+    pub fn done(&self) {
+        self.progress.done(&self.topic, self.partition, self.offset);
+    }
+}
+
+#[derive(Default)]
+struct Part {
+    /// Offsets read and not done yet.
+    pending: BTreeSet<i64>,
+    /// Offset after the last one read.
+    next: Option<i64>,
+    /// Last offset committed.
+    committed: Option<i64>,
+}
+
+/// Per partition of one consumer: what was read and what is done.
+#[derive(Default)]
+pub struct Progress {
+    parts: Mutex<HashMap<(String, i32), Part>>,
+}
+
+impl Progress {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), Part>> {
+        self.parts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read(&self, topic: &str, partition: i32, offset: i64) {
+        let mut parts = self.lock();
+        let part = parts.entry((topic.to_string(), partition)).or_default();
+        part.pending.insert(offset);
+        part.next = Some(offset + 1);
+    }
+
+    /// Marks `offset` done. Offsets of partitions no longer assigned are ignored.
+    pub fn done(&self, topic: &str, partition: i32, offset: i64) {
+        if let Some(part) = self.lock().get_mut(&(topic.to_string(), partition)) {
+            part.pending.remove(&offset);
+        }
+    }
+
+    /// Offsets to commit (the lowest not done, or after the last read) where they moved;
+    /// only partitions in `only`, if given.
+    fn committable(&self, only: Option<&TopicPartitionList>) -> Vec<(String, i32, i64)> {
+        let parts = self.lock();
+        parts
+            .iter()
+            .filter(|((t, p), _)| only.is_none_or(|tpl| tpl.find_partition(t, *p).is_some()))
+            .filter_map(|((t, p), part)| {
+                let next = part.next?;
+                let offset = part.pending.first().copied().unwrap_or(next);
+                (part.committed != Some(offset)).then(|| (t.clone(), *p, offset))
+            })
+            .collect()
+    }
+
+    fn committed(&self, offsets: &[(String, i32, i64)]) {
+        let mut parts = self.lock();
+        for (t, p, o) in offsets {
+            if let Some(part) = parts.get_mut(&(t.clone(), *p)) {
+                part.committed = Some(*o);
+            }
+        }
+    }
+
+    fn forget(&self, tpl: &TopicPartitionList) {
+        let mut parts = self.lock();
+        for e in tpl.elements() {
+            parts.remove(&(e.topic().to_string(), e.partition()));
+        }
+    }
+}
+
+/// rdkafka callbacks of one consumer.
+struct Context {
+    name: String,
+    progress: Arc<Progress>,
+    metrics: Arc<Metrics>,
+}
+
+impl ClientContext for Context {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.metrics.error("kafka");
+        log::warn!("{}: kafka: {reason} ({error})", self.name);
+    }
+}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            // What is done is committed before the partitions go; the rest is delivered
+            // again to their next owner and hits the same document ids.
+            commit(
+                &self.name,
+                consumer,
+                &self.progress,
+                &self.metrics,
+                Some(tpl),
+                CommitMode::Sync,
+            );
+            self.progress.forget(tpl);
+            log::info!("{}: partitions revoked: {}", self.name, describe(tpl));
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            self.progress.forget(tpl);
+            log::info!("{}: partitions assigned: {}", self.name, describe(tpl));
+        }
+    }
+}
+
+fn describe(tpl: &TopicPartitionList) -> String {
+    let mut parts: Vec<String> = tpl
+        .elements()
+        .iter()
+        .map(|e| format!("{}/{}", e.topic(), e.partition()))
+        .collect();
+    parts.sort();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// Commits what is done; errors are logged (the next commit catches up).
+fn commit(
+    name: &str,
+    consumer: &BaseConsumer<Context>,
+    progress: &Progress,
+    metrics: &Metrics,
+    only: Option<&TopicPartitionList>,
+    mode: CommitMode,
+) {
+    let offsets = progress.committable(only);
+    if offsets.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (t, p, o) in &offsets {
+        let _ = tpl.add_partition_offset(t, *p, Offset::Offset(*o));
+    }
+    match consumer.commit(&tpl, mode) {
+        Ok(()) => {
+            progress.committed(&offsets);
+            for (t, p, o) in &offsets {
+                metrics.committed(t, *p, *o);
+            }
+        }
+        Err(e) => {
+            metrics.error("commit");
+            log::warn!("{name}: commit of {} failed: {e}", describe(&tpl));
+        }
+    }
+}
+
+/// What a consumer thread needs.
+pub struct Setup {
+    /// `[kafka] brokers`.
+    pub brokers: String,
+    /// `[kafka] group_id`.
+    pub group_id: String,
+    /// `session.timeout.ms`.
+    pub session_timeout: Duration,
+    /// Topics and indices.
+    pub routing: Arc<Watched<Routing>>,
+    /// To the batch thread.
+    pub docs: Sender<Doc>,
+    /// Fired on SIGTERM: stop reading.
+    pub shutdown: Shutdown,
+    /// Fired when the batch thread finished: commit a last time and leave the group.
+    pub drained: Shutdown,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Starts consumer thread number `n`.
+pub fn spawn(n: usize, setup: Setup) -> Result<JoinHandle<()>> {
+    let name = format!("consumer-{n}");
+    let progress = Arc::new(Progress::default());
+    let context = Context {
+        name: name.clone(),
+        progress: progress.clone(),
+        metrics: setup.metrics.clone(),
+    };
+    let consumer: BaseConsumer<Context> = ClientConfig::new()
+        .set("bootstrap.servers", &setup.brokers)
+        .set("group.id", &setup.group_id)
+        .set("client.id", format!("log-transfer-{n}"))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set(
+            "session.timeout.ms",
+            setup.session_timeout.as_millis().to_string(),
+        )
+        // Topics created after the subscription (the agent's first record creates them) are
+        // found within this interval, not librdkafka's default of 5 minutes.
+        .set("topic.metadata.refresh.interval.ms", "5000")
+        // Bounded memory: librdkafka's prefetch queue.
+        .set("queued.max.messages.kbytes", "16384")
+        .create_with_context(context)
+        .map_err(|e| Error::Io {
+            path: "kafka consumer".into(),
+            msg: format!("cannot create for brokers {}: {e}", setup.brokers),
+        })?;
+    let mut thread = ConsumerThread {
+        name: name.clone(),
+        consumer,
+        progress,
+        setup,
+        topics_version: None,
+        routing: None,
+        backlog: VecDeque::new(),
+        paused: false,
+        last_commit: Instant::now(),
+        last_lag: Instant::now(),
+    };
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || thread.run())
+        .map_err(|e| Error::io(&name, "cannot spawn", &e))
+}
+
+struct ConsumerThread {
+    name: String,
+    consumer: BaseConsumer<Context>,
+    progress: Arc<Progress>,
+    setup: Setup,
+    topics_version: Option<u64>,
+    routing: Option<Arc<Routing>>,
+    /// Documents read and not yet taken by the batch thread.
+    backlog: VecDeque<Doc>,
+    paused: bool,
+    last_commit: Instant,
+    last_lag: Instant,
+}
+
+/// How often what is done is committed.
+const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often consumer lag is measured.
+const LAG_INTERVAL: Duration = Duration::from_secs(5);
+
+impl ConsumerThread {
+    fn run(&mut self) {
+        while !self.setup.shutdown.is_requested() {
+            // 1. Follow the configured topics.
+            self.follow_topics();
+            // 2. Hand documents to the batch thread; pause while it is behind.
+            self.forward();
+            // 3. Read the next record (and serve rebalances and heartbeats).
+            match self.consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(message)) => {
+                    if let Some(routing) = &self.routing {
+                        let doc = to_doc(routing, &self.progress, &message);
+                        self.backlog.push_back(doc);
+                    }
+                }
+                Some(Err(e)) => {
+                    self.setup.metrics.error("consume");
+                    log::warn!("{}: {e}", self.name);
+                }
+                None => {}
+            }
+            // 4. Commit what is done.
+            if self.last_commit.elapsed() >= COMMIT_INTERVAL {
+                self.commit(CommitMode::Async);
+                self.last_commit = Instant::now();
+            }
+            if self.last_lag.elapsed() >= LAG_INTERVAL {
+                self.measure_lag();
+                self.last_lag = Instant::now();
+            }
+        }
+        // Stopping: keep the group membership while the batch thread finishes its bulk
+        // request, then commit what it finished and leave.
+        while !self.setup.drained.sleep(Duration::ZERO) {
+            let _ = self.consumer.poll(Duration::from_millis(100));
+        }
+        self.commit(CommitMode::Sync);
+        log::info!("{}: committed and leaving the group", self.name);
+    }
+
+    fn follow_topics(&mut self) {
+        let version = self.setup.routing.version();
+        if self.topics_version == Some(version) {
+            return;
+        }
+        let routing = self.setup.routing.get();
+        let old = self.routing.as_ref().map(|r| r.topics.clone());
+        if old.as_ref() != Some(&routing.topics) {
+            if routing.topics.is_empty() {
+                self.consumer.unsubscribe();
+                log::info!("{}: no topics configured", self.name);
+            } else {
+                let topics: Vec<&str> = routing.topics.iter().map(String::as_str).collect();
+                match self.consumer.subscribe(&topics) {
+                    Ok(()) => log::info!("{}: subscribed to {}", self.name, topics.join(", ")),
+                    Err(e) => {
+                        log::error!(
+                            "{}: cannot subscribe to {}: {e}; retrying",
+                            self.name,
+                            topics.join(", ")
+                        );
+                        return;
+                    }
+                }
+            }
+        }
+        self.routing = Some(routing);
+        self.topics_version = Some(version);
+    }
+
+    fn forward(&mut self) {
+        while let Some(doc) = self.backlog.pop_front() {
+            match self.setup.docs.try_send(doc) {
+                Ok(()) => {}
+                Err(TrySendError::Full(doc)) | Err(TrySendError::Disconnected(doc)) => {
+                    self.backlog.push_front(doc);
+                    break;
+                }
+            }
+        }
+        let behind = !self.backlog.is_empty();
+        if behind != self.paused {
+            if let Ok(assignment) = self.consumer.assignment() {
+                let result = if behind {
+                    self.consumer.pause(&assignment)
+                } else {
+                    self.consumer.resume(&assignment)
+                };
+                match result {
+                    Ok(()) => self.paused = behind,
+                    Err(e) => log::warn!("{}: pause/resume failed: {e}", self.name),
+                }
+            }
+        }
+    }
+
+    fn commit(&self, mode: CommitMode) {
+        commit(
+            &self.name,
+            &self.consumer,
+            &self.progress,
+            &self.setup.metrics,
+            None,
+            mode,
+        );
+    }
+
+    fn measure_lag(&self) {
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
+        for e in positions.elements() {
+            let Offset::Offset(position) = e.offset() else {
+                continue;
+            };
+            if let Ok((_, high)) =
+                self.consumer
+                    .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(1))
+            {
+                self.setup
+                    .metrics
+                    .lag(e.topic(), e.partition(), high - position);
+            }
+        }
+    }
+}
+
+/// Turns a record into its document, and notes it as read.
+fn to_doc(routing: &Routing, progress: &Arc<Progress>, m: &BorrowedMessage<'_>) -> Doc {
+    let topic = m.topic();
+    let timestamp = m.timestamp().to_millis().unwrap_or_else(now_ms);
+    let headers: Vec<(String, Vec<u8>)> = m
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let origin = Origin::from_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+    let payload = m.payload().unwrap_or_default();
+    let pos = Position {
+        topic,
+        partition: m.partition(),
+        offset: m.offset(),
+    };
+    let source = document::source(
+        &origin,
+        topic,
+        timestamp,
+        payload,
+        routing.decode_json(topic),
+    );
+    progress.read(topic, m.partition(), m.offset());
+    Doc {
+        topic: Arc::from(topic),
+        partition: m.partition(),
+        offset: m.offset(),
+        index: routing.index(topic, timestamp),
+        id: document::document_id(&origin, pos),
+        source: serde_json::to_vec(&source).unwrap_or_default(),
+        key: m.key().map(<[u8]>::to_vec),
+        payload: payload.to_vec(),
+        headers,
+        progress: progress.clone(),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_stop_below_the_first_unfinished_offset() {
+        let p = Progress::default();
+        for o in 10..15 {
+            p.read("t", 0, o);
+        }
+        p.read("t", 1, 7);
+        p.done("t", 0, 10);
+        p.done("t", 0, 12);
+        let mut c = p.committable(None);
+        c.sort();
+        assert_eq!(c, [("t".into(), 0, 11), ("t".into(), 1, 7)]);
+        p.committed(&c);
+        assert!(p.committable(None).is_empty());
+        p.done("t", 0, 11);
+        p.done("t", 0, 13);
+        p.done("t", 0, 14);
+        p.done("t", 1, 7);
+        let mut c = p.committable(None);
+        c.sort();
+        assert_eq!(c, [("t".into(), 0, 15), ("t".into(), 1, 8)]);
+        // A partition that went away ignores late acknowledgements.
+        let mut gone = TopicPartitionList::new();
+        gone.add_partition("t", 1);
+        p.forget(&gone);
+        p.done("t", 1, 8);
+        assert_eq!(p.committable(None), [("t".into(), 0, 15)]);
+    }
+}

@@ -1,0 +1,244 @@
+//! Turns a Kafka record into an Elasticsearch document, its index and its id.
+//!
+//! The document uses ECS field names, so Kibana's Discover and Logs work on it. The id is a
+//! hash of where the line came from (host, file identity, byte offset, from the agent's
+//! headers), or of where the record is in Kafka (topic, partition, offset) for records
+//! written by another producer: a record delivered twice can never become two documents.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+
+/// The headers of a record that the document uses.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// `host` header.
+    pub host: Option<String>,
+    /// `path` header.
+    pub path: Option<String>,
+    /// `offset` header: byte offset of the line in its file.
+    pub offset: Option<u64>,
+    /// `file` header: the agent's file identity.
+    pub file: Option<String>,
+    /// `truncated` header.
+    pub truncated: bool,
+}
+
+impl Origin {
+    /// Reads the agent's headers; unknown ones are ignored.
+    pub fn from_headers<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> Origin {
+        let mut o = Origin::default();
+        for (key, value) in headers {
+            let text = || String::from_utf8_lossy(value).into_owned();
+            match key {
+                "host" => o.host = Some(text()),
+                "path" => o.path = Some(text()),
+                "offset" => o.offset = text().parse().ok(),
+                "file" => o.file = Some(text()),
+                "truncated" => o.truncated = value == b"true",
+                _ => {}
+            }
+        }
+        o
+    }
+}
+
+/// Where a record is in Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+}
+
+/// The document id: 32 hex digits of xxh3-128.
+pub fn document_id(origin: &Origin, pos: Position<'_>) -> String {
+    let key = match (&origin.host, &origin.file, origin.offset) {
+        (Some(host), Some(file), Some(offset)) => format!("line\0{host}\0{file}\0{offset}"),
+        _ => format!("kafka\0{}\0{}\0{}", pos.topic, pos.partition, pos.offset),
+    };
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
+}
+
+/// RFC 3339 UTC with milliseconds, e.g. `2026-11-27T08:00:00.123Z`.
+pub fn rfc3339_ms(timestamp_ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(timestamp_ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// The index for a record of `topic` with timestamp `timestamp_ms`: `pattern` with
+/// `{topic}`, `%Y`, `%m`, `%d`, `%H` replaced (UTC), made valid for Elasticsearch.
+pub fn index_name(pattern: &str, topic: &str, timestamp_ms: i64) -> String {
+    let t = rfc3339_ms(timestamp_ms); // YYYY-MM-DDTHH:...
+    let name = pattern
+        .replace("{topic}", topic)
+        .replace("%Y", &t[0..4])
+        .replace("%m", &t[5..7])
+        .replace("%d", &t[8..10])
+        .replace("%H", &t[11..13]);
+    sanitize_index(&name)
+}
+
+/// Lowercase; `\ / * ? " < > | , #`, space and `:` become `_`; no leading `-`, `_`, `+`;
+/// not `.` or `..`; at most 255 bytes.
+pub fn sanitize_index(name: &str) -> String {
+    let mut s: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| if "\\/*?\"<>|,# :".contains(c) { '_' } else { c })
+        .collect();
+    while s.starts_with(['-', '_', '+']) {
+        s.remove(0);
+    }
+    if s.is_empty() || s == "." || s == ".." {
+        s = format!("logs{s}");
+    }
+    while s.len() > 255 {
+        s.pop();
+    }
+    s
+}
+
+/// The `_source` of a record's document.
+pub fn source(
+    origin: &Origin,
+    topic: &str,
+    timestamp_ms: i64,
+    payload: &[u8],
+    decode_json: bool,
+) -> Value {
+    let message = String::from_utf8_lossy(payload);
+    let mut doc = Map::new();
+    doc.insert("@timestamp".into(), json!(rfc3339_ms(timestamp_ms)));
+    doc.insert("message".into(), json!(message));
+    doc.insert("event".into(), json!({ "dataset": topic }));
+    if let Some(host) = &origin.host {
+        doc.insert("host".into(), json!({ "name": host }));
+    }
+    let mut log = Map::new();
+    if let Some(path) = &origin.path {
+        log.insert("file".into(), json!({ "path": path }));
+    }
+    if let Some(offset) = origin.offset {
+        log.insert("offset".into(), json!(offset));
+    }
+    if !log.is_empty() {
+        doc.insert("log".into(), Value::Object(log));
+    }
+    if origin.truncated {
+        doc.insert("truncated".into(), json!(true));
+    }
+    if decode_json {
+        if let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(&message) {
+            doc.insert("json".into(), Value::Object(obj));
+        }
+    }
+    Value::Object(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> Origin {
+        Origin::from_headers(
+            [
+                ("host", &b"web1"[..]),
+                ("path", b"/var/log/a.log"),
+                ("offset", b"42"),
+                ("file", b"2049:77:1700000000000"),
+                ("truncated", b"true"),
+                ("other", b"x"),
+            ]
+            .into_iter(),
+        )
+    }
+
+    const POS: Position = Position {
+        topic: "web",
+        partition: 3,
+        offset: 9,
+    };
+
+    #[test]
+    fn headers_and_ids() {
+        let o = origin();
+        assert_eq!(o.offset, Some(42));
+        assert!(o.truncated);
+        let id = document_id(&o, POS);
+        assert_eq!(id.len(), 32);
+        // Same line, other Kafka position (a re-sent record): same id.
+        assert_eq!(
+            id,
+            document_id(
+                &o,
+                Position {
+                    offset: 1000,
+                    ..POS
+                }
+            )
+        );
+        // Another offset in the file: another id.
+        assert_ne!(
+            id,
+            document_id(
+                &Origin {
+                    offset: Some(43),
+                    ..o.clone()
+                },
+                POS
+            )
+        );
+        // No agent headers: the Kafka position decides.
+        let none = Origin::default();
+        assert_eq!(document_id(&none, POS), document_id(&none, POS));
+        assert_ne!(
+            document_id(&none, POS),
+            document_id(&none, Position { offset: 10, ..POS })
+        );
+    }
+
+    #[test]
+    fn timestamps_and_indices() {
+        assert_eq!(rfc3339_ms(1_795_765_261_318), "2026-11-27T07:41:01.318Z");
+        assert_eq!(
+            index_name("{topic}-%Y.%m.%d", "Web_Log", 1_795_765_261_318),
+            "web_log-2026.11.27"
+        );
+        assert_eq!(
+            index_name("logs-{topic}-%Y.%m.%d.%H", "a", 1_795_765_261_318),
+            "logs-a-2026.11.27.07"
+        );
+        assert_eq!(sanitize_index("_My Index*:x"), "my_index__x");
+        assert_eq!(sanitize_index(".."), "logs..");
+    }
+
+    #[test]
+    fn ecs_document() {
+        let doc = source(
+            &origin(),
+            "web",
+            1_795_765_261_318,
+            b"{\"status\":200}",
+            true,
+        );
+        assert_eq!(
+            doc,
+            json!({
+                "@timestamp": "2026-11-27T07:41:01.318Z",
+                "message": "{\"status\":200}",
+                "event": {"dataset": "web"},
+                "host": {"name": "web1"},
+                "log": {"file": {"path": "/var/log/a.log"}, "offset": 42},
+                "truncated": true,
+                "json": {"status": 200},
+            })
+        );
+        let plain = source(&Origin::default(), "t", 0, b"caf\xe9", false);
+        assert_eq!(plain["message"], "caf\u{fffd}");
+        assert!(plain.get("host").is_none() && plain.get("json").is_none());
+    }
+}

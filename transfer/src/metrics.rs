@@ -1,0 +1,164 @@
+//! Counters the transfer exposes on `/metrics` (Prometheus text) and `/health`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use logcollect::http::{describe, escape_label};
+
+/// Upper bounds of the bulk latency histogram, in seconds.
+const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Everything `/metrics` shows.
+#[derive(Default)]
+pub struct Metrics {
+    /// Documents indexed (or found already indexed).
+    pub indexed: AtomicU64,
+    /// Document attempts answered "try again".
+    pub retried: AtomicU64,
+    /// Records sent to a dead-letter topic.
+    pub dead_lettered: AtomicU64,
+    /// `mod_revision` of the collect configuration in force.
+    pub config_revision: AtomicI64,
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+    partitions: Mutex<BTreeMap<(String, i32), (i64, i64)>>,
+    errors: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Metrics {
+    /// Records the duration of one bulk request.
+    pub fn bulk_latency(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if s <= *bound {
+                self.latency_buckets[i].fetch_add(1, Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Relaxed);
+        self.latency_sum_us.fetch_add(d.as_micros() as u64, Relaxed);
+    }
+
+    /// The committed offset of a partition.
+    pub fn committed(&self, topic: &str, partition: i32, offset: i64) {
+        self.partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((topic.into(), partition))
+            .or_default()
+            .0 = offset;
+    }
+
+    /// The consumer lag of a partition (high watermark minus position).
+    pub fn lag(&self, topic: &str, partition: i32, lag: i64) {
+        self.partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((topic.into(), partition))
+            .or_default()
+            .1 = lag;
+    }
+
+    /// Counts an error of `kind`.
+    pub fn error(&self, kind: &'static str) {
+        *self
+            .errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(kind)
+            .or_default() += 1;
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, help, v) in [
+            (
+                "documents_indexed_total",
+                "Documents indexed (or already there).",
+                &self.indexed,
+            ),
+            (
+                "documents_retried_total",
+                "Document attempts answered 429, 5xx or not at all.",
+                &self.retried,
+            ),
+            (
+                "documents_dead_lettered_total",
+                "Records sent to a dead-letter topic.",
+                &self.dead_lettered,
+            ),
+        ] {
+            let name = format!("logcollect_transfer_{name}");
+            describe(&mut out, &name, "counter", help);
+            let _ = writeln!(out, "{name} {}", v.load(Relaxed));
+        }
+        let name = "logcollect_transfer_bulk_seconds";
+        describe(&mut out, name, "histogram", "Duration of _bulk requests.");
+        for (bound, count) in BUCKETS.iter().zip(&self.latency_buckets) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                count.load(Relaxed)
+            );
+        }
+        let count = self.latency_count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.latency_sum_us.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count {count}");
+        let partitions = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+        for (metric, help, pick) in [
+            ("committed_offset", "Committed offset per partition.", 0),
+            (
+                "consumer_lag",
+                "High watermark minus position per partition.",
+                1,
+            ),
+        ] {
+            let name = format!("logcollect_transfer_{metric}");
+            describe(&mut out, &name, "gauge", help);
+            for ((topic, p), v) in partitions.iter() {
+                let value = if pick == 0 { v.0 } else { v.1 };
+                let _ = writeln!(
+                    out,
+                    "{name}{{topic=\"{}\",partition=\"{p}\"}} {value}",
+                    escape_label(topic)
+                );
+            }
+        }
+        drop(partitions);
+        describe(
+            &mut out,
+            "logcollect_transfer_config_revision",
+            "gauge",
+            "etcd mod_revision of the collect configuration in force.",
+        );
+        let _ = writeln!(
+            out,
+            "logcollect_transfer_config_revision {}",
+            self.config_revision.load(Relaxed)
+        );
+        describe(
+            &mut out,
+            "logcollect_transfer_errors_total",
+            "counter",
+            "Errors by kind.",
+        );
+        for (kind, n) in self.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "logcollect_transfer_errors_total{{kind=\"{kind}\"}} {n}"
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,150 @@
+//! The transfer's view of the configuration: which topics to consume, which index each
+//! topic's documents go to, whether their lines are decoded as JSON; and the
+//! Elasticsearch settings. Both are [`Watched`]: replaced as a whole by the main thread,
+//! read by the consumer and batch threads.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use logcollect::collect::CollectEntry;
+
+use crate::document;
+
+/// A value that one thread replaces and others read, with a version to notice changes.
+pub struct Watched<T> {
+    value: Mutex<Arc<T>>,
+    version: AtomicU64,
+}
+
+impl<T> Watched<T> {
+    /// Starts at version 0 with `value`.
+    pub fn new(value: T) -> Watched<T> {
+        Watched {
+            value: Mutex::new(Arc::new(value)),
+            version: AtomicU64::new(0),
+        }
+    }
+
+    /// Replaces the value.
+    pub fn set(&self, value: T) {
+        *self.value.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(value);
+        self.version.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> Arc<T> {
+        self.value.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Changes each time the value is replaced.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TopicRoute {
+    json: bool,
+    index: Option<String>,
+}
+
+/// Topics and where their documents go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routing {
+    /// Topics to consume, sorted, without duplicates.
+    pub topics: Vec<String>,
+    routes: HashMap<String, TopicRoute>,
+    pattern: String,
+}
+
+impl Routing {
+    /// From the collect entries; `pattern` is `[transfer] index_pattern`. Several entries may
+    /// share a topic: JSON decoding is on if any asks for it; the first `index` given wins.
+    pub fn new(entries: &[CollectEntry], pattern: &str) -> Routing {
+        let mut routes: HashMap<String, TopicRoute> = HashMap::new();
+        for e in entries {
+            let r = routes.entry(e.topic.clone()).or_insert(TopicRoute {
+                json: false,
+                index: None,
+            });
+            r.json |= e.json;
+            if r.index.is_none() {
+                r.index = e.index.clone();
+            }
+        }
+        let mut topics: Vec<String> = routes.keys().cloned().collect();
+        topics.sort();
+        Routing {
+            topics,
+            routes,
+            pattern: pattern.to_string(),
+        }
+    }
+
+    fn pattern_of(&self, topic: &str) -> &str {
+        self.routes
+            .get(topic)
+            .and_then(|r| r.index.as_deref())
+            .unwrap_or(&self.pattern)
+    }
+
+    /// The index of a record of `topic` at `timestamp_ms` (a topic not configured, e.g.
+    /// just removed, uses the default pattern).
+    pub fn index(&self, topic: &str, timestamp_ms: i64) -> String {
+        document::index_name(self.pattern_of(topic), topic, timestamp_ms)
+    }
+
+    /// Whether lines of `topic` that are JSON objects are decoded.
+    pub fn decode_json(&self, topic: &str) -> bool {
+        self.routes.get(topic).is_some_and(|r| r.json)
+    }
+
+    /// Index patterns covering every index this routing writes to, for the index template:
+    /// each topic's index up to its first date field, then `*`.
+    pub fn template_patterns(&self) -> Vec<String> {
+        let mut patterns: Vec<String> = self
+            .topics
+            .iter()
+            .map(|t| {
+                let p = self.pattern_of(t).replace("{topic}", t);
+                let prefix = p.split('%').next().unwrap_or("");
+                format!("{}*", document::sanitize_index(prefix))
+            })
+            .collect();
+        patterns.sort();
+        patterns.dedup();
+        patterns
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logcollect::collect::parse_collect_conf;
+
+    #[test]
+    fn routes_and_patterns() {
+        let entries = parse_collect_conf(
+            "k",
+            br#"[{"path":"/a","topic":"web"},{"path":"/b","topic":"web","json":true},
+                {"path":"/c","topic":"app","index":"app-logs"}]"#,
+        )
+        .unwrap();
+        let r = Routing::new(&entries, "{topic}-%Y.%m.%d");
+        assert_eq!(r.topics, ["app", "web"]);
+        assert!(r.decode_json("web") && !r.decode_json("app"));
+        assert_eq!(r.index("web", 0), "web-1970.01.01");
+        assert_eq!(r.index("app", 0), "app-logs");
+        assert_eq!(r.index("gone", 0), "gone-1970.01.01");
+        assert_eq!(r.template_patterns(), ["app-logs*", "web-*"]);
+    }
+
+    #[test]
+    fn watched_versions() {
+        let w = Watched::new(1);
+        assert_eq!((*w.get(), w.version()), (1, 0));
+        w.set(2);
+        assert_eq!((*w.get(), w.version()), (2, 1));
+    }
+}
