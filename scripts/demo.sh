@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: installs and starts the services, builds the daemons,
-# puts a demo configuration into etcd, and starts log-agent and log-transfer on it.
-# Stop everything with: scripts/demo.sh stop
+# The main job, on a fresh machine: installs and starts etcd, Kafka (Tansu) and the
+# Elasticsearch API (osmem-server); builds log-agent and log-transfer; puts a demo
+# configuration into etcd (two sample logs, access and error); starts both daemons; writes
+# sample lines; waits until they are searchable; and shows what a search finds.
+#
+#   scripts/demo.sh         run (again: more sample lines are shipped)
+#   scripts/demo.sh stop    stop the daemons and the services
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -9,42 +13,122 @@ export LC_RUN=${LC_RUN:-$REPO/.run/services}
 DEMO=$REPO/.run/demo
 SERVICES=scripts/services.sh
 
+stop_daemons() {
+    local p
+    for p in "$DEMO"/*.pid; do
+        [ -f "$p" ] || continue
+        kill "$(cat "$p")" 2>/dev/null || true
+        rm -f "$p"
+    done
+}
+
 if [ "${1:-}" = stop ]; then
-    for p in "$DEMO"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; rm -f "$p"; done
+    stop_daemons
     "$SERVICES" stop
+    echo "demo stopped"
     exit 0
 fi
 
+echo "== services"
 "$SERVICES" start
 eval "$("$SERVICES" env)"
-cargo build --release --quiet
+echo "== build"
+cargo build --release --quiet -p log-agent -p log-transfer
 mkdir -p "$DEMO/logs"
 
+echo "== configuration in etcd"
 etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf \
     "[{\"path\":\"$DEMO/logs/access.log\",\"topic\":\"demo_access\",\"start\":\"beginning\"},
-      {\"path\":\"$DEMO/logs/error.log\",\"topic\":\"demo_error\",\"start\":\"beginning\"}]" >/dev/null
+      {\"path\":\"$DEMO/logs/error.log\",\"topic\":\"demo_error\",\"start\":\"beginning\",
+       \"multiline_start\":\"^\\\\d{4}-\\\\d{2}-\\\\d{2} \"}]" >/dev/null
 etcdctl --endpoints "$LC_ETCD_URL" put elasticsearch_config \
     "{\"api_key\":\"\",\"url_address\":[\"$LC_ES_URL\"]}" >/dev/null
+etcdctl --endpoints "$LC_ETCD_URL" get collect_log_conf elasticsearch_config | sed 's/^/  /'
 
-for d in agent transfer; do
-    cat >"$DEMO/$d.ini" <<INI
+echo "== daemons"
+cat >"$DEMO/agent.ini" <<INI
 [etcd]
 endpoints = $LC_ETCD_URL
 [kafka]
 brokers = $LC_KAFKA_BROKERS
 [agent]
 data_dir = $DEMO/agent-data
+http_listen = 127.0.0.1:9101
 INI
-    if [ -f "$DEMO/$d.pid" ] && kill -0 "$(cat "$DEMO/$d.pid")" 2>/dev/null; then continue; fi
-    nohup "target/release/log-$d" -c "$DEMO/$d.ini" >"$DEMO/$d.log" 2>&1 &
+cat >"$DEMO/transfer.ini" <<INI
+[etcd]
+endpoints = $LC_ETCD_URL
+[kafka]
+brokers = $LC_KAFKA_BROKERS
+[transfer]
+http_listen = 127.0.0.1:9102
+batch_max_wait_ms = 300
+INI
+for d in agent transfer; do
+    if [ -f "$DEMO/$d.pid" ] && kill -0 "$(cat "$DEMO/$d.pid")" 2>/dev/null; then
+        echo "  log-$d already running (pid $(cat "$DEMO/$d.pid"))"
+        continue
+    fi
+    nohup "target/release/log-$d" -c "$DEMO/$d.ini" >>"$DEMO/$d.log" 2>&1 &
     echo $! >"$DEMO/$d.pid"
+    echo "  log-$d started (pid $!, log $DEMO/$d.log)"
 done
-sleep 2
+
+echo "== sample lines"
+python3 - "$DEMO/logs" <<'PY'
+import datetime, random, sys
+d = sys.argv[1]
+now = datetime.datetime.now(datetime.timezone.utc)
+paths = ["/", "/login", "/api/orders", "/api/orders/42", "/static/app.js", "/health"]
+with open(f"{d}/access.log", "a") as f:
+    for i in range(200):
+        status = random.choice([200] * 8 + [302, 404, 500])
+        f.write(f'10.0.0.{random.randint(1, 254)} - - [{now:%d/%b/%Y:%H:%M:%S +0000}] '
+                f'"GET {random.choice(paths)} HTTP/1.1" {status} {random.randint(200, 9000)}\n')
+with open(f"{d}/error.log", "a") as f:
+    for i in range(5):
+        t = now + datetime.timedelta(seconds=i)
+        f.write(f"{t:%Y-%m-%d %H:%M:%S} ERROR order {1000 + i} failed: database timeout\n")
+        f.write("java.sql.SQLTimeoutException: timeout after 30000ms\n")
+        f.write("\tat com.example.orders.Repository.save(Repository.java:88)\n")
+        f.write("\tat com.example.orders.Service.place(Service.java:41)\n")
+PY
+access_lines=$(grep -c . "$DEMO/logs/access.log")
+error_events=$(grep -c '^[0-9]\{4\}-' "$DEMO/logs/error.log")
+echo "  $DEMO/logs/access.log: $access_lines lines; $DEMO/logs/error.log: $error_events events (with stack traces)"
+
+echo "== waiting until they are searchable"
+count() { curl -sf -XPOST "$LC_ES_URL/$1/_refresh" >/dev/null 2>&1; curl -sf "$LC_ES_URL/$1/_count" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])' 2>/dev/null || echo 0; }
+deadline=$((SECONDS + 90))
+until [ "$(count 'demo_access-*')" = "$access_lines" ] && [ "$(count 'demo_error-*')" = "$error_events" ]; do
+    if [ $SECONDS -ge $deadline ]; then
+        echo "not all documents arrived within 90 s; see $DEMO/agent.log and $DEMO/transfer.log" >&2
+        exit 1
+    fi
+    sleep 1
+done
+
+echo "== found"
+curl -sf "$LC_ES_URL/_cat/indices/demo_*?v&h=index,docs.count"
 echo
-echo "Services: etcd $LC_ETCD_URL, Kafka $LC_KAFKA_BROKERS, Elasticsearch API $LC_ES_URL"
-echo "log-agent (log: $DEMO/agent.log):"
-sed 's/^/  /' "$DEMO/agent.log"
-echo "log-transfer (log: $DEMO/transfer.log):"
-sed 's/^/  /' "$DEMO/transfer.log"
+echo "latest error events (_search on demo_error-*, newest first):"
+curl -sf "$LC_ES_URL/demo_error-*/_search" -H 'content-type: application/json' \
+    -d '{"size":3,"sort":[{"@timestamp":"desc"}],"query":{"match_all":{}}}' | python3 -c '
+import json, sys
+for h in json.load(sys.stdin)["hits"]["hits"]:
+    s = h["_source"]
+    where = "{}:{}@{}".format(s["host"]["name"], s["log"]["file"]["path"], s["log"]["offset"])
+    print("  " + s["@timestamp"] + " " + where)
+    for line in s["message"].splitlines():
+        print("      " + line)'
 echo
-echo "Stop everything with: scripts/demo.sh stop"
+echo "server errors in the access log (query_string: message:\"500\"):"
+curl -sf "$LC_ES_URL/demo_access-*/_count?q=message:%22500%22" | python3 -c 'import json,sys; print("  ", json.load(sys.stdin)["count"], "lines")'
+cat <<HELP
+
+Search more:   curl '$LC_ES_URL/demo_access-*/_search?q=message:login&size=5'
+Metrics:       curl http://127.0.0.1:9101/metrics   (agent)   curl http://127.0.0.1:9102/metrics   (transfer)
+Add a file:    etcdctl --endpoints $LC_ETCD_URL put collect_log_conf '[...]'   (applied within a second)
+Run again:     scripts/demo.sh   (ships more sample lines)
+Stop:          scripts/demo.sh stop
+HELP

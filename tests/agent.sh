@@ -13,17 +13,7 @@ WRITE=$REPO/tests/write_lines.py
 AGENT_INI=$TEST_TMP/agent.ini
 LOG=$TEST_TMP/agent.log
 
-cat >"$AGENT_INI" <<INI
-[etcd]
-endpoints = $LC_ETCD_URL
-poll_interval_ms = 200
-[kafka]
-brokers = $LC_KAFKA_BROKERS
-[agent]
-data_dir = $TEST_TMP/data
-http_listen = $METRICS
-shutdown_timeout_ms = 5000
-INI
+agent_ini "$AGENT_INI" "$TEST_TMP/data" "$METRICS"
 
 start_agent() {
     lc_spawn agent "${@}" "$BIN_DIR/log-agent" -c "$AGENT_INI"

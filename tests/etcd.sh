@@ -16,25 +16,11 @@ test_client_against_real_etcd() {
         cargo test -q -p logcollect-shared --test etcd_real -- --ignored --test-threads=1
 }
 
-agent_ini() { # agent_ini KEY DATA_DIR
-    cat >"$TEST_TMP/agent.ini" <<INI
-[etcd]
-endpoints = $LC_ETCD_URL
-key = $1
-poll_interval_ms = 200
-[kafka]
-brokers = $LC_KAFKA_BROKERS
-[agent]
-data_dir = $2
-http_listen =
-INI
-}
-
 GOOD1='[{"path":"/var/log/one.log","topic":"one"}]'
 GOOD2='[{"path":"/var/log/one.log","topic":"one"},{"path":"/var/log/two/*.log","topic":"two"}]'
 
 test_agent_keeps_last_good_config() {
-    agent_ini collect_log_conf "$TEST_TMP/data"
+    agent_ini "$TEST_TMP/agent.ini" "$TEST_TMP/data" "" collect_log_conf
     etcd_put collect_log_conf "$GOOD1"
     lc_spawn agent "$BIN_DIR/log-agent" -c "$TEST_TMP/agent.ini"
     local log=$TEST_TMP/agent.log
@@ -58,7 +44,7 @@ test_agent_keeps_last_good_config() {
 
 test_agent_starts_from_cache_while_etcd_is_down() {
     # The previous test left GOOD2 in the cache.
-    agent_ini collect_log_conf "$TEST_TMP/data"
+    agent_ini "$TEST_TMP/agent.ini" "$TEST_TMP/data" "" collect_log_conf
     "$SERVICES" stop etcd
     lc_spawn agent "$BIN_DIR/log-agent" -c "$TEST_TMP/agent.ini"
     local log=$TEST_TMP/agent.log
@@ -78,7 +64,7 @@ test_agent_starts_from_cache_while_etcd_is_down() {
 test_agent_per_host_key_falls_back_to_plain_key() {
     local host
     host=$(hostname)
-    agent_ini 'collect_log_{hostname}' "$TEST_TMP/data-host"
+    agent_ini "$TEST_TMP/agent.ini" "$TEST_TMP/data-host" "" 'collect_log_{hostname}'
     etcd_put collect_log_conf "$GOOD1"
     etcd_del "collect_log_$host"
     lc_spawn agent "$BIN_DIR/log-agent" -c "$TEST_TMP/agent.ini"

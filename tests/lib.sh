@@ -11,6 +11,7 @@
 #   assert_eq WHAT EXPECTED GOT   fail with expected vs got
 #   assert_grep WHAT FILE REGEX   fail with the file's tail unless REGEX is in FILE
 #   has_count N REGEX FILE        exactly N lines of FILE match REGEX
+#   agent_ini FILE DATA_DIR [METRICS_ADDR] [ETCD_KEY]   an agent ini for these services
 #   etcd_put KEY VALUE / etcd_del KEY   through etcdctl, on this file's etcd
 
 set -uo pipefail
@@ -58,7 +59,10 @@ lc_services_at() {
 # Kills every daemon spawned by the current test.
 kill_spawned() {
     local name
-    for name in "${!LC_PIDS[@]}"; do kill -KILL "${LC_PIDS[$name]}" 2>/dev/null; done
+    for name in "${!LC_PIDS[@]}"; do
+        kill -KILL "${LC_PIDS[$name]}" 2>/dev/null
+        wait "${LC_PIDS[$name]}" 2>/dev/null # reaped here, so bash prints no "Killed" notice
+    done
     LC_PIDS=()
 }
 
@@ -118,6 +122,22 @@ assert_grep() {
         tail -n 15 "$2" | sed 's/^/      /' >&2
         fail "$1: no line matches /$3/ in $2"
     }
+}
+
+# agent_ini FILE DATA_DIR [METRICS_ADDR] [ETCD_KEY]: an agent ini for this file's services.
+agent_ini() {
+    cat >"$1" <<INI
+[etcd]
+endpoints = $LC_ETCD_URL
+key = ${4:-collect_log_conf}
+poll_interval_ms = 200
+[kafka]
+brokers = $LC_KAFKA_BROKERS
+[agent]
+data_dir = $2
+http_listen = ${3:-}
+shutdown_timeout_ms = 5000
+INI
 }
 
 # has_count N REGEX FILE: FILE has exactly N lines matching REGEX (for wait_until).

@@ -3,7 +3,8 @@
 //! Elasticsearch has it or its record is in the dead-letter topic.
 //!
 //! Items answered 429 or 5xx, and whole requests that fail, are sent again with jittered
-//! exponential backoff (about 100 ms up to 30 s), never dropped; while that goes on, the
+//! exponential backoff (about 100 ms up to 30 s; it grows only while rounds make no
+//! progress), never dropped; while that goes on, the
 //! consumer threads' channel fills and they pause. A 413 splits the request in halves.
 //! The Elasticsearch settings are read at each attempt, so a new URL in etcd takes effect.
 
@@ -174,7 +175,12 @@ impl Batcher {
                     continue;
                 }
             };
+            let before = docs.len();
             docs = self.settle(docs, outcomes);
+            if docs.len() < before {
+                // Progress: the store works, only some items were refused; back off briefly.
+                attempt = 1;
+            }
         }
     }
 

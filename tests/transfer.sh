@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# log-transfer (with log-agent in front of it) against a real etcd, a real Kafka-protocol
+# broker and a real Elasticsearch-API store; faults the store cannot produce come from
+# lc-faultproxy in front of it. What is indexed is read back through the store's REST API
+# (tests/check_es.py); dead-lettered records through lc-kafka.
+. "$(dirname "$0")/lib.sh"
+
+lc_services etcd kafka es
+
+HOST=$(hostname)
+CHECK_ES=$REPO/tests/check_es.py
+WRITE=$REPO/tests/write_lines.py
+PROXY=127.0.0.1:$((LC_FREE_PORT + 3))
+DEAD_URL=http://127.0.0.1:$((LC_FREE_PORT + 4)) # nothing listens there
+
+agent_ini "$TEST_TMP/agent.ini" "$TEST_TMP/agent-data" "127.0.0.1:$LC_FREE_PORT"
+transfer_ini() { # transfer_ini FILE METRICS_PORT THREADS GROUP
+    cat >"$1" <<INI
+[etcd]
+endpoints = $LC_ETCD_URL
+poll_interval_ms = 200
+[kafka]
+brokers = $LC_KAFKA_BROKERS
+consumer_threads = $3
+group_id = $4
+session_timeout_ms = 6000
+[transfer]
+http_listen = 127.0.0.1:$2
+batch_max_wait_ms = 200
+shutdown_timeout_ms = 5000
+INI
+}
+transfer_ini "$TEST_TMP/transfer.ini" $((LC_FREE_PORT + 1)) 2 lc-test
+TRANSFER_METRICS=http://127.0.0.1:$((LC_FREE_PORT + 1))/metrics
+
+es_config() { etcd_put elasticsearch_config "{\"api_key\":\"${2:-}\",\"url_address\":[\"$1\"]}"; }
+start_agent() { lc_spawn agent "$BIN_DIR/log-agent" -c "$TEST_TMP/agent.ini"; }
+start_transfer() { lc_spawn "${2:-transfer}" "$BIN_DIR/log-transfer" -c "${1:-$TEST_TMP/transfer.ini}"; }
+es_count() { python3 "$CHECK_ES" count "$LC_ES_URL" "$1" "$2" >/dev/null 2>&1; }
+metric() { curl -sf "$1" | awk -v k="$2" '$1 == k { print $2 }'; }
+
+test_agent_to_store_exact_documents() {
+    local d=$TEST_TMP/e2e
+    mkdir -p "$d"
+    etcd_put collect_log_conf "[{\"path\":\"$d/access.log\",\"topic\":\"e2e\"},{\"path\":\"$d/error.log\",\"topic\":\"e2e\"}]"
+    es_config "$LC_ES_URL"
+    start_agent
+    start_transfer
+    wait_until 10 "agent configured" grep -q "$d/error.log -> topic e2e" "$TEST_TMP/agent.log"
+    python3 "$WRITE" mixed "$d/access.log" 2000 3 &
+    local w=$!
+    python3 "$WRITE" mixed "$d/error.log" 2000 4
+    wait $w
+    wait_until 90 "4000 documents" es_count 'e2e-*' 4000
+    python3 "$CHECK_ES" exact "$LC_ES_URL" "$HOST" e2e "$d/access.log" "$d/error.log"
+    # The index template typed the fields.
+    local mapping
+    mapping=$(curl -sf "$LC_ES_URL/e2e-*/_mapping")
+    python3 - "$mapping" <<'PY' || fail "mapping"
+import json, sys
+m = next(iter(json.loads(sys.argv[1]).values()))["mappings"]["properties"]
+assert m["@timestamp"]["type"] == "date", m["@timestamp"]
+assert m["message"]["type"] == "text", m["message"]
+assert m["log"]["properties"]["offset"]["type"] == "long", m["log"]
+assert m["host"]["properties"]["name"]["type"] == "keyword", m["host"]
+print("ok: @timestamp is a date, message text, log.offset long, host.name keyword")
+PY
+    sleep 2 # a commit interval
+    [ "$(metric "$TRANSFER_METRICS" logcollect_transfer_documents_indexed_total)" -ge 4000 ] || fail "indexed counter"
+    curl -sf "$TRANSFER_METRICS" | grep -q '^logcollect_transfer_committed_offset{topic="e2e",partition="[0-9]"} [1-9]' ||
+        fail "no committed offsets in /metrics"
+}
+
+test_records_of_another_producer_get_fallback_ids() {
+    etcd_put collect_log_conf '[{"path":"/nonexistent/foreign.log","topic":"foreign"}]'
+    es_config "$LC_ES_URL"
+    start_transfer
+    seq 1 300 | sed 's/^/seq=/; s/$/ from another producer/' | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" foreign
+    wait_until 60 "300 documents" es_count 'foreign-*' 300
+    python3 "$CHECK_ES" seq "$LC_ES_URL" 'foreign-*' 300
+    local doc
+    doc=$(curl -sf "$LC_ES_URL/foreign-*/_search?size=1")
+    python3 - "$doc" <<'PY' || fail "fallback document"
+import json, re, sys
+h = json.loads(sys.argv[1])["hits"]["hits"][0]
+assert re.fullmatch(r"[0-9a-f]{32}", h["_id"]), h["_id"]
+s = h["_source"]
+assert "host" not in s and "log" not in s, s
+assert s["event"]["dataset"] == "foreign", s
+print("ok: no agent headers: id from topic/partition/offset, no host or log fields")
+PY
+}
+
+test_kill_9_of_the_transfer_indexes_exactly_once() {
+    local d=$TEST_TMP/kill
+    mkdir -p "$d"
+    etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"tkill\"}]"
+    es_config "$LC_ES_URL"
+    start_agent
+    start_transfer
+    wait_until 10 "agent configured" grep -q "$d/app.log -> topic tkill" "$TEST_TMP/agent.log"
+    python3 "$WRITE" seq "$d/app.log" 1 6000 3000
+    wait_until 30 "indexing under way" python3 -c "
+import json, sys, urllib.request
+n = json.load(urllib.request.urlopen('$LC_ES_URL/tkill-*/_count'))['count']
+sys.exit(0 if n > 500 else 1)"
+    lc_kill transfer KILL || true
+    local at_kill
+    at_kill=$(curl -sf "$LC_ES_URL/tkill-*/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
+    echo "    killed with $at_kill of 6000 documents indexed"
+    start_transfer
+    wait_until 90 "6000 documents" es_count 'tkill-*' 6000
+    python3 "$CHECK_ES" seq "$LC_ES_URL" 'tkill-*' 6000
+}
+
+test_faults_429_500_slow_reset_413_401() {
+    local d=$TEST_TMP/faults
+    mkdir -p "$d"
+    lc_spawn proxy "$BIN_DIR/lc-faultproxy" "$PROXY" "$LC_ES_URL"
+    wait_until 5 "proxy up" curl -sf "http://$PROXY/_fault"
+    curl -sf -XPUT "http://$PROXY/_fault" -d '{"item_429":0.2,"status_500":0.1,"slow":0.1,"slow_ms":1500,
+        "reset":0.05,"status_401":2,"max_body":150000,"seed":7}' >/dev/null
+    etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"faults\"}]"
+    es_config "http://$PROXY" secret-api-key-4711
+    start_agent
+    start_transfer
+    wait_until 10 "agent configured" grep -q "$d/app.log -> topic faults" "$TEST_TMP/agent.log"
+    python3 "$WRITE" seq "$d/app.log" 1 3000 3000
+    wait_until 120 "3000 documents" es_count 'faults-*' 3000
+    python3 "$CHECK_ES" seq "$LC_ES_URL" 'faults-*' 3000
+    local injected
+    injected=$(curl -sf "http://$PROXY/_fault")
+    echo "    injected: $injected"
+    python3 - "$injected" <<'PY' || fail "not every fault was injected"
+import json, sys
+i = json.loads(sys.argv[1])["injected"]
+for k in ("item_429", "status_500", "slow", "reset", "status_413", "status_401"):
+    assert i.get(k, 0) > 0, f"{k}: {i}"
+PY
+    assert_grep "401 reported" "$TEST_TMP/transfer.log" 'authentication failed \(HTTP 401\)'
+    assert_grep "413 split" "$TEST_TMP/transfer.log" 'too large \(413\); splitting it'
+    if grep -q secret-api-key-4711 "$TEST_TMP/transfer.log"; then fail "the api_key appears in the log"; fi
+    [ "$(metric "$TRANSFER_METRICS" logcollect_transfer_documents_retried_total)" -gt 0 ] || fail "retried counter"
+}
+
+test_mapping_error_goes_to_the_dead_letter_topic() {
+    local d=$TEST_TMP/dlq
+    mkdir -p "$d"
+    etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"dlqt\",\"json\":true}]"
+    es_config "$LC_ES_URL"
+    start_agent
+    start_transfer
+    wait_until 10 "agent configured" grep -q "$d/app.log -> topic dlqt" "$TEST_TMP/agent.log"
+    echo '{"code":1,"seq":1}' >>"$d/app.log"
+    wait_until 60 "first document" es_count 'dlqt-*' 1
+    # json.code is a long now: text there is a mapping error. The next line must not wait.
+    echo '{"code":"not a number","seq":2}' >>"$d/app.log"
+    echo '{"code":3,"seq":3}' >>"$d/app.log"
+    wait_until 60 "third document" es_count 'dlqt-*' 2
+    "$BIN_DIR/lc-kafka" consume "$LC_KAFKA_BROKERS" dlqt.dlq 1 60 >"$TEST_TMP/dlq.json" || fail "nothing in dlqt.dlq"
+    python3 - "$TEST_TMP/dlq.json" "$d/app.log" <<'PY' || fail "dead letter"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert len(recs) == 1, recs
+r = recs[0]
+assert r["value"] == '{"code":"not a number","seq":2}', r["value"]
+h = r["headers"]
+assert "mapper_parsing_exception" in h["dlq.reason"] or "document_parsing_exception" in h["dlq.reason"], h
+assert h["dlq.reason"].startswith("HTTP 400"), h
+assert h["dlq.source"].startswith("dlqt/"), h
+assert h["path"] == sys.argv[2] and h["offset"] == "19", h
+print("ok: the malformed document is in dlqt.dlq with its reason and origin; the next one was indexed")
+PY
+    sleep 1
+    assert_eq "dead-lettered counter" 1 "$(metric "$TRANSFER_METRICS" logcollect_transfer_documents_dead_lettered_total)"
+}
+
+test_new_elasticsearch_url_in_etcd_is_used() {
+    local d=$TEST_TMP/url
+    mkdir -p "$d"
+    etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"urlchange\"}]"
+    es_config "$DEAD_URL"
+    start_agent
+    start_transfer
+    wait_until 10 "agent configured" grep -q "$d/app.log -> topic urlchange" "$TEST_TMP/agent.log"
+    python3 "$WRITE" seq "$d/app.log" 1 500 1000
+    wait_until 30 "failures against the dead URL" grep -q "$DEAD_URL/_bulk: .*sending [0-9]* documents again" "$TEST_TMP/transfer.log"
+    es_count 'urlchange-*' 0 || fail "documents arrived without a store"
+    es_config "$LC_ES_URL"
+    wait_until 60 "500 documents" es_count 'urlchange-*' 500
+    python3 "$CHECK_ES" seq "$LC_ES_URL" 'urlchange-*' 500
+}
+
+test_two_transfers_split_the_partitions() {
+    etcd_put collect_log_conf '[{"path":"/nonexistent/pair.log","topic":"pair"}]'
+    es_config "$LC_ES_URL"
+    transfer_ini "$TEST_TMP/t1.ini" $((LC_FREE_PORT + 5)) 1 pair-group
+    transfer_ini "$TEST_TMP/t2.ini" $((LC_FREE_PORT + 6)) 1 pair-group
+    start_transfer "$TEST_TMP/t1.ini" t1
+    start_transfer "$TEST_TMP/t2.ini" t2
+    # The first record creates the topic; the rest goes out once both have partitions.
+    echo "seq=1" | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" pair
+    wait_until 30 "transfer 1 assigned" grep -q 'partitions assigned: pair/' "$TEST_TMP/t1.log"
+    wait_until 30 "transfer 2 assigned" grep -q 'partitions assigned: pair/' "$TEST_TMP/t2.log"
+    seq 2 2000 | sed 's/^/seq=/' | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" pair
+    wait_until 90 "2000 documents" es_count 'pair-*' 2000
+    python3 "$CHECK_ES" seq "$LC_ES_URL" 'pair-*' 2000
+    local p1 p2
+    p1=$(grep 'partitions assigned: pair/' "$TEST_TMP/t1.log" | tail -n 1 | sed 's/.*assigned: //')
+    p2=$(grep 'partitions assigned: pair/' "$TEST_TMP/t2.log" | tail -n 1 | sed 's/.*assigned: //')
+    echo "    transfer 1 has: $p1; transfer 2 has: $p2"
+    [ -n "$p1" ] && [ -n "$p2" ] || fail "a transfer got no partitions"
+    [ "$(metric "http://127.0.0.1:$((LC_FREE_PORT + 5))/metrics" logcollect_transfer_documents_indexed_total)" -gt 0 ] || fail "transfer 1 indexed nothing"
+    [ "$(metric "http://127.0.0.1:$((LC_FREE_PORT + 6))/metrics" logcollect_transfer_documents_indexed_total)" -gt 0 ] || fail "transfer 2 indexed nothing"
+}
+
+run_tests
