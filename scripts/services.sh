@@ -93,7 +93,7 @@ install_apache_kafka() {
     fi
     say "installing Apache Kafka $KAFKA_VERSION jars from Maven Central"
     rm -rf "$KAFKA_LIBS"
-    mvn -q -B -f "$REPO/scripts/engines/kafka-pom.xml" dependency:copy-dependencies \
+    mvn -q -B -Dstyle.color=never -f "$REPO/scripts/engines/kafka-pom.xml" dependency:copy-dependencies \
         -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS" >&2
     touch "$KAFKA_LIBS/.complete"
 }
@@ -316,7 +316,7 @@ case $cmd in
         echo "export LC_ETCD_CLUSTER_URLS=http://127.0.0.1:$LC_ETCD_PORT,http://127.0.0.1:$((LC_ETCD_PORT + 10)),http://127.0.0.1:$((LC_ETCD_PORT + 20))"
         echo "export LC_KAFKA_BROKERS=127.0.0.1:$LC_KAFKA_PORT"
         echo "export LC_ES_URL=http://127.0.0.1:$LC_ES_PORT"
-        echo "export LC_TANSU=$TANSU LC_KAFKA_ENGINE=$LC_KAFKA_ENGINE"
+        echo "export LC_TANSU=$TANSU LC_KAFKA_ENGINE=$LC_KAFKA_ENGINE KAFKA_LIBS=$KAFKA_LIBS"
         ;;
     *)
         sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'

@@ -5,6 +5,10 @@
 # Ends with the line "N passed, M failed"; exits non-zero if anything failed.
 #
 # Usage: scripts/test.sh [tests/NAME.sh ...]   (default: every tests/*.sh)
+#
+# Test files marked "# engines: kafka" run once per Kafka engine of LC_ENGINES:
+#   standin  the Tansu broker;  real  Apache Kafka 4 (KRaft);  both (default)  the two.
+# The store is osmem-server for both (OpenSearch from Maven jars is not assembled yet).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,14 +54,29 @@ results=$(mktemp)
 export LC_RESULTS=$results
 files=("$@")
 [ ${#files[@]} -gt 0 ] || files=(tests/*.sh)
-for f in "${files[@]}"; do
-    [ "$(basename "$f")" = lib.sh ] && continue
-    echo "== $f"
+case ${LC_ENGINES:-both} in
+    standin) engines=(tansu) ;;
+    real) engines=(apache) ;;
+    both) engines=(tansu apache) ;;
+    *) echo "LC_ENGINES=$LC_ENGINES: expected real, standin or both" >&2; exit 2 ;;
+esac
+# run_file FILE [ENGINE]
+run_file() {
+    echo "== $1${2:+ (kafka: $2)}"
+    local before rc
     before=$(wc -l <"$results")
-    bash "$f"
+    LC_KAFKA_ENGINE=${2:-tansu} bash "$1"
     rc=$?
     if [ "$rc" != 0 ] && [ "$(wc -l <"$results")" = "$before" ]; then
-        echo "fail $f (exit $rc before any test ran)" >>"$results"
+        echo "fail $1${2:+[$2]} (exit $rc before any test ran)" >>"$results"
+    fi
+}
+for f in "${files[@]}"; do
+    [ "$(basename "$f")" = lib.sh ] && continue
+    if grep -q '^# engines: kafka' "$f"; then
+        for e in "${engines[@]}"; do run_file "$f" "$e"; done
+    else
+        run_file "$f"
     fi
 done
 passed=$((passed + $(grep -c '^pass ' "$results")))

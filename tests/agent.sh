@@ -2,6 +2,7 @@
 # log-agent against a real etcd and a real Kafka-protocol broker: what reaches Kafka is read
 # back with lc-kafka (rdkafka, no consumer group) and compared with the files by
 # tests/check_kafka.py.
+# engines: kafka
 . "$(dirname "$0")/lib.sh"
 
 lc_services etcd kafka
@@ -151,6 +152,54 @@ test_broker_frozen_30s_nothing_lost_memory_bounded() {
     echo "    agent peak RSS: ${peak} kB"
     [ "$peak" -lt 65536 ] || fail "agent peak RSS ${peak} kB is not under 64 MB"
 }
+
+if [ "$LC_KAFKA_ENGINE" = apache ]; then
+    # Only a broker that keeps its data can be stopped and started again.
+    test_broker_stopped_and_restarted_nothing_lost() {
+        local d=$TEST_TMP/restart
+        mkdir -p "$d"
+        etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"restart\"}]"
+        start_agent
+        wait_until 5 "config applied" grep -q "$d/app.log -> topic restart" "$LOG"
+        python3 "$WRITE" seq "$d/app.log" 1 6000 500 &
+        local writer=$!
+        sleep 2
+        "$SERVICES" stop kafka
+        sleep 8
+        "$SERVICES" start kafka
+        wait "$writer"
+        consume restart 6000 "$TEST_TMP/restart.json"
+        python3 "$CHECK" seq "$TEST_TMP/restart.json" 6000 --dups-ok
+    }
+
+    # An independent reader: Kafka's own Java console consumer, from the broker's jars.
+    test_kafka_console_consumer_reads_what_the_agent_sent() {
+        local d=$TEST_TMP/java
+        mkdir -p "$d"
+        etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"javacheck\"}]"
+        start_agent
+        wait_until 5 "config applied" grep -q "$d/app.log -> topic javacheck" "$LOG"
+        python3 "$WRITE" seq "$d/app.log" 1 300 1000
+        consume javacheck 300 "$TEST_TMP/java.json"
+        java -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.consumer.ConsoleConsumer \
+            --bootstrap-server "$LC_KAFKA_BROKERS" --topic javacheck --from-beginning --max-messages 300 \
+            --timeout-ms 30000 --property print.headers=true --property print.key=true \
+            >"$TEST_TMP/java.txt" 2>"$TEST_TMP/java.err" || fail "console consumer: $(tail -3 "$TEST_TMP/java.err")"
+        python3 - "$TEST_TMP/java.txt" "$d/app.log" "$HOST" <<'PY' || fail "console consumer output"
+import sys
+lines = [l.rstrip("\n") for l in open(sys.argv[1])]
+written = [l.rstrip("\n") for l in open(sys.argv[2])]
+assert len(lines) == 300, len(lines)
+values = sorted(l.split("\t")[2] for l in lines)
+assert values == sorted(written), "values differ"
+headers = lines[0].split("\t")[0]
+for h in ("host:" + sys.argv[3], "path:" + sys.argv[2], "offset:", "file:"):
+    assert h in headers, (h, headers)
+assert lines[0].split("\t")[1] == sys.argv[3] + sys.argv[2], lines[0]
+print("ok: Kafka's ConsoleConsumer reads the 300 records with their key and headers")
+PY
+    }
+fi
 
 test_etcd_add_remove_invalid_and_cached_config() {
     local d=$TEST_TMP/reload

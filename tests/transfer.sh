@@ -3,6 +3,7 @@
 # broker and a real Elasticsearch-API store; faults the store cannot produce come from
 # lc-faultproxy in front of it. What is indexed is read back through the store's REST API
 # (tests/check_es.py); dead-lettered records through lc-kafka.
+# engines: kafka
 . "$(dirname "$0")/lib.sh"
 
 lc_services etcd kafka es
