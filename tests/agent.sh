@@ -2,7 +2,7 @@
 # log-agent against a real etcd and a real Kafka-protocol broker: what reaches Kafka is read
 # back with lc-kafka (rdkafka, no consumer group) and compared with the files by
 # tests/check_kafka.py.
-# engines: kafka
+# engines: each set
 . "$(dirname "$0")/lib.sh"
 
 lc_services etcd kafka

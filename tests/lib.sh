@@ -19,11 +19,11 @@ set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SERVICES=$REPO/scripts/services.sh
 BIN_DIR=${LC_BIN_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/debug}
-# Files that talk to Kafka run once per engine (LC_KAFKA_ENGINE=tansu|apache, see
-# scripts/services.sh); the engine is part of their test names.
-TEST_NAME=$(basename "$0" .sh)${LC_KAFKA_ENGINE:+[$LC_KAFKA_ENGINE]}
+# Files marked "# engines: each set" run once per engine set (LC_ENGINE_SET=standin|real, with
+# LC_KAFKA_ENGINE and LC_ES_ENGINE, see scripts/test.sh); the set is part of their test names.
+TEST_NAME=$(basename "$0" .sh)${LC_ENGINE_SET:+[$LC_ENGINE_SET]}
 # No brackets in paths: the tests use them in regular expressions.
-TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/lc-$(basename "$0" .sh)${LC_KAFKA_ENGINE:+-$LC_KAFKA_ENGINE}.XXXXXX")
+TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/lc-$(basename "$0" .sh)${LC_ENGINE_SET:+-$LC_ENGINE_SET}.XXXXXX")
 RESULTS=${LC_RESULTS:-$TEST_TMP/results}
 declare -A LC_PIDS=()
 
@@ -45,6 +45,7 @@ PORT_BASE=$(pick_ports)
 export LC_RUN=$TEST_TMP/services
 export LC_ETCD_PORT=$((PORT_BASE + 1)) LC_ETCD_PEER_PORT=$((PORT_BASE + 2))
 export LC_KAFKA_PORT=$((PORT_BASE + 3)) LC_ES_PORT=$((PORT_BASE + 4)) LC_KAFKA_CONTROLLER_PORT=$((PORT_BASE + 5))
+export LC_ES_TRANSPORT_PORT=$((PORT_BASE + 6))
 # Free ports for the daemons' own servers: PORT_BASE+10 and up.
 export LC_FREE_PORT=$((PORT_BASE + 10))
 eval "$("$SERVICES" env)"

@@ -3,9 +3,11 @@
 # broker and a real Elasticsearch-API store; faults the store cannot produce come from
 # lc-faultproxy in front of it. What is indexed is read back through the store's REST API
 # (tests/check_es.py); dead-lettered records through lc-kafka.
-# engines: kafka
+# engines: each set
 . "$(dirname "$0")/lib.sh"
 
+# A real OpenSearch gets one write thread and a queue of one, so that load answers 429.
+export LC_OPENSEARCH_WRITE_QUEUE=1
 lc_services etcd kafka es
 
 HOST=$(hostname)
@@ -191,6 +193,41 @@ test_new_elasticsearch_url_in_etcd_is_used() {
     wait_until 60 "500 documents" es_count 'urlchange-*' 500
     python3 "$CHECK_ES" seq "$LC_ES_URL" 'urlchange-*' 500
 }
+
+if [ "$LC_ES_ENGINE" = opensearch ]; then
+    test_opensearch_429_under_load_is_retried() {
+        local d=$TEST_TMP/rejected
+        mkdir -p "$d"
+        etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"rejected\"}]"
+        es_config "$LC_ES_URL"
+        start_agent
+        lc_spawn transfer env RUST_LOG=info,log_transfer::batch=debug "$BIN_DIR/log-transfer" -c "$TEST_TMP/transfer.ini"
+        wait_until 10 "agent configured" grep -q "$d/app.log -> topic rejected" "$TEST_TMP/agent.log"
+        # Another client keeps the node's one write thread busy and its queue full.
+        python3 - "$LC_ES_URL" 15 <<'PY' &
+import json, sys, threading, time, urllib.request
+url, secs = sys.argv[1], float(sys.argv[2])
+body = "".join('{"index":{"_index":"noise"}}\n' + json.dumps({"n": i, "pad": "x" * 200}) + "\n" for i in range(300)).encode()
+def flood():
+    end = time.time() + secs
+    while time.time() < end:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url + "/_bulk", body, {"content-type": "application/x-ndjson"}), timeout=10).read()
+        except OSError:
+            pass
+threads = [threading.Thread(target=flood) for _ in range(6)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+PY
+        local flood=$!
+        python3 "$WRITE" seq "$d/app.log" 1 3000 300
+        wait "$flood"
+        wait_until 120 "3000 documents" es_count 'rejected-*' 3000
+        python3 "$CHECK_ES" seq "$LC_ES_URL" 'rejected-*' 3000
+        assert_grep "OpenSearch's own 429" "$TEST_TMP/transfer.log" 'HTTP 429: (es_)?rejected_execution_exception'
+        grep -Ec 'HTTP 429: (es_)?rejected_execution_exception' "$TEST_TMP/transfer.log" | sed 's/^/    rounds with real 429s: /'
+    }
+fi
 
 test_two_transfers_split_the_partitions() {
     etcd_put collect_log_conf '[{"path":"/nonexistent/pair.log","topic":"pair"}]'

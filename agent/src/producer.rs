@@ -141,8 +141,10 @@ pub fn spawn(
         .set("linger.ms", "5")
         // Never give up on a record; the registry waits for it.
         .set("message.timeout.ms", "0")
-        // Bounded memory: past this, send() says the queue is full.
+        // Bounded memory: past either limit, send() says the queue is full. The count matters
+        // for short lines: each record also holds its key and headers.
         .set("queue.buffering.max.kbytes", "16384")
+        .set("queue.buffering.max.messages", "20000")
         .set("message.max.bytes", max_message.to_string())
         .create_with_context(context)
         .map_err(|e| Error::Io {

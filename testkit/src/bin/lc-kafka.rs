@@ -135,6 +135,8 @@ fn produce(brokers: &str, topic: &str) -> Result<(), String> {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("acks", "all")
+        // Retries must not write a record twice: the tests count records exactly.
+        .set("enable.idempotence", "true")
         .create()
         .map_err(|e| e.to_string())?;
     for line in std::io::stdin().lock().lines() {
