@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job, on a fresh machine: installs and starts etcd, Kafka (Tansu) and the
-# Elasticsearch API (osmem-server); builds log-agent and log-transfer; puts a demo
+# The main job, on a fresh machine: installs and starts etcd, Kafka and an Elasticsearch-API
+# store (Apache Kafka 4 and OpenSearch 2.19 when Java and Maven are available, else the Tansu
+# broker and osmem-server; LC_KAFKA_ENGINE / LC_ES_ENGINE choose); builds log-agent and log-transfer; puts a demo
 # configuration into etcd (two sample logs, access and error); starts both daemons; writes
 # sample lines; waits until they are searchable; and shows what a search finds.
 #
@@ -10,6 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 export LC_RUN=${LC_RUN:-$REPO/.run/services}
+# The real engines (Apache Kafka, OpenSearch) when Java and Maven are there; else the stand-ins.
+if command -v java >/dev/null && command -v mvn >/dev/null; then
+    export LC_KAFKA_ENGINE=${LC_KAFKA_ENGINE:-apache} LC_ES_ENGINE=${LC_ES_ENGINE:-opensearch}
+fi
 DEMO=$REPO/.run/demo
 SERVICES=scripts/services.sh
 
@@ -29,7 +34,7 @@ if [ "${1:-}" = stop ]; then
     exit 0
 fi
 
-echo "== services"
+echo "== services (kafka: ${LC_KAFKA_ENGINE:-tansu}, store: ${LC_ES_ENGINE:-osmem})"
 "$SERVICES" start
 eval "$("$SERVICES" env)"
 echo "== build"

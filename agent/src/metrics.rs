@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use logcollect::http::{describe, escape_label};
+use logcollect::http::{describe, escape_label, ErrorCounts};
 
 /// Per-file counters, updated by the file's tailer (read side) and the producer (acks).
 #[derive(Default)]
@@ -30,7 +30,7 @@ pub struct Metrics {
     pub config_revision: AtomicI64,
     /// Records handed to librdkafka and not yet acknowledged.
     pub kafka_queue_depth: AtomicI64,
-    errors: Mutex<BTreeMap<&'static str, u64>>,
+    errors: ErrorCounts,
 }
 
 impl Metrics {
@@ -46,12 +46,7 @@ impl Metrics {
 
     /// Counts an error of `kind` (`open`, `read`, `kafka`, `registry`, `config`, ...).
     pub fn error(&self, kind: &'static str) {
-        *self
-            .errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(kind)
-            .or_default() += 1;
+        self.errors.count(kind);
     }
 
     /// The Prometheus text exposition.
@@ -120,15 +115,8 @@ impl Metrics {
             describe(&mut out, &name, kind, help);
             let _ = writeln!(out, "{name} {value}");
         }
-        describe(
-            &mut out,
-            "logcollect_agent_errors_total",
-            "counter",
-            "Errors by kind.",
-        );
-        for (kind, n) in self.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "logcollect_agent_errors_total{{kind=\"{kind}\"}} {n}");
-        }
+        self.errors
+            .render(&mut out, "logcollect_agent_errors_total");
         out
     }
 }

@@ -1,5 +1,9 @@
 //! The small HTTP server both daemons expose: `/metrics` (Prometheus text) and `/health`.
 
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
 use crate::{Error, Result};
 
 /// Serves `/metrics` (the text `render` returns) and `/health` on `addr`, from a thread of
@@ -45,6 +49,29 @@ pub fn escape_label(value: &str) -> String {
 
 /// Writes `# HELP` and `# TYPE` for metric `name`.
 pub fn describe(out: &mut String, name: &str, kind: &str, help: &str) {
-    use std::fmt::Write;
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Errors counted by kind (`open`, `kafka`, `bulk`, ...), for `/metrics`.
+#[derive(Default)]
+pub struct ErrorCounts(Mutex<BTreeMap<&'static str, u64>>);
+
+impl ErrorCounts {
+    /// Counts one error of `kind`.
+    pub fn count(&self, kind: &'static str) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(kind)
+            .or_default() += 1;
+    }
+
+    /// Writes the counter `name` with one `kind` label per kind seen.
+    pub fn render(&self, out: &mut String, name: &str) {
+        describe(out, name, "counter", "Errors by kind.");
+        for (kind, n) in self.0.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {n}");
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use logcollect::http::{describe, escape_label};
+use logcollect::http::{describe, escape_label, ErrorCounts};
 
 /// Upper bounds of the bulk latency histogram, in seconds.
 const BUCKETS: [f64; 11] = [
@@ -28,7 +28,7 @@ pub struct Metrics {
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
     partitions: Mutex<BTreeMap<(String, i32), (i64, i64)>>,
-    errors: Mutex<BTreeMap<&'static str, u64>>,
+    errors: ErrorCounts,
 }
 
 impl Metrics {
@@ -66,12 +66,7 @@ impl Metrics {
 
     /// Counts an error of `kind`.
     pub fn error(&self, kind: &'static str) {
-        *self
-            .errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(kind)
-            .or_default() += 1;
+        self.errors.count(kind);
     }
 
     /// The Prometheus text exposition.
@@ -147,18 +142,8 @@ impl Metrics {
             "logcollect_transfer_config_revision {}",
             self.config_revision.load(Relaxed)
         );
-        describe(
-            &mut out,
-            "logcollect_transfer_errors_total",
-            "counter",
-            "Errors by kind.",
-        );
-        for (kind, n) in self.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(
-                out,
-                "logcollect_transfer_errors_total{{kind=\"{kind}\"}} {n}"
-            );
-        }
+        self.errors
+            .render(&mut out, "logcollect_transfer_errors_total");
         out
     }
 }
