@@ -49,10 +49,9 @@ test_two_files_exact_lines_offsets_headers() {
 
 test_rename_rotation_while_writing() {
     local d=$TEST_TMP/rename
-    mkdir -p "$d"
-    etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"rename\"}]"
+    collect_one rename
     start_agent
-    wait_until 5 "config applied" grep -q "$d/app.log -> topic rename" "$LOG"
+    wait_applied "$LOG" rename
     python3 "$WRITE" seq "$d/app.log" 1 6000 3000 --rotate-every 1000 --rotate rename
     consume rename 6000 "$TEST_TMP/rename.json"
     python3 "$CHECK" seq "$TEST_TMP/rename.json" 6000
@@ -63,10 +62,9 @@ test_rename_rotation_while_writing() {
 
 test_copytruncate_while_writing() {
     local d=$TEST_TMP/copytruncate
-    mkdir -p "$d"
-    etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"copytruncate\"}]"
+    collect_one copytruncate
     start_agent
-    wait_until 5 "config applied" grep -q "$d/app.log -> topic copytruncate" "$LOG"
+    wait_applied "$LOG" copytruncate
     python3 "$WRITE" seq "$d/app.log" 1 4000 4000 --rotate-every 1000 --rotate copytruncate \
         --wait-caught-up "http://$METRICS/metrics"
     consume copytruncate 4000 "$TEST_TMP/ct.json"
@@ -76,10 +74,9 @@ test_copytruncate_while_writing() {
 
 test_kill_9_mid_stream_loses_nothing() {
     local d=$TEST_TMP/kill
-    mkdir -p "$d"
-    etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"kill\"}]"
+    collect_one kill
     start_agent
-    wait_until 5 "config applied" grep -q "$d/app.log -> topic kill" "$LOG"
+    wait_applied "$LOG" kill
     python3 "$WRITE" seq "$d/app.log" 1 20000 5000 &
     local writer=$!
     sleep 1.5
@@ -94,10 +91,9 @@ test_kill_9_mid_stream_loses_nothing() {
 
 test_sigterm_flushes_so_a_restart_sends_nothing_twice() {
     local d=$TEST_TMP/term
-    mkdir -p "$d"
-    etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"term\"}]"
+    collect_one term
     start_agent
-    wait_until 5 "config applied" grep -q "$d/app.log -> topic term" "$LOG"
+    wait_applied "$LOG" term
     python3 "$WRITE" seq "$d/app.log" 1 10000 5000 &
     local writer=$!
     sleep 1
@@ -131,10 +127,9 @@ test_changed_entry_is_restarted_on_its_new_topic() {
 
 test_broker_frozen_30s_nothing_lost_memory_bounded() {
     local d=$TEST_TMP/outage
-    mkdir -p "$d"
-    etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"outage\"}]"
+    collect_one outage
     start_agent
-    wait_until 5 "config applied" grep -q "$d/app.log -> topic outage" "$LOG"
+    wait_applied "$LOG" outage
     python3 "$WRITE" seq "$d/app.log" 1 20000 500 &
     local writer=$! kafka_pid
     kafka_pid=$(cat "$LC_RUN/kafka.pid")
@@ -157,10 +152,9 @@ if [ "$LC_KAFKA_ENGINE" = apache ]; then
     # Only a broker that keeps its data can be stopped and started again.
     test_broker_stopped_and_restarted_nothing_lost() {
         local d=$TEST_TMP/restart
-        mkdir -p "$d"
-        etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"restart\"}]"
+        collect_one restart
         start_agent
-        wait_until 5 "config applied" grep -q "$d/app.log -> topic restart" "$LOG"
+        wait_applied "$LOG" restart
         python3 "$WRITE" seq "$d/app.log" 1 6000 500 &
         local writer=$!
         sleep 2
@@ -174,11 +168,10 @@ if [ "$LC_KAFKA_ENGINE" = apache ]; then
 
     # An independent reader: Kafka's own Java console consumer, from the broker's jars.
     test_kafka_console_consumer_reads_what_the_agent_sent() {
-        local d=$TEST_TMP/java
-        mkdir -p "$d"
-        etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"javacheck\"}]"
+        local d=$TEST_TMP/javacheck
+        collect_one javacheck
         start_agent
-        wait_until 5 "config applied" grep -q "$d/app.log -> topic javacheck" "$LOG"
+        wait_applied "$LOG" javacheck
         python3 "$WRITE" seq "$d/app.log" 1 300 1000
         consume javacheck 300 "$TEST_TMP/java.json"
         java -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.consumer.ConsoleConsumer \

@@ -12,6 +12,7 @@
 #   assert_grep WHAT FILE REGEX   fail with the file's tail unless REGEX is in FILE
 #   has_count N REGEX FILE        exactly N lines of FILE match REGEX
 #   agent_ini FILE DATA_DIR [METRICS_ADDR] [ETCD_KEY]   an agent ini for these services
+#   collect_one NAME [FIELDS] / wait_applied LOG NAME   one entry $TEST_TMP/NAME/app.log -> NAME
 #   etcd_put KEY VALUE / etcd_del KEY   through etcdctl, on this file's etcd
 
 set -uo pipefail
@@ -143,6 +144,16 @@ http_listen = ${3:-}
 shutdown_timeout_ms = 5000
 INI
 }
+
+# collect_one NAME [JSON_FIELDS]: collect_log_conf is the one entry $TEST_TMP/NAME/app.log ->
+# topic NAME (plus the given fields); the directory is created.
+collect_one() {
+    mkdir -p "$TEST_TMP/$1"
+    etcd_put collect_log_conf "[{\"path\":\"$TEST_TMP/$1/app.log\",\"topic\":\"$1\"${2:+,$2}}]"
+}
+
+# wait_applied AGENT_LOG NAME: the agent applied the entry of collect_one NAME.
+wait_applied() { wait_until 10 "entry $2 applied" grep -q "$TEST_TMP/$2/app.log -> topic $2" "$1"; }
 
 # has_count N REGEX FILE: FILE has exactly N lines matching REGEX (for wait_until).
 has_count() { [ "$(grep -Ec -- "$2" "$3")" = "$1" ]; }

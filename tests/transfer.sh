@@ -40,6 +40,11 @@ es_config() { etcd_put elasticsearch_config "{\"api_key\":\"${2:-}\",\"url_addre
 start_agent() { lc_spawn agent "$BIN_DIR/log-agent" -c "$TEST_TMP/agent.ini"; }
 start_transfer() { lc_spawn "${2:-transfer}" "$BIN_DIR/log-transfer" -c "${1:-$TEST_TMP/transfer.ini}"; }
 es_count() { python3 "$CHECK_ES" count "$LC_ES_URL" "$1" "$2" >/dev/null 2>&1; }
+es_count_at_least() {
+    local n
+    n=$(curl -sf "$LC_ES_URL/$1/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])' 2>/dev/null)
+    [ "${n:-0}" -ge "$2" ]
+}
 metric() { curl -sf "$1" | awk -v k="$2" '$1 == k { print $2 }'; }
 
 test_agent_to_store_exact_documents() {
@@ -95,18 +100,14 @@ PY
 }
 
 test_kill_9_of_the_transfer_indexes_exactly_once() {
-    local d=$TEST_TMP/kill
-    mkdir -p "$d"
-    etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"tkill\"}]"
+    local d=$TEST_TMP/tkill
+    collect_one tkill
     es_config "$LC_ES_URL"
     start_agent
     start_transfer
-    wait_until 10 "agent configured" grep -q "$d/app.log -> topic tkill" "$TEST_TMP/agent.log"
+    wait_applied "$TEST_TMP/agent.log" tkill
     python3 "$WRITE" seq "$d/app.log" 1 6000 3000
-    wait_until 30 "indexing under way" python3 -c "
-import json, sys, urllib.request
-n = json.load(urllib.request.urlopen('$LC_ES_URL/tkill-*/_count'))['count']
-sys.exit(0 if n > 500 else 1)"
+    wait_until 30 "indexing under way" es_count_at_least 'tkill-*' 500
     lc_kill transfer KILL || true
     local at_kill
     at_kill=$(curl -sf "$LC_ES_URL/tkill-*/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
@@ -114,6 +115,25 @@ sys.exit(0 if n > 500 else 1)"
     start_transfer
     wait_until 90 "6000 documents" es_count 'tkill-*' 6000
     python3 "$CHECK_ES" seq "$LC_ES_URL" 'tkill-*' 6000
+}
+
+test_sigterm_finishes_the_bulk_commits_and_leaves_the_group() {
+    local d=$TEST_TMP/tterm
+    collect_one tterm
+    es_config "$LC_ES_URL"
+    start_agent
+    start_transfer
+    wait_applied "$TEST_TMP/agent.log" tterm
+    python3 "$WRITE" seq "$d/app.log" 1 4000 2000 &
+    local writer=$!
+    wait_until 30 "indexing under way" es_count_at_least 'tterm-*' 200
+    lc_kill transfer TERM || fail "transfer did not exit 0 on SIGTERM"
+    assert_grep "commit before leaving" "$TEST_TMP/transfer.log" 'consumer-[0-9]: committed and leaving the group'
+    assert_grep "graceful stop" "$TEST_TMP/transfer.log" 'log-transfer stopped'
+    start_transfer
+    wait "$writer"
+    wait_until 90 "4000 documents" es_count 'tterm-*' 4000
+    python3 "$CHECK_ES" seq "$LC_ES_URL" 'tterm-*' 4000
 }
 
 test_faults_429_500_slow_reset_413_401() {
@@ -127,7 +147,7 @@ test_faults_429_500_slow_reset_413_401() {
     es_config "http://$PROXY" secret-api-key-4711
     start_agent
     start_transfer
-    wait_until 10 "agent configured" grep -q "$d/app.log -> topic faults" "$TEST_TMP/agent.log"
+    wait_applied "$TEST_TMP/agent.log" faults
     python3 "$WRITE" seq "$d/app.log" 1 3000 3000
     wait_until 120 "3000 documents" es_count 'faults-*' 3000
     python3 "$CHECK_ES" seq "$LC_ES_URL" 'faults-*' 3000
@@ -147,13 +167,12 @@ PY
 }
 
 test_mapping_error_goes_to_the_dead_letter_topic() {
-    local d=$TEST_TMP/dlq
-    mkdir -p "$d"
-    etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"dlqt\",\"json\":true}]"
+    local d=$TEST_TMP/dlqt
+    collect_one dlqt '"json":true'
     es_config "$LC_ES_URL"
     start_agent
     start_transfer
-    wait_until 10 "agent configured" grep -q "$d/app.log -> topic dlqt" "$TEST_TMP/agent.log"
+    wait_applied "$TEST_TMP/agent.log" dlqt
     echo '{"code":1,"seq":1}' >>"$d/app.log"
     wait_until 60 "first document" es_count 'dlqt-*' 1
     # json.code is a long now: text there is a mapping error. The next line must not wait.
@@ -179,13 +198,12 @@ PY
 }
 
 test_new_elasticsearch_url_in_etcd_is_used() {
-    local d=$TEST_TMP/url
-    mkdir -p "$d"
-    etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"urlchange\"}]"
+    local d=$TEST_TMP/urlchange
+    collect_one urlchange
     es_config "$DEAD_URL"
     start_agent
     start_transfer
-    wait_until 10 "agent configured" grep -q "$d/app.log -> topic urlchange" "$TEST_TMP/agent.log"
+    wait_applied "$TEST_TMP/agent.log" urlchange
     python3 "$WRITE" seq "$d/app.log" 1 500 1000
     wait_until 30 "failures against the dead URL" grep -q "$DEAD_URL/_bulk: .*sending [0-9]* documents again" "$TEST_TMP/transfer.log"
     es_count 'urlchange-*' 0 || fail "documents arrived without a store"
@@ -197,12 +215,11 @@ test_new_elasticsearch_url_in_etcd_is_used() {
 if [ "$LC_ES_ENGINE" = opensearch ]; then
     test_opensearch_429_under_load_is_retried() {
         local d=$TEST_TMP/rejected
-        mkdir -p "$d"
-        etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"rejected\"}]"
+        collect_one rejected
         es_config "$LC_ES_URL"
         start_agent
         lc_spawn transfer env RUST_LOG=info,log_transfer::batch=debug "$BIN_DIR/log-transfer" -c "$TEST_TMP/transfer.ini"
-        wait_until 10 "agent configured" grep -q "$d/app.log -> topic rejected" "$TEST_TMP/agent.log"
+        wait_applied "$TEST_TMP/agent.log" rejected
         # Another client keeps the node's one write thread busy and its queue full.
         python3 - "$LC_ES_URL" 15 <<'PY' &
 import json, sys, threading, time, urllib.request
