@@ -30,7 +30,14 @@ step() {
     fi
 }
 
-step "install services" scripts/services.sh install
+case ${LC_ENGINES:-both} in
+    standin) step "install services" scripts/services.sh install ;;
+    real) step "install services" env LC_KAFKA_ENGINE=apache LC_ES_ENGINE=opensearch scripts/services.sh install ;;
+    *)
+        step "install services (stand-ins)" scripts/services.sh install
+        step "install services (real engines)" env LC_KAFKA_ENGINE=apache LC_ES_ENGINE=opensearch scripts/services.sh install
+        ;;
+esac
 step "cargo fmt --check" cargo fmt --all --check
 step "cargo clippy" cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "cargo build" cargo build --workspace --quiet

@@ -70,16 +70,16 @@ impl Supervisor {
     /// entries, leaves the others alone, and starts tailers for the files of new and changed
     /// entries.
     pub fn apply(&mut self, entries: &[CollectEntry]) {
-        let unchanged: HashSet<&CollectEntry> = self
+        let unchanged: HashSet<&str> = self
             .entries
             .iter()
             .filter(|e| entries.contains(e))
+            .map(|e| e.path.as_str())
             .collect();
-        let unchanged: HashSet<String> = unchanged.into_iter().map(|e| e.path.clone()).collect();
         let stale: Vec<(u64, u64)> = self
             .tailers
             .iter()
-            .filter(|(_, r)| !unchanged.contains(&r.entry))
+            .filter(|(_, r)| !unchanged.contains(r.entry.as_str()))
             .map(|(id, _)| *id)
             .collect();
         for id in stale {

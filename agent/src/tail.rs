@@ -168,7 +168,8 @@ struct Tailer {
     multiline: Option<Multiline>,
     stop: Receiver<()>,
     wake: Receiver<()>,
-    _watch: Option<Watch>,
+    /// The inotify watch of the open file (removed on drop); `None`: checked every second.
+    watch: Option<Watch>,
     /// Since when the file is renamed away or deleted and idle.
     gone_since: Option<Instant>,
     buf: Vec<u8>,
@@ -221,7 +222,7 @@ impl Tailer {
             multiline,
             stop,
             wake,
-            _watch: watch,
+            watch,
             gone_since: None,
             buf: vec![0; READ_CHUNK],
             out: Vec::new(),
@@ -255,7 +256,7 @@ impl Tailer {
             let deadline = [
                 self.multiline.as_ref().and_then(Multiline::deadline),
                 self.gone_since.map(|t| t + CLOSE_GONE_AFTER),
-                self._watch
+                self.watch
                     .is_none()
                     .then(|| Instant::now() + Duration::from_secs(1)),
             ]
