@@ -6,7 +6,7 @@
 # sample lines; waits until they are searchable; and shows what a search finds.
 #
 #   scripts/demo.sh         run (again: more sample lines are shipped)
-#   scripts/demo.sh stop    stop the daemons and the services
+#   scripts/demo.sh stop    stop the daemons and the services, and remove the demo's data
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -30,7 +30,11 @@ stop_daemons() {
 if [ "${1:-}" = stop ]; then
     stop_daemons
     "$SERVICES" stop
-    echo "demo stopped"
+    # The demo's logs and registry only make sense with the data of these services: both go,
+    # so the next run starts consistent (the stand-ins keep nothing anyway).
+    rm -rf "$DEMO"
+    [ "$LC_RUN" = "$REPO/.run/services" ] && rm -rf "$LC_RUN"
+    echo "demo stopped; its logs and the services' data are removed"
     exit 0
 fi
 
