@@ -41,6 +41,7 @@ esac
 step "cargo fmt --check" cargo fmt --all --check
 step "cargo clippy" cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "cargo build" cargo build --workspace --quiet
+step "static musl build" scripts/build-static.sh
 
 # Unit tests count one by one, from cargo's own summary lines.
 echo "== cargo test"
