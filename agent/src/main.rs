@@ -114,13 +114,11 @@ fn run(path: &Path) -> Result<()> {
     }
 
     let (changes_tx, changes) = crossbeam_channel::bounded(16);
-    let poller = Poller::new(etcd, source.keys().to_vec());
-    let interval = settings.etcd.poll_interval;
-    let poll_shutdown = shutdown.clone();
-    let poll_thread = std::thread::Builder::new()
-        .name("etcd-poll".into())
-        .spawn(move || poller.run(interval, changes_tx, &poll_shutdown))
-        .map_err(|e| Error::io("etcd-poll thread", "cannot spawn", &e))?;
+    let poll_thread = Poller::new(etcd, source.keys().to_vec()).spawn(
+        settings.etcd.poll_interval,
+        changes_tx,
+        shutdown.clone(),
+    )?;
 
     loop {
         select! {

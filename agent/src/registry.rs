@@ -16,8 +16,9 @@ use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use logcollect::clock::now_ms;
 use logcollect::{persist, Error, Result};
 use serde_json::{json, Value};
 
@@ -74,13 +75,6 @@ pub struct Registry {
     last_write: Instant,
     /// Number of writes to disk, for /metrics.
     pub writes: u64,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn inode_key(dev: u64, ino: u64) -> String {

@@ -18,9 +18,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
+use logcollect::clock::now_ms;
 use logcollect::{Error, Result};
 use regex::bytes::Regex;
 
@@ -174,13 +175,6 @@ struct Tailer {
     gone_since: Option<Instant>,
     buf: Vec<u8>,
     out: Vec<Line>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl Tailer {

@@ -316,6 +316,19 @@ impl Poller {
         Ok(changes)
     }
 
+    /// Runs [`Poller::run`] on a thread of its own, named `etcd-poll`.
+    pub fn spawn(
+        self,
+        interval: Duration,
+        tx: Sender<KeyChange>,
+        shutdown: Shutdown,
+    ) -> Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("etcd-poll".into())
+            .spawn(move || self.run(interval, tx, &shutdown))
+            .map_err(|e| Error::io("etcd-poll thread", "cannot spawn", &e))
+    }
+
     /// Polls every `interval` and sends each change to `tx`, until `shutdown` or until the
     /// receiver is gone. While etcd fails, it logs, backs off (doubling up to 30 s) and keeps
     /// the last state.

@@ -5,10 +5,12 @@
 //! - [`collect`]: the JSON values kept in etcd (`collect_log_conf`, `elasticsearch_config`).
 //! - [`cli`], [`logging`], [`shutdown`], [`host`]: what every daemon needs at start and stop.
 //! - [`persist`]: atomic file writes for state that must survive a crash.
+//! - [`clock`]: milliseconds since the epoch, for registry entries and record timestamps.
 //! - [`http`]: the `/metrics` and `/health` server both daemons expose.
 //! - [`error`]: the one error type, with the context (path, key, url) a user needs to fix the cause.
 
 pub mod cli;
+pub mod clock;
 pub mod collect;
 pub mod error;
 pub mod etcd;

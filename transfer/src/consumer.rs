@@ -10,9 +10,10 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
+use logcollect::clock::now_ms;
 use logcollect::shutdown::Shutdown;
 use logcollect::{Error, Result};
 use rdkafka::config::ClientConfig;
@@ -459,13 +460,6 @@ fn to_doc(routing: &Routing, progress: &Arc<Progress>, m: &BorrowedMessage<'_>) 
         headers,
         progress: progress.clone(),
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use crossbeam_channel::select;
 use logcollect::collect::{parse_collect_conf, parse_es_config};
 use logcollect::etcd::{EtcdClient, KeyChange, Poller};
 use logcollect::shutdown::Shutdown;
-use logcollect::{logging, Error, Result};
+use logcollect::{logging, Result};
 
 use crate::metrics::Metrics;
 use crate::routing::{Routing, Watched};
@@ -98,13 +98,8 @@ fn run(path: &Path) -> Result<()> {
 
     let etcd = Arc::new(EtcdClient::new(&settings.etcd));
     let (changes_tx, changes) = crossbeam_channel::bounded(16);
-    let poller = Poller::new(etcd, keys);
-    let interval = settings.etcd.poll_interval;
-    let poll_shutdown = shutdown.clone();
-    let poll_thread = std::thread::Builder::new()
-        .name("etcd-poll".into())
-        .spawn(move || poller.run(interval, changes_tx, &poll_shutdown))
-        .map_err(|e| Error::io("etcd-poll thread", "cannot spawn", &e))?;
+    let poll_thread =
+        Poller::new(etcd, keys).spawn(settings.etcd.poll_interval, changes_tx, shutdown.clone())?;
 
     loop {
         select! {
