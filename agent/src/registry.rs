@@ -221,8 +221,8 @@ impl Registry {
 
     /// Extends the fingerprint of a file that was shorter than [`FINGERPRINT_BYTES`] when it
     /// was first seen; the fingerprint then tells its content from other content better.
-    /// Returns the updated entry if the fingerprint grew.
-    pub fn refresh_fingerprint(&mut self, entry: &Entry, file: &File) -> Option<Entry> {
+    /// Returns the new fingerprint and its length if it grew.
+    pub fn refresh_fingerprint(&mut self, entry: &Entry, file: &File) -> Option<(u64, u64)> {
         let known = self.live_mut(entry)?;
         let (fp, len) = fingerprint(file, FINGERPRINT_BYTES).ok()?;
         if len <= known.fp_len {
@@ -230,9 +230,8 @@ impl Registry {
         }
         known.fingerprint = fp;
         known.fp_len = len;
-        let updated = known.clone();
         self.dirty = true;
-        Some(updated)
+        Some((fp, len))
     }
 
     /// Every line of `entry`'s file before `offset` is acknowledged. Offsets only grow.

@@ -165,6 +165,9 @@ struct Tailer {
     ctx: Context,
     file: File,
     source: Arc<Source>,
+    /// Fingerprint of the file's head and how many bytes it covers, to tell a truncation
+    /// that was written over faster than it was looked at. Grows with a short file.
+    head: (u64, u64),
     splitter: Splitter,
     multiline: Option<Multiline>,
     stop: Receiver<()>,
@@ -206,6 +209,7 @@ impl Tailer {
             .multiline
             .clone()
             .map(|(re, timeout)| Multiline::new(re, timeout, spec.max_line_bytes));
+        let head = (entry.fingerprint, entry.fp_len);
         let source = new_source(&spec, &ctx, entry);
         Ok(Tailer {
             splitter: Splitter::new(source.entry.offset, spec.max_line_bytes),
@@ -218,6 +222,7 @@ impl Tailer {
             wake,
             watch,
             gone_since: None,
+            head,
             buf: vec![0; READ_CHUNK],
             out: Vec::new(),
         })
@@ -348,16 +353,13 @@ impl Tailer {
             return Look::Gone;
         };
         self.source.stats.size.store(meta.len(), Relaxed);
-        let entry = &self.source.entry;
         if meta.len() < self.splitter.position() || self.head_changed(meta.len()) {
             return Look::Truncated;
         }
-        if entry.fp_len < registry::FINGERPRINT_BYTES && meta.len() > entry.fp_len {
-            if let Some(updated) = lock(&self.ctx.registry).refresh_fingerprint(entry, &self.file) {
-                let mut source = new_source(&self.spec, &self.ctx, updated);
-                // Same file, same session: only the fingerprint grew.
-                source.session = self.source.session;
-                self.source = Arc::new(source);
+        if self.head.1 < registry::FINGERPRINT_BYTES && meta.len() > self.head.1 {
+            let entry = &self.source.entry;
+            if let Some(grown) = lock(&self.ctx.registry).refresh_fingerprint(entry, &self.file) {
+                self.head = grown;
             }
         }
         if meta.nlink() == 0 {
@@ -372,14 +374,14 @@ impl Tailer {
     /// Whether the first bytes differ from those fingerprinted: the file was truncated and
     /// written again faster than it was looked at.
     fn head_changed(&self, len: u64) -> bool {
-        let entry = &self.source.entry;
-        if entry.fp_len == 0 {
+        let (fingerprint, fp_len) = self.head;
+        if fp_len == 0 {
             return false;
         }
-        if len < entry.fp_len {
+        if len < fp_len {
             return true;
         }
-        registry::fingerprint(&self.file, entry.fp_len).is_ok_and(|(fp, _)| fp != entry.fingerprint)
+        registry::fingerprint(&self.file, fp_len).is_ok_and(|(fp, _)| fp != fingerprint)
     }
 
     /// copytruncate: ship what was pending of the old content, then read the new from 0.
@@ -404,6 +406,7 @@ impl Tailer {
             log::error!("{}: cannot seek: {e}", path.display());
         }
         self.splitter = Splitter::new(0, self.spec.max_line_bytes);
+        self.head = (entry.fingerprint, entry.fp_len);
         self.source = Arc::new(new_source(&self.spec, &self.ctx, entry));
         Ok(())
     }
