@@ -19,7 +19,7 @@ use logcollect::{Error, Result};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{BorrowedMessage, Headers};
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message, Offset, Statistics, TopicPartitionList};
 
 use crate::document::{self, Origin, Position};
 use crate::metrics::Metrics;
@@ -134,6 +134,20 @@ impl ClientContext for Context {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         self.metrics.error("kafka");
         log::warn!("{}: kafka: {reason} ({error})", self.name);
+    }
+
+    /// librdkafka's statistics (every `statistics.interval.ms`, served by `poll`) carry the
+    /// lag per partition from the high watermarks of its own fetches, so measuring it costs
+    /// no request of ours and never blocks the consumer loop.
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // Partition -1 is librdkafka's internal one; -1 lag means not known yet.
+                if *partition >= 0 && p.desired && p.consumer_lag >= 0 {
+                    self.metrics.lag(topic, *partition, p.consumer_lag);
+                }
+            }
+        }
     }
 }
 
@@ -252,6 +266,8 @@ pub fn spawn(n: usize, setup: Setup) -> Result<JoinHandle<()>> {
         .set("topic.metadata.refresh.interval.ms", "5000")
         // Bounded memory: librdkafka's prefetch queue.
         .set("queued.max.messages.kbytes", "16384")
+        // Statistics feed the lag metric (see `Context::stats`).
+        .set("statistics.interval.ms", "5000")
         .create_with_context(context)
         .map_err(|e| Error::Io {
             path: "kafka consumer".into(),
@@ -267,7 +283,6 @@ pub fn spawn(n: usize, setup: Setup) -> Result<JoinHandle<()>> {
         backlog: VecDeque::new(),
         paused: false,
         last_commit: Instant::now(),
-        last_lag: Instant::now(),
     };
     std::thread::Builder::new()
         .name(name.clone())
@@ -286,13 +301,10 @@ struct ConsumerThread {
     backlog: VecDeque<Doc>,
     paused: bool,
     last_commit: Instant,
-    last_lag: Instant,
 }
 
 /// How often what is done is committed.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
-/// How often consumer lag is measured.
-const LAG_INTERVAL: Duration = Duration::from_secs(5);
 
 impl ConsumerThread {
     fn run(&mut self) {
@@ -319,10 +331,6 @@ impl ConsumerThread {
             if self.last_commit.elapsed() >= COMMIT_INTERVAL {
                 self.commit(CommitMode::Async);
                 self.last_commit = Instant::now();
-            }
-            if self.last_lag.elapsed() >= LAG_INTERVAL {
-                self.measure_lag();
-                self.last_lag = Instant::now();
             }
         }
         // Stopping: keep the group membership while the batch thread finishes its bulk
@@ -399,25 +407,6 @@ impl ConsumerThread {
             None,
             mode,
         );
-    }
-
-    fn measure_lag(&self) {
-        let Ok(positions) = self.consumer.position() else {
-            return;
-        };
-        for e in positions.elements() {
-            let Offset::Offset(position) = e.offset() else {
-                continue;
-            };
-            if let Ok((_, high)) =
-                self.consumer
-                    .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(1))
-            {
-                self.setup
-                    .metrics
-                    .lag(e.topic(), e.partition(), high - position);
-            }
-        }
     }
 }
 

@@ -54,7 +54,7 @@ impl Metrics {
             .0 = offset;
     }
 
-    /// The consumer lag of a partition (high watermark minus position).
+    /// The consumer lag of a partition (high watermark minus committed offset).
     pub fn lag(&self, topic: &str, partition: i32, lag: i64) {
         self.partitions
             .lock()
@@ -115,7 +115,7 @@ impl Metrics {
             ("committed_offset", "Committed offset per partition.", 0),
             (
                 "consumer_lag",
-                "High watermark minus position per partition.",
+                "High watermark minus committed offset per partition.",
                 1,
             ),
         ] {

@@ -6,7 +6,10 @@
 //! `{"partition", "offset", "timestamp", "key", "headers": {...}, "value", "value_b64"}`.
 //! Exits 1 if the timeout passes first (printing what it has).
 //!
-//! `lc-kafka produce BROKERS TOPIC` sends each line of stdin as a record without headers.
+//! `lc-kafka produce BROKERS TOPIC` sends each line of stdin as a record without headers,
+//! keyed by its line number. The key spreads records over every partition by hash: keyless
+//! records go to one partition at a time (librdkafka's sticky partitioner), which would leave
+//! a consumer of the other partitions with nothing to read.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -139,9 +142,10 @@ fn produce(brokers: &str, topic: &str) -> Result<(), String> {
         .set("enable.idempotence", "true")
         .create()
         .map_err(|e| e.to_string())?;
-    for line in std::io::stdin().lock().lines() {
+    for (number, line) in std::io::stdin().lock().lines().enumerate() {
         let line = line.map_err(|e| e.to_string())?;
-        let mut record = BaseRecord::<(), _>::to(topic).payload(&line);
+        let key = (number + 1).to_string();
+        let mut record = BaseRecord::to(topic).key(&key).payload(&line);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
