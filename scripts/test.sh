@@ -6,7 +6,7 @@
 #
 # Usage: scripts/test.sh [tests/NAME.sh ...]   (default: every tests/*.sh)
 #
-# Test files marked "# engines: each set" run once per engine set of LC_ENGINES:
+# Test files marked "# engines: each set" run once per engine set of LOGCOLLECT_ENGINES:
 #   standin  the Tansu broker and osmem-server;
 #   real     Apache Kafka 4 (KRaft) and an OpenSearch 2.19 node, from Maven Central jars;
 #   both     (default) the two.
@@ -30,7 +30,7 @@ step() {
     fi
 }
 
-case ${LC_ENGINES:-both} in
+case ${LOGCOLLECT_ENGINES:-both} in
     standin) step "install services" scripts/services.sh install ;;
     real) step "install services" env LC_KAFKA_ENGINE=apache LC_ES_ENGINE=opensearch scripts/services.sh install ;;
     *)
@@ -63,11 +63,11 @@ results=$(mktemp)
 export LC_RESULTS=$results
 files=("$@")
 [ ${#files[@]} -gt 0 ] || files=(tests/*.sh)
-case ${LC_ENGINES:-both} in
+case ${LOGCOLLECT_ENGINES:-both} in
     standin) engines=(standin) ;;
     real) engines=(real) ;;
     both) engines=(standin real) ;;
-    *) echo "LC_ENGINES=$LC_ENGINES: expected real, standin or both" >&2; exit 2 ;;
+    *) echo "LOGCOLLECT_ENGINES=$LOGCOLLECT_ENGINES: expected real, standin or both" >&2; exit 2 ;;
 esac
 # run_file FILE [ENGINE_SET]
 run_file() {

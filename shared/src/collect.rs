@@ -370,6 +370,16 @@ mod tests {
             e(r#"{"url_address":["es:9200"]}"#),
             "etcd key \"k\": url_address: \"es:9200\" is not an http:// or https:// URL"
         );
+        // Credentials in a URL would end up in logs: refused, and not repeated in the error.
+        assert_eq!(
+            e(r#"{"url_address":["https://elastic:s3cret@es1:9200/x"]}"#),
+            "etcd key \"k\": url_address: \"https://…@es1:9200\" has credentials in it: \
+             give them as username and password"
+        );
+        assert_eq!(
+            e(r#"{"url_address":["http://:9200"]}"#),
+            "etcd key \"k\": url_address: \"http://:9200\" has no host"
+        );
         assert_eq!(
             e(r#"{"url_address":["http://h:1"],"username":"u"}"#),
             "etcd key \"k\": username and password go together"

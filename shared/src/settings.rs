@@ -175,13 +175,22 @@ impl EtcdSettings {
     }
 }
 
-/// Checks that `url` is an http or https URL with a host.
+/// Checks that `url` is an http or https URL with a host and without credentials.
+///
+/// URLs are logged, so `user:password@` in one is refused (naming neither) in favour of the
+/// separate `username`/`password` settings, which never are.
 pub fn check_url(url: &str) -> std::result::Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
+    let (scheme, rest) = url
+        .split_once("://")
+        .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))
         .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
-    if rest.is_empty() || rest.starts_with('/') || rest.starts_with(':') {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if let Some((_, host)) = authority.rsplit_once('@') {
+        return Err(format!(
+            "\"{scheme}://…@{host}\" has credentials in it: give them as username and password"
+        ));
+    }
+    if authority.is_empty() || authority.starts_with(':') {
         return Err(format!("{url:?} has no host"));
     }
     Ok(())
