@@ -77,6 +77,28 @@ test_agent_per_host_key_falls_back_to_plain_key() {
     wait_until 5 "plain key applied again" has_count 2 'key "collect_log_conf" revision [0-9]*: 1 entries' "$log"
 }
 
+test_agent_fails_over_when_an_etcd_member_dies() {
+    # A three-member cluster (client ports P, P+10, P+20); the agent knows all three.
+    local port=$((LC_FREE_PORT + 8))
+    lc_services_at cluster "$port" etcd-cluster
+    local m0=http://127.0.0.1:$port m1=http://127.0.0.1:$((port + 10)) m2=http://127.0.0.1:$((port + 20))
+    LC_ETCD_URL="$m0,$m1,$m2" agent_ini "$TEST_TMP/agent.ini" "$TEST_TMP/data-cluster" "" collect_log_conf
+    etcdctl --endpoints "$m0" put collect_log_conf "$GOOD1" >/dev/null
+    lc_spawn agent "$BIN_DIR/log-agent" -c "$TEST_TMP/agent.ini"
+    local log=$TEST_TMP/agent.log
+    : >"$log"
+    wait_until 10 "config applied from the first member" grep -q 'revision [0-9]*: 1 entries' "$log"
+
+    # The member the agent reads from crashes; the other two keep a quorum.
+    kill -KILL "$(cat "$TEST_TMP/services-cluster/etcd0.pid")"
+    wait_until 20 "a put through the surviving members" \
+        etcdctl --endpoints "$m1,$m2" --command-timeout 3s put collect_log_conf "$GOOD2"
+    wait_until 10 "config applied through another member" grep -q 'revision [0-9]*: 2 entries' "$log"
+    assert_grep "failover logged" "$log" "etcd: now using http://127.0.0.1:[0-9]+ \\($m0 failed\\)"
+    lc_alive agent || fail "agent died when an etcd member crashed"
+    lc_kill agent TERM || fail "agent did not exit 0 on SIGTERM"
+}
+
 test_command_line_and_ini_errors() {
     local out
     out=$("$BIN_DIR/log-agent" --version)

@@ -28,13 +28,13 @@ TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/lc-$(basename "$0" .sh)${LC_ENGINE_SET:+-$
 RESULTS=${LC_RESULTS:-$TEST_TMP/results}
 declare -A LC_PIDS=()
 
-# A block of 20 free ports for this file.
+# A block of 40 free ports for this file.
 pick_ports() {
     local base i busy
     for _ in $(seq 1 50); do
-        base=$((20000 + (RANDOM % 2000) * 20))
+        base=$((20000 + (RANDOM % 1000) * 40))
         busy=0
-        for i in $(seq 0 19); do
+        for i in $(seq 0 39); do
             if ss -Htln "sport = :$((base + i))" | grep -q .; then busy=1; break; fi
         done
         [ $busy = 0 ] && { echo "$base"; return; }
@@ -47,7 +47,7 @@ export LC_RUN=$TEST_TMP/services
 export LC_ETCD_PORT=$((PORT_BASE + 1)) LC_ETCD_PEER_PORT=$((PORT_BASE + 2))
 export LC_KAFKA_PORT=$((PORT_BASE + 3)) LC_ES_PORT=$((PORT_BASE + 4)) LC_KAFKA_CONTROLLER_PORT=$((PORT_BASE + 5))
 export LC_ES_TRANSPORT_PORT=$((PORT_BASE + 6))
-# Free ports for the daemons' own servers: PORT_BASE+10 and up.
+# Free ports for the daemons' own servers and further services: PORT_BASE+10 to +39.
 export LC_FREE_PORT=$((PORT_BASE + 10))
 eval "$("$SERVICES" env)"
 
