@@ -84,6 +84,12 @@ fn inode_key(dev: u64, ino: u64) -> String {
 /// xxh3 of the first `len` bytes of `file` (fewer if the file is shorter), and how many
 /// bytes that was. Reads at absolute positions, so the tailer's offset does not move.
 pub fn fingerprint(file: &File, len: u64) -> std::io::Result<(u64, u64)> {
+    let head = read_head(file, len)?;
+    Ok((hash(&head), head.len() as u64))
+}
+
+/// The first `len` bytes of `file` (fewer if the file is shorter), read at absolute positions.
+pub fn read_head(file: &File, len: u64) -> std::io::Result<Vec<u8>> {
     let mut head = vec![0u8; len as usize];
     let mut got = 0usize;
     while got < head.len() {
@@ -92,7 +98,13 @@ pub fn fingerprint(file: &File, len: u64) -> std::io::Result<(u64, u64)> {
             n => got += n,
         }
     }
-    Ok((xxhash_rust::xxh3::xxh3_64(&head[..got]), got as u64))
+    head.truncate(got);
+    Ok(head)
+}
+
+/// The fingerprint of a file's head.
+pub fn hash(head: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(head)
 }
 
 impl Registry {
@@ -221,10 +233,10 @@ impl Registry {
 
     /// Extends the fingerprint of a file that was shorter than [`FINGERPRINT_BYTES`] when it
     /// was first seen; the fingerprint then tells its content from other content better.
-    /// Returns the new fingerprint and its length if it grew.
-    pub fn refresh_fingerprint(&mut self, entry: &Entry, file: &File) -> Option<(u64, u64)> {
+    /// `(fp, len)` is the fingerprint of the file's first `len` bytes, now that there are more.
+    /// Returns it if the one recorded was shorter.
+    pub fn refresh_fingerprint(&mut self, entry: &Entry, fp: u64, len: u64) -> Option<(u64, u64)> {
         let known = self.live_mut(entry)?;
-        let (fp, len) = fingerprint(file, FINGERPRINT_BYTES).ok()?;
         if len <= known.fp_len {
             return None;
         }
@@ -376,7 +388,8 @@ mod tests {
             .unwrap()
             .write_all(&[b'x'; 2000])
             .unwrap();
-        r.refresh_fingerprint(&e, &f);
+        let (fp, len) = fingerprint(&f, FINGERPRINT_BYTES).unwrap();
+        r.refresh_fingerprint(&e, fp, len);
         r.flush().unwrap();
         let reloaded = Registry::load(&dir).unwrap();
         assert_eq!(

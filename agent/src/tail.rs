@@ -348,7 +348,6 @@ impl Tailer {
 
     /// What happened to the file since the last look.
     fn look(&mut self) -> Look {
-        let path = &self.spec.path;
         let Ok(meta) = self.file.metadata() else {
             return Look::Gone;
         };
@@ -356,32 +355,49 @@ impl Tailer {
         if meta.len() < self.splitter.position() || self.head_changed(meta.len()) {
             return Look::Truncated;
         }
-        if self.head.1 < registry::FINGERPRINT_BYTES && meta.len() > self.head.1 {
-            let entry = &self.source.entry;
-            if let Some(grown) = lock(&self.ctx.registry).refresh_fingerprint(entry, &self.file) {
-                self.head = grown;
-            }
-        }
         if meta.nlink() == 0 {
             return Look::Gone;
         }
-        match std::fs::metadata(path) {
+        match std::fs::metadata(&self.spec.path) {
             Ok(m) if (m.dev(), m.ino()) == (meta.dev(), meta.ino()) => Look::Live,
             _ => Look::Gone,
         }
     }
 
     /// Whether the first bytes differ from those fingerprinted: the file was truncated and
-    /// written again faster than it was looked at.
-    fn head_changed(&self, len: u64) -> bool {
+    /// written again faster than it was looked at. A head shorter than [`FINGERPRINT_BYTES`]
+    /// that has grown is fingerprinted again from the same read.
+    ///
+    /// [`FINGERPRINT_BYTES`]: registry::FINGERPRINT_BYTES
+    fn head_changed(&mut self, len: u64) -> bool {
         let (fingerprint, fp_len) = self.head;
-        if fp_len == 0 {
-            return false;
-        }
         if len < fp_len {
             return true;
         }
-        registry::fingerprint(&self.file, fp_len).is_ok_and(|(fp, _)| fp != fingerprint)
+        let grows = fp_len < registry::FINGERPRINT_BYTES && len > fp_len;
+        if fp_len == 0 && !grows {
+            return false;
+        }
+        let want = if grows {
+            registry::FINGERPRINT_BYTES
+        } else {
+            fp_len
+        };
+        let Ok(head) = registry::read_head(&self.file, want) else {
+            return false;
+        };
+        let known = &head[..head.len().min(fp_len as usize)];
+        if fp_len > 0 && ((known.len() as u64) < fp_len || registry::hash(known) != fingerprint) {
+            return true;
+        }
+        if head.len() as u64 > fp_len {
+            let (fp, grown) = (registry::hash(&head), head.len() as u64);
+            let entry = &self.source.entry;
+            if let Some(new) = lock(&self.ctx.registry).refresh_fingerprint(entry, fp, grown) {
+                self.head = new;
+            }
+        }
+        false
     }
 
     /// copytruncate: ship what was pending of the old content, then read the new from 0.
