@@ -6,14 +6,14 @@
 # Uses release binaries and the services of scripts/services.sh on their own ports.
 #
 # Usage: scripts/bench.sh [LINES]   (default 500000; the transfer part indexes at most 50000)
-# Environment: LC_KAFKA_ENGINE=tansu|apache (default tansu).
+# Environment: LC_KAFKA_ENGINE=tansu|apache (default tansu), LC_ES_ENGINE=osmem|opensearch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LINES=${1:-500000}
 DOCS=$((LINES < 50000 ? LINES : 50000))
 WORK=$(mktemp -d /tmp/lc-bench.XXXXXX)
 export LC_RUN=$WORK/services LC_ETCD_PORT=23791 LC_ETCD_PEER_PORT=23792 LC_KAFKA_PORT=23793 \
-    LC_KAFKA_CONTROLLER_PORT=23794 LC_ES_PORT=23795
+    LC_KAFKA_CONTROLLER_PORT=23794 LC_ES_PORT=23795 LC_ES_TRANSPORT_PORT=23798
 trap 'kill $(jobs -p) 2>/dev/null || true; scripts/services.sh stop >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 scripts/services.sh start >/dev/null
 eval "$(scripts/services.sh env)"
@@ -30,41 +30,45 @@ etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf \
     "[{\"path\":\"$WORK/app.log\",\"topic\":\"bench\",\"start\":\"beginning\"}]" >/dev/null
 etcdctl --endpoints "$LC_ETCD_URL" put elasticsearch_config "{\"url_address\":[\"$LC_ES_URL\"]}" >/dev/null
 printf '[etcd]\nendpoints = %s\n[kafka]\nbrokers = %s\n[agent]\ndata_dir = %s\nhttp_listen = 127.0.0.1:23796\n[log]\nlevel = warn\n' \
-    "$LC_ETCD_URL" "$LC_KAFKA_BROKERS" "$WORK/data" >"$WORK/agent.ini"
+    "$LC_ETCD_URL" "$LC_KAFKA_BROKERS" "$WORK/data" >"$WORK/log-agent.ini"
 
-acked() { curl -sf http://127.0.0.1:23796/metrics | awk '/^logcollect_agent_lines_acked_total/ { print $2 }'; }
-start=$(date +%s.%N)
-target/release/log-agent -c "$WORK/agent.ini" 2>"$WORK/agent.log" &
-agent=$!
-until [ "$(acked)" = "$LINES" ]; do sleep 0.05; done
-secs=$(echo "$(date +%s.%N) - $start" | bc)
-read -r utime stime < <(awk '{ print $14, $15 }' "/proc/$agent/stat")
+# measure DAEMON PORT METRIC TARGET: starts DAEMON with $WORK/DAEMON.ini and waits until METRIC
+# on its /metrics (on PORT) reads TARGET; sets PID and SECS (from start to then).
+measure() {
+    local start
+    start=$(date +%s.%N)
+    "target/release/$1" -c "$WORK/$1.ini" 2>"$WORK/$1.log" &
+    PID=$!
+    until [ "$(curl -sf "http://127.0.0.1:$2/metrics" | awk -v k="$3" '$1 == k { print $2 }')" = "$4" ]; do
+        sleep 0.05
+    done
+    SECS=$(echo "$(date +%s.%N) - $start" | bc)
+}
+
+measure log-agent 23796 logcollect_agent_lines_acked_total "$LINES"
+secs=$SECS
+read -r utime stime < <(awk '{ print $14, $15 }' "/proc/$PID/stat")
 cpu=$(echo "($utime + $stime) / $(getconf CLK_TCK)" | bc -l)
-rss=$(awk '/VmHWM/ { print $2 }' "/proc/$agent/status")
-kill "$agent"
+rss=$(awk '/VmHWM/ { print $2 }' "/proc/$PID/status")
+kill "$PID"
 
 printf '[etcd]\nendpoints = %s\n[kafka]\nbrokers = %s\nsession_timeout_ms = 6000\n[transfer]\nhttp_listen = 127.0.0.1:23797\n[log]\nlevel = warn\n' \
-    "$LC_ETCD_URL" "$LC_KAFKA_BROKERS" >"$WORK/transfer.ini"
-# The store stand-in is the slow part: the transfer indexes DOCS records of the same lines,
-# produced to a topic of their own.
+    "$LC_ETCD_URL" "$LC_KAFKA_BROKERS" >"$WORK/log-transfer.ini"
+# The store is the slow part: the transfer indexes DOCS records of the same lines, produced
+# to a topic of their own.
 etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf '[{"path":"/nonexistent","topic":"bench_docs"}]' >/dev/null
 head -n "$DOCS" "$WORK/app.log" | target/release/lc-kafka produce "$LC_KAFKA_BROKERS" bench_docs
-index=bench_docs
-indexed() { curl -sf http://127.0.0.1:23797/metrics | awk '/^logcollect_transfer_documents_indexed_total/ { print $2 }'; }
-tstart=$(date +%s.%N)
-target/release/log-transfer -c "$WORK/transfer.ini" 2>"$WORK/transfer.log" &
-transfer=$!
-until [ "$(indexed)" = "$DOCS" ]; do sleep 0.1; done
-tsecs=$(echo "$(date +%s.%N) - $tstart" | bc)
-trss=$(awk '/VmHWM/ { print $2 }' "/proc/$transfer/status")
-curl -sf -XPOST "$LC_ES_URL/$index-*/_refresh" >/dev/null
-count=$(curl -sf "$LC_ES_URL/$index-*/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
-kill "$transfer"
+measure log-transfer 23797 logcollect_transfer_documents_indexed_total "$DOCS"
+tsecs=$SECS
+trss=$(awk '/VmHWM/ { print $2 }' "/proc/$PID/status")
+curl -sf -XPOST "$LC_ES_URL/bench_docs-*/_refresh" >/dev/null
+count=$(curl -sf "$LC_ES_URL/bench_docs-*/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
+kill "$PID"
 
 echo "log-agent (kafka: ${LC_KAFKA_ENGINE:-tansu}), $LINES lines, $((BYTES / 1048576)) MiB:"
 printf '  %.2f s to acknowledged: %.0f lines/s, %.1f MiB/s\n' "$secs" "$(echo "$LINES / $secs" | bc -l)" "$(echo "$BYTES / 1048576 / $secs" | bc -l)"
 printf '  CPU %.2f s: %.0f lines per CPU-second\n' "$cpu" "$(echo "$LINES / $cpu" | bc -l)"
 printf '  peak RSS %.1f MiB (goal under 64 MiB: ratio %.2f)\n' "$(echo "$rss / 1024" | bc -l)" "$(echo "$rss / 65536" | bc -l)"
-echo "log-transfer, $DOCS documents into osmem-server (including the group join, about 3 s):"
+echo "log-transfer, $DOCS documents into the store (es: ${LC_ES_ENGINE:-osmem}; including the group join, about 3 s):"
 printf '  %.2f s: %.0f documents/s; %s documents in the store; peak RSS %.1f MiB\n' "$tsecs" \
     "$(echo "$DOCS / $tsecs" | bc -l)" "$count" "$(echo "$trss / 1024" | bc -l)"

@@ -72,36 +72,34 @@ test_copytruncate_while_writing() {
     assert_eq "truncations seen" 3 "$(grep -c 'truncated; reading it again from the start' "$LOG")"
 }
 
-test_kill_9_mid_stream_loses_nothing() {
-    local d=$TEST_TMP/kill
-    collect_one kill
+# stop_mid_stream NAME LINES SIGNAL: while a writer appends LINES numbered lines to
+# NAME/app.log (5000 a second), the agent shipping it gets SIGNAL 1.5 s in (after a registry
+# write with acknowledged offsets: at most one a second) and is started again; all LINES records
+# of topic NAME are then read into $TEST_TMP/NAME.json.
+stop_mid_stream() {
+    local name=$1 lines=$2 sig=$3 rc=0
+    collect_one "$name"
     start_agent
-    wait_applied "$LOG" kill
-    python3 "$WRITE" seq "$d/app.log" 1 20000 5000 &
+    wait_applied "$LOG" "$name"
+    python3 "$WRITE" seq "$TEST_TMP/$name/app.log" 1 "$lines" 5000 &
     local writer=$!
     sleep 1.5
-    lc_kill agent KILL || true
-    sleep 0.5
+    lc_kill agent "$sig" || rc=$?
+    [ "$sig" = KILL ] || [ "$rc" = 0 ] || fail "agent exited $rc on SIG$sig"
     start_agent
     wait "$writer"
-    consume kill 20000 "$TEST_TMP/kill.json"
+    consume "$name" "$lines" "$TEST_TMP/$name.json"
+}
+
+test_kill_9_mid_stream_loses_nothing() {
+    stop_mid_stream kill 20000 KILL
     python3 "$CHECK" seq "$TEST_TMP/kill.json" 20000 --dups-ok
     grep -q 'tailing from offset [1-9]' "$LOG" || fail "the restarted agent did not resume from its registry"
 }
 
 test_sigterm_flushes_so_a_restart_sends_nothing_twice() {
-    local d=$TEST_TMP/term
-    collect_one term
-    start_agent
-    wait_applied "$LOG" term
-    python3 "$WRITE" seq "$d/app.log" 1 10000 5000 &
-    local writer=$!
-    sleep 1
-    lc_kill agent TERM || fail "agent did not exit 0 on SIGTERM"
+    stop_mid_stream term 10000 TERM
     assert_grep "graceful stop" "$LOG" 'log-agent stopped'
-    start_agent
-    wait "$writer"
-    consume term 10000 "$TEST_TMP/term.json"
     # Everything sent before the stop was acknowledged and recorded: no line twice.
     python3 "$CHECK" seq "$TEST_TMP/term.json" 10000
 }

@@ -46,22 +46,17 @@ impl Metrics {
 
     /// The committed offset of a partition.
     pub fn committed(&self, topic: &str, partition: i32, offset: i64) {
-        self.partitions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((topic.into(), partition))
-            .or_default()
-            .0 = offset;
+        self.update_partition(topic, partition, |p| p.0 = offset);
     }
 
     /// The consumer lag of a partition (high watermark minus committed offset).
     pub fn lag(&self, topic: &str, partition: i32, lag: i64) {
-        self.partitions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((topic.into(), partition))
-            .or_default()
-            .1 = lag;
+        self.update_partition(topic, partition, |p| p.1 = lag);
+    }
+
+    fn update_partition(&self, topic: &str, partition: i32, update: impl FnOnce(&mut (i64, i64))) {
+        let mut partitions = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+        update(partitions.entry((topic.into(), partition)).or_default());
     }
 
     /// Counts an error of `kind`.
