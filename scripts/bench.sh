@@ -33,13 +33,14 @@ printf '[etcd]\nendpoints = %s\n[kafka]\nbrokers = %s\n[agent]\ndata_dir = %s\nh
     "$LC_ETCD_URL" "$LC_KAFKA_BROKERS" "$WORK/data" >"$WORK/log-agent.ini"
 
 # measure DAEMON PORT METRIC TARGET: starts DAEMON with $WORK/DAEMON.ini and waits until METRIC
-# on its /metrics (on PORT) reads TARGET; sets PID and SECS (from start to then).
+# on its /metrics (on PORT; the first series of that name, labelled or not) reads TARGET; sets
+# PID and SECS (from start to then).
 measure() {
     local start
     start=$(date +%s.%N)
     "target/release/$1" -c "$WORK/$1.ini" 2>"$WORK/$1.log" &
     PID=$!
-    until [ "$(curl -sf "http://127.0.0.1:$2/metrics" | awk -v k="$3" '$1 == k { print $2 }')" = "$4" ]; do
+    until [ "$(curl -sf "http://127.0.0.1:$2/metrics" | awk -v k="$3" '$1 == k || index($1, k "{") == 1 { print $2; exit }')" = "$4" ]; do
         sleep 0.05
     done
     SECS=$(echo "$(date +%s.%N) - $start" | bc)
