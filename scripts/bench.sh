@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: prints figures and ratios, asserts nothing.
 #   agent:    LINES lines of ~100 bytes, already in a file, shipped to Kafka (start: beginning);
-#             time until Kafka acknowledged them all, CPU seconds, peak RSS.
+#             time until Kafka acknowledged them all, CPU seconds, peak RSS, then CPU while idle.
 #   transfer: the same records indexed into the store; time until all are searchable.
 # Uses release binaries and the services of scripts/services.sh on their own ports.
 #
@@ -48,9 +48,12 @@ measure() {
 
 measure log-agent 23796 logcollect_agent_lines_acked_total "$LINES"
 secs=$SECS
-read -r utime stime < <(awk '{ print $14, $15 }' "/proc/$PID/stat")
-cpu=$(echo "($utime + $stime) / $(getconf CLK_TCK)" | bc -l)
+cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+cpu=$(cpu_secs "$PID")
 rss=$(awk '/VmHWM/ { print $2 }' "/proc/$PID/status")
+# Idle: everything shipped, nothing written; the agent should only wake for its timers.
+sleep 10
+idle=$(echo "$(cpu_secs "$PID") - $cpu" | bc -l)
 kill "$PID"
 
 printf '[etcd]\nendpoints = %s\n[kafka]\nbrokers = %s\nsession_timeout_ms = 6000\n[transfer]\nhttp_listen = 127.0.0.1:23797\n[log]\nlevel = warn\n' \
@@ -70,6 +73,7 @@ echo "log-agent (kafka: ${LC_KAFKA_ENGINE:-tansu}), $LINES lines, $((BYTES / 104
 printf '  %.2f s to acknowledged: %.0f lines/s, %.1f MiB/s\n' "$secs" "$(echo "$LINES / $secs" | bc -l)" "$(echo "$BYTES / 1048576 / $secs" | bc -l)"
 printf '  CPU %.2f s: %.0f lines per CPU-second\n' "$cpu" "$(echo "$LINES / $cpu" | bc -l)"
 printf '  peak RSS %.1f MiB (goal under 64 MiB: ratio %.2f)\n' "$(echo "$rss / 1024" | bc -l)" "$(echo "$rss / 65536" | bc -l)"
+printf '  idle afterwards: %.2f CPU-seconds in 10 s (%.1f%% of one core)\n' "$idle" "$(echo "$idle * 10" | bc -l)"
 echo "log-transfer, $DOCS documents into the store (es: ${LC_ES_ENGINE:-osmem}; including the group join, about 3 s):"
 printf '  %.2f s: %.0f documents/s; %s documents in the store; peak RSS %.1f MiB\n' "$tsecs" \
     "$(echo "$DOCS / $tsecs" | bc -l)" "$count" "$(echo "$trss / 1024" | bc -l)"
