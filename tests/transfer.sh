@@ -287,13 +287,18 @@ test_two_transfers_split_the_partitions() {
     es_config "$LC_ES_URL"
     transfer_ini "$TEST_TMP/t1.ini" $((LC_FREE_PORT + 5)) 1 pair-group
     transfer_ini "$TEST_TMP/t2.ini" $((LC_FREE_PORT + 6)) 1 pair-group
-    # The first record creates the topic before the two join, so that the group's assignment
-    # does not wait for their metadata to learn of a new topic (other tests cover that path).
+    # Transfer 1 alone first: it holds all four partitions and indexes and commits a record.
     echo "seq=1" | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" pair
     start_transfer "$TEST_TMP/t1.ini" t1
+    wait_until 30 "transfer 1 indexed the first record" es_count 'pair-*' 1
+    wait_until 10 "transfer 1 committed it" eval \
+        "curl -sf http://127.0.0.1:$((LC_FREE_PORT + 5))/metrics | grep -q '^logcollect_transfer_committed_offset.* 1$'"
+    assert_grep "all four first" "$TEST_TMP/t1.log" 'partitions assigned: pair/0 pair/1 pair/2 pair/3$'
+    # Transfer 2 joins: the group rebalances, transfer 1 gives up two partitions.
     start_transfer "$TEST_TMP/t2.ini" t2
-    wait_until 30 "transfer 1 assigned" grep -q 'partitions assigned: pair/' "$TEST_TMP/t1.log"
     wait_until 30 "transfer 2 assigned" grep -q 'partitions assigned: pair/' "$TEST_TMP/t2.log"
+    wait_until 30 "transfer 1 assigned again" has_count 2 'partitions assigned: pair/' "$TEST_TMP/t1.log"
+    assert_grep "revoked" "$TEST_TMP/t1.log" 'partitions revoked: pair/0 pair/1 pair/2 pair/3$'
     seq 2 2000 | sed 's/^/seq=/' | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" pair
     wait_until 90 "2000 documents" es_count 'pair-*' 2000
     python3 "$CHECK_ES" seq "$LC_ES_URL" 'pair-*' 2000
@@ -307,6 +312,20 @@ test_two_transfers_split_the_partitions() {
     [ -n "$p1" ] && [ -n "$p2" ] || fail "a transfer got no partitions"
     [ "$n1" -gt 0 ] || fail "transfer 1 indexed nothing"
     [ "$n2" -gt 0 ] || fail "transfer 2 indexed nothing"
+    # The first record was committed before the rebalance: nobody indexed it again.
+    assert_eq "documents indexed by the two together" 2000 $((n1 + n2))
+    # Each reports its own partitions only, not those it held before the rebalance.
+    wait_until 15 "transfer 1 reports $p1" partition_series_are $((LC_FREE_PORT + 5)) "$p1"
+    wait_until 15 "transfer 2 reports $p2" partition_series_are $((LC_FREE_PORT + 6)) "$p2"
+}
+# partition_series_are PORT "T/P ...": the per-partition series (committed offset, lag) on
+# /metrics at PORT are for exactly those partitions.
+partition_series_are() {
+    local got
+    got=$(curl -sf "http://127.0.0.1:$1/metrics" |
+        sed -nE 's/^logcollect_transfer_(committed_offset|consumer_lag)\{topic="([^"]*)",partition="([0-9]*)"\}.*/\2\/\3/p' |
+        sort -u | paste -sd ' ')
+    [ "$got" = "$2" ]
 }
 
 run_tests

@@ -165,6 +165,10 @@ impl ConsumerContext for Context {
                 CommitMode::Sync,
             );
             self.progress.forget(tpl);
+            // Their next owner reports them from now on.
+            for e in tpl.elements() {
+                self.metrics.forget_partition(e.topic(), e.partition());
+            }
             log::info!("{}: partitions revoked: {}", self.name, describe(tpl));
         }
     }

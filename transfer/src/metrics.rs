@@ -54,6 +54,12 @@ impl Metrics {
         self.update_partition(topic, partition, |p| p.1 = lag);
     }
 
+    /// Stops reporting a partition this process no longer consumes.
+    pub fn forget_partition(&self, topic: &str, partition: i32) {
+        let mut partitions = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+        partitions.remove(&(topic.to_string(), partition));
+    }
+
     fn update_partition(&self, topic: &str, partition: i32, update: impl FnOnce(&mut (i64, i64))) {
         let mut partitions = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
         update(partitions.entry((topic.into(), partition)).or_default());
