@@ -48,7 +48,6 @@ test_agent_starts_from_cache_while_etcd_is_down() {
     "$SERVICES" stop etcd
     lc_spawn agent "$BIN_DIR/log-agent" -c "$TEST_TMP/agent.ini"
     local log=$TEST_TMP/agent.log
-    : >"$log"
     wait_until 10 "cached config applied" grep -q 'revision [0-9]*: 2 entries' "$log"
     assert_grep "cache used" "$log" 'using the cached configuration'
     wait_until 10 "etcd failure reported" grep -q "etcd $LC_ETCD_URL .*keeping the last configuration" "$log"
@@ -69,7 +68,6 @@ test_agent_per_host_key_falls_back_to_plain_key() {
     etcd_del "collect_log_$host"
     lc_spawn agent "$BIN_DIR/log-agent" -c "$TEST_TMP/agent.ini"
     local log=$TEST_TMP/agent.log
-    : >"$log"
     wait_until 10 "plain key applied" grep -q 'key "collect_log_conf" revision [0-9]*: 1 entries' "$log"
     etcd_put "collect_log_$host" "$GOOD2"
     wait_until 5 "per-host key applied" grep -q "key \"collect_log_$host\" revision [0-9]*: 2 entries" "$log"
@@ -86,7 +84,6 @@ test_agent_fails_over_when_an_etcd_member_dies() {
     etcdctl --endpoints "$m0" put collect_log_conf "$GOOD1" >/dev/null
     lc_spawn agent "$BIN_DIR/log-agent" -c "$TEST_TMP/agent.ini"
     local log=$TEST_TMP/agent.log
-    : >"$log"
     wait_until 10 "config applied from the first member" grep -q 'revision [0-9]*: 1 entries' "$log"
 
     # The member the agent reads from crashes; the other two keep a quorum.

@@ -174,6 +174,9 @@ run_tests() {
         # Not inside `if`: there bash would ignore set -e in the subshell.
         (set -e; trap kill_spawned EXIT; "$t")
         rc=$?
+        # The daemons' logs of one test are not read by the next (kept with LC_KEEP_TMP).
+        mkdir -p "$TEST_TMP/logs/$t"
+        mv "$TEST_TMP"/*.log "$TEST_TMP/logs/$t/" 2>/dev/null || true
         if [ $rc = 0 ]; then
             echo "ok   $TEST_NAME::$t ($((SECONDS - start))s)"
             echo "pass $TEST_NAME::$t" >>"$RESULTS"
