@@ -107,10 +107,12 @@ test_sigterm_flushes_so_a_restart_sends_nothing_twice() {
 test_changed_entry_is_restarted_on_its_new_topic() {
     local d=$TEST_TMP/change
     mkdir -p "$d"
+    # Empty when the entry is applied, so that its end is its start; written once tailed.
+    : >"$d/x.log"
     etcd_put collect_log_conf "[{\"path\":\"$d\",\"topic\":\"change_old\"}]"
     start_agent
-    wait_until 5 "config applied" grep -q "$d -> topic change_old" "$LOG"
     # A directory entry: every regular file directly in it.
+    wait_until 5 "x.log tailed" grep -q "$d/x.log: tailing from offset 0 to topic change_old" "$LOG"
     echo "seq=1 old topic" >>"$d/x.log"
     consume change_old 1 "$TEST_TMP/old.json"
     etcd_put collect_log_conf "[{\"path\":\"$d\",\"topic\":\"change_new\"}]"

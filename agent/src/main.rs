@@ -109,8 +109,7 @@ fn run(path: &Path) -> Result<()> {
     let mut supervisor = Supervisor::new(ctx, settings.agent.max_line_bytes, dir_tx, &previous);
     if let Some(cached) = cached {
         log::info!("using the cached configuration until etcd answers");
-        announce(&cached, &metrics);
-        supervisor.apply(&cached.entries);
+        apply(&cached, &mut supervisor, &metrics);
     }
 
     let (changes_tx, changes) = crossbeam_channel::bounded(16);
@@ -127,8 +126,7 @@ fn run(path: &Path) -> Result<()> {
                 match source.update(change) {
                     None => {}
                     Some(Ok(config)) => {
-                        announce(&config, &metrics);
-                        supervisor.apply(&config.entries);
+                        apply(&config, &mut supervisor, &metrics);
                         if let Err(e) = source.save(&config) {
                             log::warn!("{e}; the configuration is applied but not cached");
                         }
@@ -157,10 +155,13 @@ fn run(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn announce(config: &config::Config, metrics: &Metrics) {
+/// Puts `config` in force, then says so: once the entries are logged, their files present
+/// then have been found (and start at their end), and any file created later is read whole.
+fn apply(config: &config::Config, supervisor: &mut Supervisor, metrics: &Metrics) {
+    supervisor.apply(&config.entries);
     metrics.config_revision.store(config.revision, Relaxed);
     log::info!(
-        "applying configuration from etcd key {:?} revision {}: {} entries",
+        "applied configuration from etcd key {:?} revision {}: {} entries",
         config.key,
         config.revision,
         config.entries.len()

@@ -19,7 +19,9 @@ use logcollect::{Error, Result};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
+};
 use rdkafka::{ClientContext, Message};
 
 use crate::metrics::Metrics;
@@ -124,15 +126,8 @@ pub fn spawn(
     shutdown: Shutdown,
 ) -> Result<JoinHandle<()>> {
     let max_message = (settings.max_line_bytes + 64 * 1024).max(1_000_000);
-    let context = Context {
-        reports: Mutex::new(Reports {
-            done: Vec::new(),
-            failed: Vec::new(),
-        }),
-        metrics: metrics.clone(),
-        last_error: Mutex::new(None),
-    };
-    let kafka: BaseProducer<Context> = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", &settings.brokers)
         .set("client.id", format!("log-agent@{}", settings.host))
         .set("acks", "all")
@@ -145,14 +140,11 @@ pub fn spawn(
         // for short lines: each record also holds its key and headers.
         .set("queue.buffering.max.kbytes", "16384")
         .set("queue.buffering.max.messages", "20000")
-        .set("message.max.bytes", max_message.to_string())
-        .create_with_context(context)
-        .map_err(|e| Error::Io {
-            path: "kafka producer".into(),
-            msg: format!("cannot create for brokers {}: {e}", settings.brokers),
-        })?;
+        .set("message.max.bytes", max_message.to_string());
+    let kafka = create(&config, &metrics)?;
     let mut producer = ProducerThread {
         kafka,
+        config,
         batches,
         registry,
         metrics,
@@ -170,8 +162,29 @@ pub fn spawn(
         .map_err(|e| Error::io("producer thread", "cannot spawn", &e))
 }
 
+/// A producer with its own delivery reports.
+fn create(config: &ClientConfig, metrics: &Arc<Metrics>) -> Result<BaseProducer<Context>> {
+    let context = Context {
+        reports: Mutex::new(Reports {
+            done: Vec::new(),
+            failed: Vec::new(),
+        }),
+        metrics: metrics.clone(),
+        last_error: Mutex::new(None),
+    };
+    config.create_with_context(context).map_err(|e| Error::Io {
+        path: "kafka producer".into(),
+        msg: format!(
+            "cannot create for brokers {}: {e}",
+            config.get("bootstrap.servers").unwrap_or_default()
+        ),
+    })
+}
+
 struct ProducerThread {
     kafka: BaseProducer<Context>,
+    /// To create a new producer after a fatal error.
+    config: ClientConfig,
     batches: Receiver<Batch>,
     registry: Arc<Mutex<Registry>>,
     metrics: Arc<Metrics>,
@@ -186,6 +199,27 @@ struct ProducerThread {
     last_report: Instant,
     /// Whether the current wait for Kafka was already reported.
     stall_reported: bool,
+}
+
+/// Whether Kafka can never take this record (too large), as opposed to not now.
+fn never_sendable(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize)
+    )
+}
+
+impl From<BaseRecord<'_, Vec<u8>, Vec<u8>, Box<Tag>>> for Resend {
+    fn from(r: BaseRecord<'_, Vec<u8>, Vec<u8>, Box<Tag>>) -> Resend {
+        Resend {
+            tag: *r.delivery_opaque,
+            topic: r.topic.to_string(),
+            key: r.key.cloned().unwrap_or_default(),
+            payload: r.payload.cloned().unwrap_or_default(),
+            headers: r.headers,
+            timestamp: r.timestamp,
+        }
+    }
 }
 
 /// How long a failed record waits before it is sent again.
@@ -220,6 +254,8 @@ impl ProducerThread {
             self.resend_due();
             // 4. The registry is written at most once per second.
             self.write_registry(false);
+            // 5. A producer that failed for good is replaced.
+            self.replace_if_fatal();
         }
         self.finish();
     }
@@ -286,8 +322,7 @@ impl ProducerThread {
                         }
                         self.serve(Duration::from_millis(100));
                     }
-                    Err((e, back)) => {
-                        // Only a record librdkafka can never send gets here (too large).
+                    Err((e, back)) if never_sendable(&e) => {
                         log::error!(
                             "{}: line at offset {} cannot be sent to topic {}: {e}; skipping it",
                             source.entry.path,
@@ -296,6 +331,13 @@ impl ProducerThread {
                         );
                         self.metrics.error("kafka_send");
                         self.acknowledge(*back.delivery_opaque);
+                        break;
+                    }
+                    Err((e, back)) => {
+                        // A producer that failed for good, say: the record waits for the next.
+                        log::debug!("{}: send deferred: {e}", source.topic);
+                        self.resend
+                            .push_back((Instant::now() + RESEND_AFTER, Resend::from(back)));
                         break;
                     }
                 }
@@ -339,12 +381,13 @@ impl ProducerThread {
         for tag in done {
             self.acknowledge(tag);
         }
+        let mut again = 0;
         for (error, resend) in failed {
-            let path = self
-                .pending
-                .get(&resend.tag.session)
-                .map(|p| p.source.entry.path.clone());
-            if error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge) {
+            if never_sendable(&error) {
+                let path = self
+                    .pending
+                    .get(&resend.tag.session)
+                    .map(|p| p.source.entry.path.clone());
                 log::error!(
                     "{}: a line is larger than topic {} accepts: {error}; skipping it",
                     path.unwrap_or_default(),
@@ -353,15 +396,21 @@ impl ProducerThread {
                 self.metrics.error("kafka_too_large");
                 self.acknowledge(resend.tag);
             } else {
-                log::warn!(
-                    "{}: delivery to {} failed: {error}; sending again",
-                    path.unwrap_or_default(),
-                    resend.topic
-                );
+                // One line for many: a purge fails every queued record at once.
+                if again == 0 {
+                    log::warn!(
+                        "kafka: delivery to {} failed: {error}; sending again",
+                        resend.topic
+                    );
+                }
+                again += 1;
                 self.metrics.error("kafka_delivery");
                 self.resend
                     .push_back((Instant::now() + RESEND_AFTER, resend));
             }
+        }
+        if again > 1 {
+            log::warn!("kafka: {again} records failed in all; sending them again");
         }
         self.metrics
             .kafka_queue_depth
@@ -394,6 +443,36 @@ impl ProducerThread {
                 break;
             }
         }
+    }
+
+    /// After a fatal error (an idempotence sequence librdkafka can no longer vouch for, e.g.
+    /// after a broker hung with requests in flight) a producer sends nothing more: its
+    /// records are taken back and sent again through a new one. Kafka may then hold some of
+    /// them twice, with identical headers, so their documents keep one id.
+    fn replace_if_fatal(&mut self) {
+        let Some((code, reason)) = self.kafka.client().fatal_error() else {
+            return;
+        };
+        let fresh = match create(&self.config, &self.metrics) {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                log::error!("{e}; retrying");
+                return;
+            }
+        };
+        log::error!(
+            "kafka: the producer failed for good ({code:?}: {reason}); sending its {} unacknowledged records again through a new one",
+            self.kafka.in_flight_count()
+        );
+        self.metrics.error("kafka_fatal");
+        // Purged records come back as failed delivery reports, into the resend queue.
+        self.kafka.purge(PurgeConfig::default().queue().inflight());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.kafka.in_flight_count() > 0 && Instant::now() < deadline {
+            self.serve(Duration::from_millis(100));
+        }
+        self.serve(Duration::ZERO);
+        self.kafka = fresh;
     }
 
     /// Marks one record acknowledged and advances its file's offset over every leading
@@ -473,5 +552,97 @@ impl ProducerThread {
             self.resend_due();
         }
         self.write_registry(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lines::Line;
+    use crate::registry::NewFileStart;
+
+    /// librdkafka raises fatal errors only in rare broker states; its test hook fabricates one.
+    #[test]
+    fn a_fatal_error_hands_every_record_to_a_new_producer() {
+        let dir = std::env::temp_dir().join(format!("lc-producer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("a.log");
+        std::fs::write(&log, b"a\nb\nc\n").unwrap();
+        let mut registry = Registry::load(&dir).unwrap();
+        let entry = registry
+            .open(
+                &log,
+                &std::fs::File::open(&log).unwrap(),
+                NewFileStart::Beginning,
+            )
+            .unwrap();
+        let metrics = Arc::new(Metrics::default());
+        // Nothing answers there: the records stay queued.
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", "0");
+        let (_tx, batches) = crossbeam_channel::bounded(1);
+        let (_trigger, shutdown) = Shutdown::new();
+        let mut p = ProducerThread {
+            kafka: create(&config, &metrics).unwrap(),
+            config,
+            batches,
+            registry: Arc::new(Mutex::new(registry)),
+            metrics: metrics.clone(),
+            shutdown,
+            shutdown_timeout: Duration::from_secs(1),
+            stop_deadline: None,
+            pending: HashMap::new(),
+            resend: VecDeque::new(),
+            last_report: Instant::now(),
+            stall_reported: false,
+        };
+        let source = Arc::new(Source {
+            session: 1,
+            entry,
+            identity: "1:2:3".into(),
+            topic: "t".into(),
+            key: b"h a.log".to_vec(),
+            host: "h".into(),
+            stats: Default::default(),
+        });
+        let line = |n: u64| Line {
+            offset: 2 * n,
+            end: 2 * n + 2,
+            data: vec![b'a' + n as u8],
+            truncated: false,
+        };
+        let batch = |lines| Batch {
+            source: source.clone(),
+            lines,
+            read_ms: 0,
+        };
+        p.produce(batch(vec![line(0), line(1)]));
+        assert_eq!(p.kafka.in_flight_count(), 2);
+
+        let code = rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+        // SAFETY: a valid producer handle and a NUL-terminated reason.
+        unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                p.kafka.client().native_ptr(),
+                code,
+                c"test".as_ptr(),
+            );
+        }
+        // A line sent to the failed producer waits too: it is not skipped.
+        p.produce(batch(vec![line(2)]));
+        assert_eq!(p.resend.len(), 1);
+
+        p.replace_if_fatal();
+        assert!(p.kafka.client().fatal_error().is_none());
+        let mut seqs: Vec<u64> = p.resend.iter().map(|(_, r)| r.tag.seq).collect();
+        seqs.sort();
+        assert_eq!(seqs, [0, 1, 2], "every record waits to be sent again");
+        assert_eq!(p.resend[0].1.payload.len(), 1);
+        // Nothing was taken as acknowledged: the file's offset has not moved.
+        assert_eq!(source.stats.acked_offset.load(Relaxed), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
