@@ -122,7 +122,7 @@ curl -sf "$LC_ES_URL/_cat/indices/demo_*?v&h=index,docs.count"
 echo
 echo "latest error events (_search on demo_error-*, newest first):"
 curl -sf "$LC_ES_URL/demo_error-*/_search" -H 'content-type: application/json' \
-    -d '{"size":3,"sort":[{"@timestamp":"desc"}],"query":{"match_all":{}}}' | python3 -c '
+    -d '{"size":3,"sort":[{"@timestamp":"desc"},{"log.offset":"desc"}],"query":{"match_all":{}}}' | python3 -c '
 import json, sys
 for h in json.load(sys.stdin)["hits"]["hits"]:
     s = h["_source"]
