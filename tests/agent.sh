@@ -72,33 +72,40 @@ test_copytruncate_while_writing() {
     assert_eq "truncations seen" 3 "$(grep -c 'truncated; reading it again from the start' "$LOG")"
 }
 
-# stop_mid_stream NAME LINES SIGNAL: while a writer appends LINES numbered lines to
-# NAME/app.log (5000 a second), the agent shipping it gets SIGNAL 1.5 s in (after a registry
-# write with acknowledged offsets: at most one a second) and is started again; all LINES records
+# ship_through NAME LINES RATE CMD...: the agent ships NAME/app.log while a writer appends
+# LINES numbered lines at RATE a second and CMD (the trouble) runs meanwhile; all LINES records
 # of topic NAME are then read into $TEST_TMP/NAME.json.
-stop_mid_stream() {
-    local name=$1 lines=$2 sig=$3 rc=0
+ship_through() {
+    local name=$1 lines=$2 rate=$3
+    shift 3
     collect_one "$name"
     start_agent
     wait_applied "$LOG" "$name"
-    python3 "$WRITE" seq "$TEST_TMP/$name/app.log" 1 "$lines" 5000 &
+    python3 "$WRITE" seq "$TEST_TMP/$name/app.log" 1 "$lines" "$rate" &
     local writer=$!
-    sleep 1.5
-    lc_kill agent "$sig" || rc=$?
-    [ "$sig" = KILL ] || [ "$rc" = 0 ] || fail "agent exited $rc on SIG$sig"
-    start_agent
+    "$@"
     wait "$writer"
     consume "$name" "$lines" "$TEST_TMP/$name.json"
 }
 
+# restart_agent_with SIGNAL: 1.5 s in (after a registry write with acknowledged offsets: at
+# most one a second), the agent gets SIGNAL and is started again.
+restart_agent_with() {
+    local rc=0
+    sleep 1.5
+    lc_kill agent "$1" || rc=$?
+    [ "$1" = KILL ] || [ "$rc" = 0 ] || fail "agent exited $rc on SIG$1"
+    start_agent
+}
+
 test_kill_9_mid_stream_loses_nothing() {
-    stop_mid_stream kill 20000 KILL
+    ship_through kill 20000 5000 restart_agent_with KILL
     python3 "$CHECK" seq "$TEST_TMP/kill.json" 20000 --dups-ok
     grep -q 'tailing from offset [1-9]' "$LOG" || fail "the restarted agent did not resume from its registry"
 }
 
 test_sigterm_flushes_so_a_restart_sends_nothing_twice() {
-    stop_mid_stream term 10000 TERM
+    ship_through term 10000 5000 restart_agent_with TERM
     assert_grep "graceful stop" "$LOG" 'log-agent stopped'
     # Everything sent before the stop was acknowledged and recorded: no line twice.
     python3 "$CHECK" seq "$TEST_TMP/term.json" 10000
@@ -125,20 +132,18 @@ test_changed_entry_is_restarted_on_its_new_topic() {
     if grep -q 'records waiting' "$LOG"; then fail "a stall was reported where there was none"; fi
 }
 
-test_broker_frozen_30s_nothing_lost_memory_bounded() {
-    local d=$TEST_TMP/outage
-    collect_one outage
-    start_agent
-    wait_applied "$LOG" outage
-    python3 "$WRITE" seq "$d/app.log" 1 20000 500 &
-    local writer=$! kafka_pid
+# freeze_broker SECONDS: 3 s in, the broker is stopped (SIGSTOP) for SECONDS.
+freeze_broker() {
+    local kafka_pid
     kafka_pid=$(cat "$LC_RUN/kafka.pid")
     sleep 3
     kill -STOP "$kafka_pid"
-    sleep 30
+    sleep "$1"
     kill -CONT "$kafka_pid"
-    wait "$writer"
-    consume outage 20000 "$TEST_TMP/outage.json"
+}
+
+test_broker_frozen_30s_nothing_lost_memory_bounded() {
+    ship_through outage 20000 500 freeze_broker 30
     assert_grep "stall reported" "$LOG" 'kafka: [0-9]+ records waiting .* for an acknowledgement'
     assert_grep "recovery reported" "$LOG" 'kafka: acknowledging again after' 
     python3 "$CHECK" seq "$TEST_TMP/outage.json" 20000 --dups-ok
@@ -149,20 +154,17 @@ test_broker_frozen_30s_nothing_lost_memory_bounded() {
 }
 
 if [ "$LC_KAFKA_ENGINE" = apache ]; then
-    # Only a broker that keeps its data can be stopped and started again.
-    test_broker_stopped_and_restarted_nothing_lost() {
-        local d=$TEST_TMP/restart
-        collect_one restart
-        start_agent
-        wait_applied "$LOG" restart
-        python3 "$WRITE" seq "$d/app.log" 1 6000 500 &
-        local writer=$!
+    # restart_broker SECONDS: 2 s in, the broker is stopped for SECONDS, then started again.
+    restart_broker() {
         sleep 2
         "$SERVICES" stop kafka
-        sleep 8
+        sleep "$1"
         "$SERVICES" start kafka
-        wait "$writer"
-        consume restart 6000 "$TEST_TMP/restart.json"
+    }
+
+    # Only a broker that keeps its data can be stopped and started again.
+    test_broker_stopped_and_restarted_nothing_lost() {
+        ship_through restart 6000 500 restart_broker 8
         python3 "$CHECK" seq "$TEST_TMP/restart.json" 6000 --dups-ok
     }
 
