@@ -46,7 +46,7 @@ step "static musl build" scripts/build-static.sh
 # Unit tests count one by one, from cargo's own summary lines.
 echo "== cargo test"
 unit_log=$(mktemp)
-cargo test --workspace 2>&1 | tee "$unit_log" | grep -E '^(test |test result|error|failures)' || true
+cargo test --workspace --no-fail-fast 2>&1 | tee "$unit_log" | grep -E '^(test |test result|error|failures|thread .* panicked|  left|  right| right)' || true
 unit_rc=${PIPESTATUS[0]}
 read -r up uf < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$unit_log")
 passed=$((passed + up))

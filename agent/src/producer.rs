@@ -620,7 +620,8 @@ mod tests {
             read_ms: 0,
         };
         p.produce(batch(vec![line(0), line(1)]));
-        assert_eq!(p.kafka.in_flight_count(), 2);
+        // Both are with librdkafka (its queue length also counts error events: not compared).
+        assert!(p.resend.is_empty());
 
         let code = rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
         // SAFETY: a valid producer handle and a NUL-terminated reason.
