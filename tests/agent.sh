@@ -23,7 +23,11 @@ start_agent() {
 
 # consume TOPIC MIN OUT: every record of TOPIC, once at least MIN arrived.
 consume() {
-    "$BIN_DIR/lc-kafka" consume "$LC_KAFKA_BROKERS" "$1" "$2" 90 >"$3" || fail "topic $1: fewer than $2 records arrived (see $3)"
+    "$BIN_DIR/lc-kafka" consume "$LC_KAFKA_BROKERS" "$1" "$2" 90 >"$3" && return
+    # What the agent read, had acknowledged and still held, and what it said last.
+    curl -sf "http://$METRICS/metrics" | grep -E '^logcollect_agent_(lines|bytes_behind|kafka|errors)' >&2
+    grep -v DEBUG "$LOG" | tail -n 15 >&2
+    fail "topic $1: $(wc -l <"$3") of $2 records arrived"
 }
 
 count_records() { "$BIN_DIR/lc-kafka" consume "$LC_KAFKA_BROKERS" "$1" 0 30 | wc -l; }

@@ -155,6 +155,8 @@ pub fn spawn(
         resend: VecDeque::new(),
         last_report: Instant::now(),
         stall_reported: false,
+        probe: None,
+        stuck_after: STUCK_AFTER,
     };
     std::thread::Builder::new()
         .name("producer".into())
@@ -199,6 +201,20 @@ struct ProducerThread {
     last_report: Instant,
     /// Whether the current wait for Kafka was already reported.
     stall_reported: bool,
+    /// While records wait long for Kafka: a second producer that asks whether Kafka answers.
+    probe: Option<Probe>,
+    /// How long records may wait before the probe starts, and how long Kafka may answer it
+    /// while the records still wait before this producer is taken for stuck.
+    stuck_after: Duration,
+}
+
+/// A fresh producer asking Kafka for metadata, to tell a Kafka that is away (wait) from a
+/// producer that no longer sends although Kafka answers (replace it with the probe).
+struct Probe {
+    kafka: BaseProducer<Context>,
+    /// Since when Kafka has answered every probe, while the records kept waiting.
+    answering_since: Option<Instant>,
+    next_at: Instant,
 }
 
 /// Whether Kafka can never take this record (too large), as opposed to not now.
@@ -227,6 +243,10 @@ const RESEND_AFTER: Duration = Duration::from_secs(1);
 /// Records waiting this long for any acknowledgement are reported (the broker may be hung
 /// without closing its connections, which librdkafka does not report as an error).
 const STALL_REPORT_AFTER: Duration = Duration::from_secs(10);
+/// See [`ProducerThread::stuck_after`].
+const STUCK_AFTER: Duration = Duration::from_secs(20);
+/// How often the probe asks, and how long it waits for an answer.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
 
 impl ProducerThread {
     fn run(&mut self) {
@@ -254,8 +274,9 @@ impl ProducerThread {
             self.resend_due();
             // 4. The registry is written at most once per second.
             self.write_registry(false);
-            // 5. A producer that failed for good is replaced.
+            // 5. A producer that failed for good, or is stuck, is replaced.
             self.replace_if_fatal();
+            self.replace_if_stuck();
         }
         self.finish();
     }
@@ -321,6 +342,8 @@ impl ProducerThread {
                             return; // not acknowledged: read again at the next start
                         }
                         self.serve(Duration::from_millis(100));
+                        // A full queue can be a stuck producer's: the next one takes it.
+                        self.replace_if_stuck();
                     }
                     Err((e, back)) if never_sendable(&e) => {
                         log::error!(
@@ -465,6 +488,74 @@ impl ProducerThread {
             self.kafka.in_flight_count()
         );
         self.metrics.error("kafka_fatal");
+        self.replace_with(fresh);
+    }
+
+    /// librdkafka can stop sending without an error: seen once in CI after Apache Kafka was
+    /// frozen for 30 s, fenced itself on waking and came back with new partition leaders.
+    /// When records have waited [`STUCK_AFTER`] and a fresh producer has been answered by
+    /// Kafka for as long again, the fresh one takes over.
+    fn replace_if_stuck(&mut self) {
+        if self.kafka.in_flight_count() == 0 || self.last_report.elapsed() < self.stuck_after {
+            self.probe = None;
+            return;
+        }
+        let probe = match &mut self.probe {
+            Some(probe) => probe,
+            None => match create(&self.config, &self.metrics) {
+                Ok(kafka) => self.probe.insert(Probe {
+                    kafka,
+                    answering_since: None,
+                    next_at: Instant::now(),
+                }),
+                Err(e) => {
+                    log::error!("{e}; retrying");
+                    return;
+                }
+            },
+        };
+        if Instant::now() < probe.next_at {
+            return;
+        }
+        let Some(topic) = self
+            .pending
+            .values()
+            .find(|p| !p.marks.is_empty())
+            .map(|p| p.source.topic.clone())
+        else {
+            return;
+        };
+        let answered = probe
+            .kafka
+            .client()
+            .fetch_metadata(Some(&topic), PROBE_EVERY)
+            .is_ok_and(|md| {
+                md.topics().first().is_some_and(|t| {
+                    !t.partitions().is_empty() && t.partitions().iter().all(|p| p.leader() >= 0)
+                })
+            });
+        probe.next_at = Instant::now() + PROBE_EVERY;
+        if !answered {
+            probe.answering_since = None;
+            return;
+        }
+        let since = *probe.answering_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < self.stuck_after {
+            return;
+        }
+        log::warn!(
+            "kafka: {} records unacknowledged for {:?} although Kafka answers for topic {topic}; sending them again through a new producer",
+            self.kafka.in_flight_count(),
+            self.last_report.elapsed()
+        );
+        self.metrics.error("kafka_stuck");
+        if let Some(probe) = self.probe.take() {
+            self.replace_with(probe.kafka);
+        }
+    }
+
+    /// Purges this producer's records into the resend queue and puts `fresh` in its place.
+    fn replace_with(&mut self, fresh: BaseProducer<Context>) {
         // Purged records come back as failed delivery reports, into the resend queue.
         self.kafka.purge(PurgeConfig::default().queue().inflight());
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -473,6 +564,7 @@ impl ProducerThread {
         }
         self.serve(Duration::ZERO);
         self.kafka = fresh;
+        self.last_report = Instant::now();
     }
 
     /// Marks one record acknowledged and advances its file's offset over every leading
@@ -560,90 +652,183 @@ mod tests {
     use super::*;
     use crate::lines::Line;
     use crate::registry::NewFileStart;
+    use rdkafka::types::RDKafkaRespErr;
+
+    /// A producer thread for brokers `brokers`, without its thread, and a file of three
+    /// two-byte lines to send.
+    struct Fixture {
+        p: ProducerThread,
+        source: Arc<Source>,
+        dir: std::path::PathBuf,
+    }
+
+    impl Fixture {
+        fn new(name: &str, brokers: &str) -> Fixture {
+            let dir = std::env::temp_dir().join(format!("lc-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let log = dir.join("a.log");
+            std::fs::write(&log, b"a\nb\nc\n").unwrap();
+            let mut registry = Registry::load(&dir).unwrap();
+            let file = std::fs::File::open(&log).unwrap();
+            let entry = registry.open(&log, &file, NewFileStart::Beginning).unwrap();
+            let metrics = Arc::new(Metrics::default());
+            let mut config = ClientConfig::new();
+            config
+                .set("bootstrap.servers", brokers)
+                .set("enable.idempotence", "true")
+                .set("linger.ms", "5")
+                .set("message.timeout.ms", "0");
+            let (_tx, batches) = crossbeam_channel::bounded(1);
+            let (_trigger, shutdown) = Shutdown::new();
+            let p = ProducerThread {
+                kafka: create(&config, &metrics).unwrap(),
+                config,
+                batches,
+                registry: Arc::new(Mutex::new(registry)),
+                metrics,
+                shutdown,
+                shutdown_timeout: Duration::from_secs(1),
+                stop_deadline: None,
+                pending: HashMap::new(),
+                resend: VecDeque::new(),
+                last_report: Instant::now(),
+                stall_reported: false,
+                probe: None,
+                stuck_after: STUCK_AFTER,
+            };
+            let source = Arc::new(Source {
+                session: 1,
+                entry,
+                identity: "1:2:3".into(),
+                topic: "t".into(),
+                key: b"h a.log".to_vec(),
+                host: "h".into(),
+                stats: Default::default(),
+            });
+            Fixture { p, source, dir }
+        }
+
+        /// Sends lines `lines` (0 to 2) of the file.
+        fn send(&mut self, lines: std::ops::Range<u64>) {
+            let lines = lines
+                .map(|n| Line {
+                    offset: 2 * n,
+                    end: 2 * n + 2,
+                    data: vec![b'a' + n as u8],
+                    truncated: false,
+                })
+                .collect();
+            self.p.produce(Batch {
+                source: self.source.clone(),
+                lines,
+                read_ms: 0,
+            });
+        }
+
+        /// Whether the producer was taken for stuck `n` times, by its metrics.
+        fn stuck_count(&self, n: u64) -> bool {
+            let line = "logcollect_agent_errors_total{kind=\"kafka_stuck\"}";
+            let text = self.p.metrics.render();
+            let got = text.lines().find_map(|l| l.strip_prefix(line));
+            got.map_or(0, |v| v.trim().parse().unwrap()) == n
+        }
+
+        /// Offset up to which every line is acknowledged.
+        fn acked(&self) -> u64 {
+            self.source.stats.acked_offset.load(Relaxed)
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 
     /// librdkafka raises fatal errors only in rare broker states; its test hook fabricates one.
     #[test]
     fn a_fatal_error_hands_every_record_to_a_new_producer() {
-        let dir = std::env::temp_dir().join(format!("lc-producer-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = dir.join("a.log");
-        std::fs::write(&log, b"a\nb\nc\n").unwrap();
-        let mut registry = Registry::load(&dir).unwrap();
-        let entry = registry
-            .open(
-                &log,
-                &std::fs::File::open(&log).unwrap(),
-                NewFileStart::Beginning,
-            )
-            .unwrap();
-        let metrics = Arc::new(Metrics::default());
         // Nothing answers there: the records stay queued.
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", "127.0.0.1:1")
-            .set("enable.idempotence", "true")
-            .set("message.timeout.ms", "0");
-        let (_tx, batches) = crossbeam_channel::bounded(1);
-        let (_trigger, shutdown) = Shutdown::new();
-        let mut p = ProducerThread {
-            kafka: create(&config, &metrics).unwrap(),
-            config,
-            batches,
-            registry: Arc::new(Mutex::new(registry)),
-            metrics: metrics.clone(),
-            shutdown,
-            shutdown_timeout: Duration::from_secs(1),
-            stop_deadline: None,
-            pending: HashMap::new(),
-            resend: VecDeque::new(),
-            last_report: Instant::now(),
-            stall_reported: false,
-        };
-        let source = Arc::new(Source {
-            session: 1,
-            entry,
-            identity: "1:2:3".into(),
-            topic: "t".into(),
-            key: b"h a.log".to_vec(),
-            host: "h".into(),
-            stats: Default::default(),
-        });
-        let line = |n: u64| Line {
-            offset: 2 * n,
-            end: 2 * n + 2,
-            data: vec![b'a' + n as u8],
-            truncated: false,
-        };
-        let batch = |lines| Batch {
-            source: source.clone(),
-            lines,
-            read_ms: 0,
-        };
-        p.produce(batch(vec![line(0), line(1)]));
+        let mut f = Fixture::new("fatal", "127.0.0.1:1");
+        f.send(0..2);
         // Both are with librdkafka (its queue length also counts error events: not compared).
-        assert!(p.resend.is_empty());
+        assert!(f.p.resend.is_empty());
 
-        let code = rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+        let code = RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
         // SAFETY: a valid producer handle and a NUL-terminated reason.
         unsafe {
             rdkafka::bindings::rd_kafka_test_fatal_error(
-                p.kafka.client().native_ptr(),
+                f.p.kafka.client().native_ptr(),
                 code,
                 c"test".as_ptr(),
             );
         }
         // A line sent to the failed producer waits too: it is not skipped.
-        p.produce(batch(vec![line(2)]));
-        assert_eq!(p.resend.len(), 1);
+        f.send(2..3);
+        assert_eq!(f.p.resend.len(), 1);
 
-        p.replace_if_fatal();
-        assert!(p.kafka.client().fatal_error().is_none());
-        let mut seqs: Vec<u64> = p.resend.iter().map(|(_, r)| r.tag.seq).collect();
+        f.p.replace_if_fatal();
+        assert!(f.p.kafka.client().fatal_error().is_none());
+        let mut seqs: Vec<u64> = f.p.resend.iter().map(|(_, r)| r.tag.seq).collect();
         seqs.sort();
         assert_eq!(seqs, [0, 1, 2], "every record waits to be sent again");
-        assert_eq!(p.resend[0].1.payload.len(), 1);
+        assert_eq!(f.p.resend[0].1.payload.len(), 1);
         // Nothing was taken as acknowledged: the file's offset has not moved.
-        assert_eq!(source.stats.acked_offset.load(Relaxed), 0);
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(f.acked(), 0);
+    }
+
+    /// Runs the producer thread's loop steps (without taking batches) for up to `secs`
+    /// seconds, until `done`.
+    fn run_until(f: &mut Fixture, secs: u64, done: impl Fn(&Fixture) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !done(f) && Instant::now() < deadline {
+            f.p.serve(Duration::from_millis(50));
+            f.p.resend_due();
+            f.p.replace_if_stuck();
+        }
+    }
+
+    /// librdkafka's mock cluster answers metadata at once but the first produce request only
+    /// after a minute: the producer is taken for stuck and its records go through the probe.
+    #[test]
+    fn a_producer_kafka_does_not_answer_is_replaced_while_kafka_answers_others() {
+        let owner: BaseProducer = ClientConfig::new()
+            .set("test.mock.num.brokers", "1")
+            .create()
+            .unwrap();
+        let mock = owner.client().mock_cluster().unwrap();
+        mock.create_topic("t", 1, 1).unwrap();
+        // SAFETY: the mock cluster lives as long as `owner`; one (error, rtt) pair follows.
+        unsafe {
+            let cluster =
+                rdkafka::bindings::rd_kafka_handle_mock_cluster(owner.client().native_ptr());
+            rdkafka::bindings::rd_kafka_mock_broker_push_request_error_rtts(
+                cluster,
+                1,
+                0, // Produce
+                1,
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR,
+                60_000 as std::ffi::c_int,
+            );
+        }
+        let mut f = Fixture::new("stuck", &mock.bootstrap_servers());
+        f.p.stuck_after = Duration::from_secs(1);
+        f.send(0..3);
+        run_until(&mut f, 30, |f| f.acked() == 6);
+        assert_eq!(f.acked(), 6, "every line acknowledged");
+        assert!(f.stuck_count(1), "replaced once");
+    }
+
+    /// A Kafka that answers nobody (a broker that is away, or frozen) is waited for: the
+    /// producer is not replaced, its records stay with it.
+    #[test]
+    fn a_kafka_that_answers_nobody_is_waited_for() {
+        let mut f = Fixture::new("away", "127.0.0.1:1");
+        f.p.stuck_after = Duration::from_millis(200);
+        f.send(0..3);
+        run_until(&mut f, 3, |_| false);
+        assert!(f.stuck_count(0), "not replaced");
+        assert!(f.p.resend.is_empty(), "the records stay with the producer");
+        assert_eq!(f.acked(), 0);
     }
 }
