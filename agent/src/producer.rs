@@ -141,23 +141,14 @@ pub fn spawn(
         .set("queue.buffering.max.kbytes", "16384")
         .set("queue.buffering.max.messages", "20000")
         .set("message.max.bytes", max_message.to_string());
-    let kafka = create(&config, &metrics)?;
-    let mut producer = ProducerThread {
-        kafka,
+    let mut producer = ProducerThread::new(
         config,
         batches,
         registry,
         metrics,
         shutdown,
-        shutdown_timeout: settings.shutdown_timeout,
-        stop_deadline: None,
-        pending: HashMap::new(),
-        resend: VecDeque::new(),
-        last_report: Instant::now(),
-        stall_reported: false,
-        probe: None,
-        stuck_after: STUCK_AFTER,
-    };
+        settings.shutdown_timeout,
+    )?;
     std::thread::Builder::new()
         .name("producer".into())
         .spawn(move || producer.run())
@@ -185,7 +176,7 @@ fn create(config: &ClientConfig, metrics: &Arc<Metrics>) -> Result<BaseProducer<
 
 struct ProducerThread {
     kafka: BaseProducer<Context>,
-    /// To create a new producer after a fatal error.
+    /// To create a new producer (after a fatal error, or as the probe).
     config: ClientConfig,
     batches: Receiver<Batch>,
     registry: Arc<Mutex<Registry>>,
@@ -249,6 +240,32 @@ const STUCK_AFTER: Duration = Duration::from_secs(20);
 const PROBE_EVERY: Duration = Duration::from_secs(5);
 
 impl ProducerThread {
+    fn new(
+        config: ClientConfig,
+        batches: Receiver<Batch>,
+        registry: Arc<Mutex<Registry>>,
+        metrics: Arc<Metrics>,
+        shutdown: Shutdown,
+        shutdown_timeout: Duration,
+    ) -> Result<ProducerThread> {
+        Ok(ProducerThread {
+            kafka: create(&config, &metrics)?,
+            config,
+            batches,
+            registry,
+            metrics,
+            shutdown,
+            shutdown_timeout,
+            stop_deadline: None,
+            pending: HashMap::new(),
+            resend: VecDeque::new(),
+            last_report: Instant::now(),
+            stall_reported: false,
+            probe: None,
+            stuck_after: STUCK_AFTER,
+        })
+    }
+
     fn run(&mut self) {
         loop {
             // 1. Take the next batch; block only when nothing waits for Kafka.
@@ -680,22 +697,10 @@ mod tests {
                 .set("message.timeout.ms", "0");
             let (_tx, batches) = crossbeam_channel::bounded(1);
             let (_trigger, shutdown) = Shutdown::new();
-            let p = ProducerThread {
-                kafka: create(&config, &metrics).unwrap(),
-                config,
-                batches,
-                registry: Arc::new(Mutex::new(registry)),
-                metrics,
-                shutdown,
-                shutdown_timeout: Duration::from_secs(1),
-                stop_deadline: None,
-                pending: HashMap::new(),
-                resend: VecDeque::new(),
-                last_report: Instant::now(),
-                stall_reported: false,
-                probe: None,
-                stuck_after: STUCK_AFTER,
-            };
+            let registry = Arc::new(Mutex::new(registry));
+            let timeout = Duration::from_secs(1);
+            let p =
+                ProducerThread::new(config, batches, registry, metrics, shutdown, timeout).unwrap();
             let source = Arc::new(Source {
                 session: 1,
                 entry,
