@@ -580,7 +580,18 @@ impl ProducerThread {
             self.serve(Duration::from_millis(100));
         }
         self.serve(Duration::ZERO);
-        self.kafka = fresh;
+        let left = self.kafka.in_flight_count();
+        if left > 0 {
+            log::error!("kafka: {left} records could not be taken back from the old producer; their lines are read again at the next start");
+        }
+        let old = std::mem::replace(&mut self.kafka, fresh);
+        // Closing a producer waits for its threads, which a stuck one may never end.
+        let closed = std::thread::Builder::new()
+            .name("kafka close".into())
+            .spawn(move || drop(old));
+        if let Err(e) = closed {
+            log::warn!("kafka: cannot spawn a thread to close the old producer: {e}");
+        }
         self.last_report = Instant::now();
     }
 
