@@ -508,8 +508,9 @@ impl ProducerThread {
         self.replace_with(fresh);
     }
 
-    /// librdkafka can stop sending without an error: seen once in CI after Apache Kafka was
-    /// frozen for 30 s, fenced itself on waking and came back with new partition leaders.
+    /// librdkafka (2.12) can stop sending without an error: seen now and then when a single
+    /// Apache Kafka node frozen for about 30 s fences its own broker on waking and gives the
+    /// partitions new leader epochs; its records then wait forever.
     /// When records have waited [`STUCK_AFTER`] and a fresh producer has been answered by
     /// Kafka for as long again, the fresh one takes over.
     fn replace_if_stuck(&mut self) {
