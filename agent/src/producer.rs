@@ -493,12 +493,8 @@ impl ProducerThread {
         let Some((code, reason)) = self.kafka.client().fatal_error() else {
             return;
         };
-        let fresh = match create(&self.config, &self.metrics) {
-            Ok(fresh) => fresh,
-            Err(e) => {
-                log::error!("{e}; retrying");
-                return;
-            }
+        let Some(fresh) = self.fresh_producer() else {
+            return;
         };
         log::error!(
             "kafka: the producer failed for good ({code:?}: {reason}); sending its {} unacknowledged records again through a new one",
@@ -518,19 +514,18 @@ impl ProducerThread {
             self.probe = None;
             return;
         }
-        let probe = match &mut self.probe {
-            Some(probe) => probe,
-            None => match create(&self.config, &self.metrics) {
-                Ok(kafka) => self.probe.insert(Probe {
-                    kafka,
-                    answering_since: None,
-                    next_at: Instant::now(),
-                }),
-                Err(e) => {
-                    log::error!("{e}; retrying");
-                    return;
-                }
-            },
+        if self.probe.is_none() {
+            let Some(kafka) = self.fresh_producer() else {
+                return;
+            };
+            self.probe = Some(Probe {
+                kafka,
+                answering_since: None,
+                next_at: Instant::now(),
+            });
+        }
+        let Some(probe) = self.probe.as_mut() else {
+            return;
         };
         if Instant::now() < probe.next_at {
             return;
@@ -570,6 +565,13 @@ impl ProducerThread {
         if let Some(probe) = self.probe.take() {
             self.replace_with(probe.kafka);
         }
+    }
+
+    /// A new producer with this one's settings; a failure is logged and tried again later.
+    fn fresh_producer(&self) -> Option<BaseProducer<Context>> {
+        create(&self.config, &self.metrics)
+            .map_err(|e| log::error!("{e}; retrying"))
+            .ok()
     }
 
     /// Purges this producer's records into the resend queue and puts `fresh` in its place.
