@@ -7,8 +7,9 @@
       equal to each line's byte offset, `host` = HOST, and `file` = "dev:ino:generation" of
       PATH. No line missing, none extra, none twice.
 
-  check_kafka.py seq RECORDS COUNT [--dups-ok]
-      Every record carries "seq=N" in its value; each N in 1..COUNT must be there. Without
+  check_kafka.py seq RECORDS COUNT [--dups-ok] [--lost A..B]
+      Every record carries "seq=N" in its value; each N in 1..COUNT must be there (but those
+      in A..B, which may be missing: the lines of a file deleted before they were sent). Without
       --dups-ok no N may appear twice; with it, a repeated N must repeat the same value and
       the same `file` and `offset` headers (a re-sent line, not a re-read one). Within one file
       identity, N must grow with the offset.
@@ -79,7 +80,7 @@ def exact(records, host, paths):
 SEQ = re.compile(rb"seq=(\d+)")
 
 
-def seq(records, count, dups_ok):
+def seq(records, count, dups_ok, lost=range(0)):
     errors = []
     seen = {}
     last_in_file = {}
@@ -103,7 +104,7 @@ def seq(records, count, dups_ok):
         if prev and off > prev[0] and n < prev[1]:
             errors.append(f"file {key}: seq={n} at offset {off} after seq={prev[1]} at offset {prev[0]}")
         last_in_file[key] = max(prev or (off, n), (off, n))
-    missing = [n for n in range(1, count + 1) if n not in seen]
+    missing = [n for n in range(1, count + 1) if n not in seen and n not in lost]
     if missing:
         errors.append(f"{len(missing)} of {count} lines missing, first: {missing[:10]}")
     extra = [n for n in seen if n > count or n < 1]
@@ -120,7 +121,11 @@ def main():
     if len(args) >= 4 and args[0] == "exact":
         exact(load(args[1]), args[2], args[3:])
     elif len(args) >= 3 and args[0] == "seq":
-        seq(load(args[1]), int(args[2]), "--dups-ok" in args[3:])
+        lost = range(0)
+        if "--lost" in args:
+            first, last = args[args.index("--lost") + 1].split("..")
+            lost = range(int(first), int(last) + 1)
+        seq(load(args[1]), int(args[2]), "--dups-ok" in args[3:], lost)
     else:
         print(__doc__)
         sys.exit(2)

@@ -11,6 +11,8 @@
 #   assert_eq WHAT EXPECTED GOT   fail with expected vs got
 #   assert_grep WHAT FILE REGEX   fail with the file's tail unless REGEX is in FILE
 #   has_count N REGEX FILE        exactly N lines of FILE match REGEX
+#   has_more N REGEX FILE         more than N lines of FILE match REGEX
+#   yields EXPECTED CMD...        CMD prints EXPECTED
 #   agent_ini FILE DATA_DIR [METRICS_ADDR] [ETCD_KEY]   an agent ini for these services
 #   collect_one NAME [FIELDS] / wait_applied LOG NAME   one entry $TEST_TMP/NAME/app.log -> NAME
 #   etcd_put KEY VALUE / etcd_del KEY   through etcdctl, on this file's etcd
@@ -157,6 +159,13 @@ wait_applied() { wait_until 10 "entry $2 applied" grep -q "$TEST_TMP/$2/app.log 
 
 # has_count N REGEX FILE: FILE has exactly N lines matching REGEX (for wait_until).
 has_count() { [ "$(grep -Ec -- "$2" "$3")" = "$1" ]; }
+
+# has_more N REGEX FILE: FILE has more than N lines matching REGEX (for wait_until).
+has_more() { [ "$(grep -Ec -- "$2" "$3")" -gt "$1" ]; }
+
+# yields EXPECTED CMD...: CMD prints EXPECTED. For wait_until, which runs CMD anew each time
+# (a "$(...)" in wait_until's own arguments is expanded once, before it starts waiting).
+yields() { [ "$("${@:2}")" = "$1" ]; }
 
 etcd_put() { etcdctl --endpoints "$LC_ETCD_URL" put "$1" "$2" >/dev/null; }
 etcd_del() { etcdctl --endpoints "$LC_ETCD_URL" del "$1" >/dev/null; }

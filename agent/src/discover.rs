@@ -30,6 +30,21 @@ pub fn expand(pattern: &str) -> Vec<PathBuf> {
     files
 }
 
+/// Whether `pattern` names the file at `path` (whether it exists or not): the file itself,
+/// a file directly in the directory, or a match of the glob.
+pub fn names(pattern: &str, path: &Path) -> bool {
+    if is_glob(pattern) {
+        // As `expand` walks it: `*` does not cross a `/`.
+        let options = glob::MatchOptions {
+            require_literal_separator: true,
+            ..Default::default()
+        };
+        return glob::Pattern::new(pattern).is_ok_and(|p| p.matches_path_with(path, options));
+    }
+    let named = Path::new(pattern);
+    path == named || (named.is_dir() && path.parent() == Some(named))
+}
+
 /// The directory to watch for files of `pattern`: the directory itself, the parent of a
 /// file, or the longest prefix of a glob without glob characters.
 pub fn watch_dir(pattern: &str) -> PathBuf {
@@ -69,6 +84,12 @@ mod tests {
         );
         assert_eq!(expand(&s(&d.join("c.txt"))), [d.join("c.txt")]);
         assert!(expand(&s(&d.join("missing.log"))).is_empty());
+        assert!(names(&s(&d.join("*.log")), &d.join("gone.log")));
+        assert!(!names(&s(&d.join("*.log")), &d.join("gone.log.1")));
+        assert!(names(&s(&d), &d.join("gone.log.1")));
+        assert!(!names(&s(&d), &d.join("sub/d.log")));
+        assert!(names(&s(&d.join("a.log")), &d.join("a.log")));
+        assert!(!names(&s(&d.join("a.log")), &d.join("a.log.1")));
         assert_eq!(watch_dir(&s(&d.join("*/x.log"))), d);
         assert_eq!(watch_dir(&s(&d.join("a.log"))), d);
         assert_eq!(watch_dir(&s(&d)), d);

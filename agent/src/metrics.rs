@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use logcollect::http::{describe, escape_label, ErrorCounts};
 
+use crate::registry::Entry;
+
 /// Per-file counters, updated by the file's tailer (read side) and the producer (acks).
 #[derive(Default)]
 pub struct FileStats {
@@ -30,6 +32,11 @@ pub struct Metrics {
     pub config_revision: AtomicI64,
     /// Records handed to librdkafka and not yet acknowledged.
     pub kafka_queue_depth: AtomicI64,
+    /// Files renamed away while no tailer had them, found by identity and finished.
+    pub moved_files_resumed: AtomicI64,
+    /// Files that were no longer at their path and could not be found: their lines after
+    /// the acknowledged offset may be missing.
+    pub unfinished_files: AtomicI64,
     errors: ErrorCounts,
 }
 
@@ -42,6 +49,19 @@ impl Metrics {
             .entry(path.to_string())
             .or_default()
             .clone()
+    }
+
+    /// Reports the file of `entry`, gone or replaced before all of it was read: `what`
+    /// happened to it. Said once per file, at WARN, and counted.
+    pub fn unfinished(&self, entry: &Entry, what: &str) {
+        log::warn!(
+            "{}: file {} (inode {}) {what}; its lines after offset {} may be missing",
+            entry.path,
+            entry.identity(),
+            entry.ino,
+            entry.offset
+        );
+        self.unfinished_files.fetch_add(1, Relaxed);
     }
 
     /// Counts an error of `kind` (`open`, `read`, `kafka`, `registry`, `config`, ...).
@@ -102,6 +122,18 @@ impl Metrics {
                 "counter",
                 "Registry writes to disk.",
                 self.registry_writes.load(Relaxed) as i64,
+            ),
+            (
+                "moved_files_resumed_total",
+                "counter",
+                "Files renamed away while no tailer had them (agent down), found in their directory and finished.",
+                self.moved_files_resumed.load(Relaxed),
+            ),
+            (
+                "unfinished_files_total",
+                "counter",
+                "Files gone from their path and not found in their directory before every line was acknowledged.",
+                self.unfinished_files.load(Relaxed),
             ),
             (
                 "config_revision",

@@ -114,6 +114,9 @@ struct Pending {
     next: u64,
     /// (end offset, acknowledged) per record.
     marks: VecDeque<(u64, bool)>,
+    /// The tailer closed the file, read to this offset: once every mark is acknowledged, the
+    /// registry gets this offset and then drops the entry.
+    closed_at: Option<u64>,
 }
 
 /// Starts the producer thread. It ends when every sender of `batches` is gone, after
@@ -306,15 +309,7 @@ impl ProducerThread {
         }
         let source = batch.source;
         for line in batch.lines {
-            let pending = self
-                .pending
-                .entry(source.session)
-                .or_insert_with(|| Pending {
-                    source: source.clone(),
-                    base: 0,
-                    next: 0,
-                    marks: VecDeque::new(),
-                });
+            let pending = self.pending_of(&source);
             let tag = Tag {
                 session: source.session,
                 seq: pending.next,
@@ -383,6 +378,28 @@ impl ProducerThread {
                 }
             }
         }
+        if let Some(end) = batch.closed_at {
+            self.close(&source, end);
+        }
+    }
+
+    /// The acknowledgement state of `source`'s session, created on first use.
+    fn pending_of(&mut self, source: &Arc<Source>) -> &mut Pending {
+        self.pending
+            .entry(source.session)
+            .or_insert_with(|| Pending {
+                source: source.clone(),
+                base: 0,
+                next: 0,
+                marks: VecDeque::new(),
+                closed_at: None,
+            })
+    }
+
+    /// The tailer of `source` closed its file, read to `end`.
+    fn close(&mut self, source: &Arc<Source>, end: u64) {
+        self.pending_of(source).closed_at = Some(end);
+        self.advance(source.session);
     }
 
     /// Handles delivery reports for up to `timeout`.
@@ -612,6 +629,15 @@ impl ProducerThread {
             return;
         };
         mark.1 = true;
+        self.advance(tag.session);
+    }
+
+    /// Advances the file's offset of `session` over every leading acknowledged record; drops
+    /// a session that is over, and the registry entry of a closed file all acknowledged.
+    fn advance(&mut self, session: u64) {
+        let Some(p) = self.pending.get_mut(&session) else {
+            return;
+        };
         let mut advanced = None;
         let mut acked = 0;
         while let Some(&(end, true)) = p.marks.front() {
@@ -621,15 +647,20 @@ impl ProducerThread {
             acked += 1;
         }
         let source = p.source.clone();
-        if let Some(end) = advanced {
-            source.stats.lines_acked.fetch_add(acked, Relaxed);
+        let closed_at = p.closed_at.filter(|_| p.marks.is_empty());
+        source.stats.lines_acked.fetch_add(acked, Relaxed);
+        let e = &source.entry;
+        if let Some(end) = closed_at.or(advanced) {
             source.stats.acked_offset.store(end, Relaxed);
-            let e = &source.entry;
             lock(&self.registry).ack(e.dev, e.ino, e.generation, end);
         }
-        // A finished session (its tailer moved on) with nothing in flight is dropped.
-        if p.marks.is_empty() && Arc::strong_count(&p.source) == 1 {
-            self.pending.remove(&tag.session);
+        if closed_at.is_some() {
+            // Every line of the closed file is in Kafka: nothing to resume.
+            lock(&self.registry).forget(e);
+            self.pending.remove(&session);
+        } else if p.marks.is_empty() && Arc::strong_count(&p.source) == 1 {
+            // A finished session (its tailer moved on) with nothing in flight is dropped.
+            self.pending.remove(&session);
         }
     }
 
@@ -701,7 +732,7 @@ mod tests {
             std::fs::write(&log, b"a\nb\nc\n").unwrap();
             let mut registry = Registry::load(&dir).unwrap();
             let file = std::fs::File::open(&log).unwrap();
-            let entry = registry.open(&log, &file, NewFileStart::Beginning).unwrap();
+            let (entry, _) = registry.open(&log, &file, NewFileStart::Beginning).unwrap();
             let metrics = Arc::new(Metrics::default());
             let mut config = ClientConfig::new();
             config
@@ -729,6 +760,11 @@ mod tests {
 
         /// Sends lines `lines` (0 to 2) of the file.
         fn send(&mut self, lines: std::ops::Range<u64>) {
+            self.send_closing(lines, None);
+        }
+
+        /// Sends lines `lines`, and with `closed_at` says the tailer closed the file there.
+        fn send_closing(&mut self, lines: std::ops::Range<u64>, closed_at: Option<u64>) {
             let lines = lines
                 .map(|n| Line {
                     offset: 2 * n,
@@ -741,6 +777,7 @@ mod tests {
                 source: self.source.clone(),
                 lines,
                 read_ms: 0,
+                closed_at,
             });
         }
 
@@ -750,6 +787,12 @@ mod tests {
             let text = self.p.metrics.render();
             let got = text.lines().find_map(|l| l.strip_prefix(line));
             got.map_or(0, |v| v.trim().parse().unwrap()) == n
+        }
+
+        /// Offsets of the entries in the registry.
+        fn registry_offsets(&self) -> Vec<u64> {
+            let registry = lock(&self.p.registry);
+            registry.open_entries().iter().map(|e| e.offset).collect()
         }
 
         /// Offset up to which every line is acknowledged.
@@ -836,6 +879,25 @@ mod tests {
         run_until(&mut f, 30, |f| f.acked() == 6);
         assert_eq!(f.acked(), 6, "every line acknowledged");
         assert!(f.stuck_count(1), "replaced once");
+    }
+
+    /// The tailer closed the file (renamed away, read to its end, with an empty line after
+    /// the last record): its entry stays until every line is acknowledged, then goes.
+    #[test]
+    fn a_closed_file_leaves_the_registry_once_all_is_acknowledged() {
+        let owner: BaseProducer = ClientConfig::new()
+            .set("test.mock.num.brokers", "1")
+            .create()
+            .unwrap();
+        let mock = owner.client().mock_cluster().unwrap();
+        mock.create_topic("t", 1, 1).unwrap();
+        let mut f = Fixture::new("closed", &mock.bootstrap_servers());
+        f.send_closing(0..3, Some(7));
+        assert_eq!(f.registry_offsets(), [0], "kept while lines are in flight");
+        run_until(&mut f, 10, |f| f.registry_offsets().is_empty());
+        assert!(f.registry_offsets().is_empty(), "dropped once acknowledged");
+        assert_eq!(f.acked(), 7, "acknowledged up to where the file was closed");
+        assert!(f.p.pending.is_empty());
     }
 
     /// A Kafka that answers nobody (a broker that is away, or frozen) is waited for: the

@@ -8,12 +8,19 @@
 //! never inherits the identity (and so the transfer's document ids) or the offset of old
 //! content. A new identity is written to disk before any of its lines is sent.
 //!
+//! An entry lives while its file may still hold lines Kafka does not have: it is dropped once
+//! its tailer closed the file (renamed away or deleted, read to its end) and every line of it
+//! is acknowledged. An entry whose file is no longer at its path is looked for by identity in
+//! the same directory (see [`Entry::locate`]), so a file renamed while the agent was down
+//! is still finished. One that cannot be found is marked `lost` (reported once) and kept for
+//! the usual [`FORGET_AFTER_MS`], in case its directory comes back (a late mount).
+//!
 //! Written atomically (`persist::write_atomic`) at most once per [`FLUSH_INTERVAL`] while it
 //! changes, at once for a new identity, and at shutdown.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{DirEntryExt, FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -27,7 +34,7 @@ pub const FINGERPRINT_BYTES: u64 = 1024;
 /// Longest time a changed registry waits before it is written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// An entry whose file has not been open for this long is forgotten.
-const FORGET_AFTER_MS: i64 = 7 * 24 * 3600 * 1000;
+pub const FORGET_AFTER_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// What the registry knows of one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +55,8 @@ pub struct Entry {
     pub offset: u64,
     /// Last time the entry changed (ms since the epoch).
     pub updated_ms: i64,
+    /// The file is no longer at `path` and was not found in its directory; reported already.
+    pub lost: bool,
 }
 
 impl Entry {
@@ -55,6 +64,59 @@ impl Entry {
     pub fn identity(&self) -> String {
         format!("{}:{}:{}", self.dev, self.ino, self.generation)
     }
+
+    /// Whether `file` (with metadata `meta`) holds this entry's content: same device and
+    /// inode, same head, and at least as long as what was acknowledged.
+    pub fn same_content(&self, file: &File, meta: &std::fs::Metadata) -> std::io::Result<bool> {
+        if (meta.dev(), meta.ino()) != (self.dev, self.ino) || meta.len() < self.offset {
+            return Ok(false);
+        }
+        Ok(fingerprint(file, self.fp_len)?.0 == self.fingerprint)
+    }
+
+    /// Where this entry's file is now: still at its path, renamed within its directory (opened,
+    /// its content checked), or nowhere to be found there.
+    pub fn locate(&self) -> Whereabouts {
+        let path = Path::new(&self.path);
+        if let Ok(meta) = std::fs::metadata(path) {
+            if (meta.dev(), meta.ino()) == (self.dev, self.ino) {
+                return Whereabouts::AtPath;
+            }
+        }
+        let Some(dir) = path.parent() else {
+            return Whereabouts::Missing;
+        };
+        let Ok(listing) = std::fs::read_dir(dir) else {
+            return Whereabouts::Missing;
+        };
+        for item in listing.flatten() {
+            // The directory entry's own inode (no link followed): cheap to compare.
+            if item.ino() != self.ino {
+                continue;
+            }
+            let candidate = item.path();
+            let Ok(file) = File::open(&candidate) else {
+                continue;
+            };
+            let same = file
+                .metadata()
+                .and_then(|meta| self.same_content(&file, &meta));
+            if let Ok(true) = same {
+                return Whereabouts::Moved(candidate, file);
+            }
+        }
+        Whereabouts::Missing
+    }
+}
+
+/// Where a registry entry's file is, see [`Entry::locate`].
+pub enum Whereabouts {
+    /// At the entry's path.
+    AtPath,
+    /// Renamed within the same directory, to this path; opened.
+    Moved(PathBuf, File),
+    /// Neither: deleted, compressed, moved elsewhere, or its directory is gone.
+    Missing,
 }
 
 /// Where a tailer starts in a file that has no registry entry.
@@ -71,6 +133,9 @@ pub struct Registry {
     path: PathBuf,
     /// Keyed by `dev:ino`: one live generation per inode.
     entries: HashMap<String, Entry>,
+    /// Inode keys whose tailer closed the file: the entry goes once all is acknowledged, and
+    /// nothing looks for the file again meanwhile (in memory: a restart looks again).
+    closing: HashSet<String>,
     dirty: bool,
     last_write: Instant,
     /// Number of writes to disk, for /metrics.
@@ -115,6 +180,7 @@ impl Registry {
         let mut registry = Registry {
             path: path.clone(),
             entries: HashMap::new(),
+            closing: HashSet::new(),
             dirty: false,
             last_write: Instant::now(),
             writes: 0,
@@ -150,24 +216,31 @@ impl Registry {
     /// Decides where a tailer starts in `file`, just opened under `path`, and returns its
     /// registry entry. Known content resumes at its acknowledged offset; new content (new
     /// file, reused inode, truncated file) gets a new generation and starts at `start`
-    /// (new files) or 0 (new content of a known inode).
-    pub fn open(&mut self, path: &Path, file: &File, start: NewFileStart) -> Result<Entry> {
+    /// (new files) or 0 (new content of a known inode). The entry of the content a known
+    /// inode held before is returned too, unless already reported lost: that content changed
+    /// while no tailer had it, so its lines after the acknowledged offset may be missing.
+    pub fn open(
+        &mut self,
+        path: &Path,
+        file: &File,
+        start: NewFileStart,
+    ) -> Result<(Entry, Option<Entry>)> {
         let meta = file
             .metadata()
             .map_err(|e| Error::io(path, "cannot stat", &e))?;
         let key = inode_key(meta.dev(), meta.ino());
         let io = |e: std::io::Error| Error::io(path, "cannot read", &e);
         if let Some(known) = self.entries.get_mut(&key) {
-            let (fp, _) = fingerprint(file, known.fp_len).map_err(io)?;
-            if fp == known.fingerprint && meta.len() >= known.offset {
+            if known.same_content(file, &meta).map_err(io)? {
                 known.path = path.display().to_string();
-                return Ok(known.clone());
+                if known.lost {
+                    known.lost = false;
+                    self.dirty = true;
+                }
+                return Ok((known.clone(), None));
             }
-            log::info!(
-                "{}: content differs from what was read before (inode reused or truncated); reading from the start",
-                path.display()
-            );
         }
+        let replaced = self.entries.get(&key).filter(|e| !e.lost).cloned();
         let (fingerprint, fp_len) = fingerprint(file, FINGERPRINT_BYTES).map_err(io)?;
         // New content of a known inode is read whole: it appeared after the entry was applied.
         let offset = match start {
@@ -185,7 +258,7 @@ impl Registry {
         );
         // Before any line of the new identity is sent, so a restart reuses it.
         self.flush()?;
-        Ok(entry)
+        Ok((entry, replaced))
     }
 
     /// The file was truncated (copytruncate): its content is new. Returns the new entry,
@@ -225,7 +298,9 @@ impl Registry {
             fp_len,
             offset,
             updated_ms: now_ms(),
+            lost: false,
         };
+        self.closing.remove(key);
         self.entries.insert(key.to_string(), entry.clone());
         self.dirty = true;
         entry
@@ -256,6 +331,44 @@ impl Registry {
                 known.updated_ms = now_ms();
                 self.dirty = true;
             }
+        }
+    }
+
+    /// The tailer of `entry` closed its file (renamed away or deleted, read to its end).
+    pub fn closing(&mut self, entry: &Entry) {
+        if self.live_mut(entry).is_some() {
+            self.closing.insert(inode_key(entry.dev, entry.ino));
+        }
+    }
+
+    /// Every line of `entry`'s closed file is acknowledged: the entry is dropped.
+    pub fn forget(&mut self, entry: &Entry) {
+        if self.live_mut(entry).is_some() {
+            let key = inode_key(entry.dev, entry.ino);
+            self.entries.remove(&key);
+            self.closing.remove(&key);
+            self.dirty = true;
+        }
+    }
+
+    /// Entries that no tailer closed, for the supervisor to check that their file is still
+    /// at its path.
+    pub fn open_entries(&self) -> Vec<Entry> {
+        let mut open: Vec<Entry> = self
+            .entries
+            .iter()
+            .filter(|(key, _)| !self.closing.contains(*key))
+            .map(|(_, e)| e.clone())
+            .collect();
+        open.sort_by_key(|e| (e.dev, e.ino));
+        open
+    }
+
+    /// `entry`'s file was looked for and not found; reported once.
+    pub fn lost(&mut self, entry: &Entry) {
+        if let Some(known) = self.live_mut(entry) {
+            known.lost = true;
+            self.dirty = true;
         }
     }
 
@@ -291,7 +404,7 @@ impl Registry {
                 json!({
                     "path": e.path, "dev": e.dev, "ino": e.ino, "generation": e.generation,
                     "fingerprint": format!("{:016x}", e.fingerprint), "fp_len": e.fp_len,
-                    "offset": e.offset, "updated_ms": e.updated_ms,
+                    "offset": e.offset, "updated_ms": e.updated_ms, "lost": e.lost,
                 })
             })
             .collect();
@@ -325,6 +438,8 @@ fn parse(raw: &[u8]) -> Option<Vec<Entry>> {
                 fp_len: f.get("fp_len")?.as_u64()?,
                 offset: f.get("offset")?.as_u64()?,
                 updated_ms: f.get("updated_ms")?.as_i64()?,
+                // Absent in registries written before it existed.
+                lost: f.get("lost").and_then(Value::as_bool).unwrap_or(false),
             })
         })
         .collect()
@@ -349,7 +464,7 @@ mod tests {
         std::fs::write(&log, b"line one\nline two\n").unwrap();
         let mut r = Registry::load(&dir).unwrap();
         let f = File::open(&log).unwrap();
-        let e = r.open(&log, &f, NewFileStart::End).unwrap();
+        let (e, _) = r.open(&log, &f, NewFileStart::End).unwrap();
         assert_eq!(e.offset, 18);
         assert_eq!(e.fp_len, 18);
         // The new identity is on disk at once.
@@ -359,13 +474,15 @@ mod tests {
         r.ack(e.dev, e.ino, e.generation, 5); // never backwards
         r.flush().unwrap();
         let mut again = Registry::load(&dir).unwrap();
-        let e2 = again.open(&log, &f, NewFileStart::Beginning).unwrap();
+        let (e2, replaced) = again.open(&log, &f, NewFileStart::Beginning).unwrap();
+        assert_eq!(replaced, None);
         assert_eq!((e2.identity(), e2.offset), (e.identity(), 18));
 
         // Truncated and rewritten: same inode, other content, new generation, offset 0.
         std::fs::write(&log, b"other\n").unwrap();
-        let e3 = again.open(&log, &f, NewFileStart::End).unwrap();
+        let (e3, replaced) = again.open(&log, &f, NewFileStart::End).unwrap();
         assert!(e3.generation > e.generation);
+        assert_eq!(replaced.map(|r| r.generation), Some(e.generation));
         assert_eq!(e3.offset, 0);
         // An ack of the old generation does not move the new one.
         again.ack(e.dev, e.ino, e.generation, 100);
@@ -380,7 +497,7 @@ mod tests {
         std::fs::write(&log, b"ab\n").unwrap();
         let mut r = Registry::load(&dir).unwrap();
         let f = File::open(&log).unwrap();
-        let e = r.open(&log, &f, NewFileStart::Beginning).unwrap();
+        let (e, _) = r.open(&log, &f, NewFileStart::Beginning).unwrap();
         assert_eq!(e.fp_len, 3);
         std::fs::OpenOptions::new()
             .append(true)
@@ -396,6 +513,42 @@ mod tests {
             reloaded.entries.values().next().unwrap().fp_len,
             FINGERPRINT_BYTES
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_renamed_file_is_located_by_identity_and_a_deleted_one_is_lost() {
+        let dir = tmpdir("locate");
+        let log = dir.join("app.log");
+        std::fs::write(&log, b"first\nsecond\n").unwrap();
+        let mut r = Registry::load(&dir).unwrap();
+        let file = File::open(&log).unwrap();
+        let (e, _) = r.open(&log, &file, NewFileStart::Beginning).unwrap();
+        assert!(matches!(e.locate(), Whereabouts::AtPath));
+
+        // Rotated by rename; a new file with the same content takes the path.
+        std::fs::rename(&log, dir.join("app.log.1")).unwrap();
+        std::fs::write(&log, b"first\nsecond\n").unwrap();
+        match e.locate() {
+            Whereabouts::Moved(now, _) => assert_eq!(now, dir.join("app.log.1")),
+            _ => panic!("the renamed file is not found"),
+        }
+
+        // Gone from the directory: lost, and that is kept across a restart.
+        std::fs::remove_file(dir.join("app.log.1")).unwrap();
+        assert!(matches!(e.locate(), Whereabouts::Missing));
+        r.lost(&e);
+        r.flush().unwrap();
+        let again = Registry::load(&dir).unwrap();
+        let lost: Vec<bool> = again.open_entries().iter().map(|e| e.lost).collect();
+        assert_eq!(lost, [true]);
+
+        // A closed file's entry is not offered for checks, and goes once forgotten.
+        let mut again = again;
+        again.closing(&e);
+        assert!(again.open_entries().is_empty());
+        again.forget(&e);
+        assert!(again.entries.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -2,11 +2,18 @@
 //! on the main thread: it applies configurations (diffing them against the one in force),
 //! looks for files when a watched directory changes (and every [`RESCAN_INTERVAL`], for
 //! directories that do not exist yet), and retries files it could not open.
+//!
+//! At every scan it also checks the registry: a configured file that is no longer at its
+//! path and has no tailer (it was renamed while the agent was down, or after its tailer was
+//! stopped) is looked for by identity in its directory and finished from its acknowledged
+//! offset; one that cannot be found is reported once, with the offset after which its lines
+//! may be missing.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +22,7 @@ use logcollect::collect::{CollectEntry, StartAt};
 use regex::bytes::Regex;
 
 use crate::discover;
-use crate::registry::NewFileStart;
+use crate::registry::{lock, NewFileStart, Whereabouts};
 use crate::tail::{self, Exited, Spec};
 use crate::watch::{Watch, DIR_EVENTS};
 
@@ -101,6 +108,7 @@ impl Supervisor {
             self.applied.insert(entry.path.clone());
             self.scan(i, start);
         }
+        self.finish_moved();
         self.sync_dirs();
     }
 
@@ -109,7 +117,52 @@ impl Supervisor {
         for i in 0..self.entries.len() {
             self.scan(i, NewFileStart::Beginning);
         }
+        self.finish_moved();
         self.sync_dirs();
+    }
+
+    /// Finishes the configured files of the registry that no tailer has and that are no
+    /// longer at their path: found renamed in their directory, a tailer reads them to their
+    /// end under their old path (so their records keep their key and headers) and closes
+    /// them; not found, they are reported once.
+    fn finish_moved(&mut self) {
+        let known = lock(&self.ctx.registry).open_entries();
+        for known in known {
+            if self.tailers.contains_key(&(known.dev, known.ino)) {
+                continue;
+            }
+            let old_path = PathBuf::from(&known.path);
+            let Some(index) = self
+                .entries
+                .iter()
+                .position(|e| discover::names(&e.path, &old_path))
+            else {
+                continue; // no longer configured: not ours to finish
+            };
+            match known.locate() {
+                // The scan has it, if it still is a file the entry names.
+                Whereabouts::AtPath => {}
+                Whereabouts::Moved(now, file) => {
+                    log::info!(
+                        "{}: renamed to {} while not tailed (file {}); finishing it from offset {}",
+                        known.path,
+                        now.display(),
+                        known.identity(),
+                        known.offset
+                    );
+                    self.ctx.metrics.moved_files_resumed.fetch_add(1, Relaxed);
+                    self.spawn_tailer(index, old_path, file, NewFileStart::Beginning);
+                }
+                Whereabouts::Missing if !known.lost => {
+                    self.ctx.metrics.unfinished(
+                        &known,
+                        "is no longer there nor in its directory (deleted, compressed or moved away)",
+                    );
+                    lock(&self.ctx.registry).lost(&known);
+                }
+                Whereabouts::Missing => {}
+            }
+        }
     }
 
     /// A tailer ended on its own.
@@ -161,6 +214,12 @@ impl Supervisor {
         if self.failing.remove(&path) {
             log::info!("{}: can be opened now", path.display());
         }
+        self.spawn_tailer(index, path, file, start);
+    }
+
+    /// Starts a tailer of entry `index` for `file`, opened; `path` is the name its records
+    /// carry.
+    fn spawn_tailer(&mut self, index: usize, path: PathBuf, file: File, start: NewFileStart) {
         let Ok(meta) = file.metadata() else { return };
         let entry = &self.entries[index];
         let spec = Spec {

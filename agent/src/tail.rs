@@ -8,6 +8,8 @@
 //! It follows the open file, not the path: after a rename it reads the old file to its end,
 //! and closes it once it has been idle for [`CLOSE_GONE_AFTER`] (the supervisor starts another
 //! tailer for whatever file now has the path). A deleted file is read to its end the same way.
+//! A tailer may also be started on a file already renamed away (found by the supervisor after
+//! a restart): it reads it to its end and closes it the same way.
 //! A truncated file (copytruncate) gets a new generation and is read again from byte 0.
 
 use std::fs::File;
@@ -66,6 +68,9 @@ pub struct Batch {
     pub lines: Vec<Line>,
     /// When they were read (ms since the epoch): the Kafka record timestamp.
     pub read_ms: i64,
+    /// The tailer closed the file after these lines, read to this offset: once they are all
+    /// acknowledged, the file's registry entry is dropped.
+    pub closed_at: Option<u64>,
 }
 
 /// What a tailer is asked to do.
@@ -182,7 +187,13 @@ struct Tailer {
 
 impl Tailer {
     fn open(spec: Spec, mut file: File, ctx: Context, stop: Receiver<()>) -> Result<Tailer> {
-        let entry = lock(&ctx.registry).open(&spec.path, &file, spec.start)?;
+        let (entry, replaced) = lock(&ctx.registry).open(&spec.path, &file, spec.start)?;
+        if let Some(old) = replaced {
+            ctx.metrics.unfinished(
+                &old,
+                "was replaced by other content while no tailer had it (truncated, or its inode reused by a new file)",
+            );
+        }
         file.seek(SeekFrom::Start(entry.offset))
             .map_err(|e| Error::io(&spec.path, "cannot seek", &e))?;
         let (wake_tx, wake) = crossbeam_channel::bounded(1);
@@ -247,8 +258,7 @@ impl Tailer {
                             "{}: renamed or deleted, read to its end; closing",
                             self.spec.path.display()
                         );
-                        self.finish()?;
-                        return Ok(());
+                        return self.close();
                     }
                 }
             }
@@ -315,6 +325,11 @@ impl Tailer {
         if self.out.is_empty() {
             return Ok(());
         }
+        self.send_batch(None)
+    }
+
+    /// Sends the lines collected so far (even none, with `closed_at`).
+    fn send_batch(&mut self, closed_at: Option<u64>) -> Result<(), Stopped> {
         let lines = std::mem::take(&mut self.out);
         self.source
             .stats
@@ -324,6 +339,7 @@ impl Tailer {
             source: self.source.clone(),
             lines,
             read_ms: now_ms(),
+            closed_at,
         };
         select! {
             send(self.ctx.batches, batch) -> sent => sent.map_err(|_| Stopped),
@@ -331,8 +347,22 @@ impl Tailer {
         }
     }
 
+    /// The file is gone and read to its end: ships what is pending and hands the file's
+    /// registry entry to the producer, which drops it once every line is acknowledged.
+    fn close(&mut self) -> Result<(), Stopped> {
+        self.collect_rest();
+        lock(&self.ctx.registry).closing(&self.source.entry);
+        self.send_batch(Some(self.splitter.position()))
+    }
+
     /// Ships the partial last line and a pending multiline event.
     fn finish(&mut self) -> Result<(), Stopped> {
+        self.collect_rest();
+        self.send()
+    }
+
+    /// Takes the partial last line and a pending multiline event into `out`.
+    fn collect_rest(&mut self) {
         let mut rest = Vec::new();
         self.splitter.finish(&mut rest);
         match &mut self.multiline {
@@ -343,7 +373,6 @@ impl Tailer {
             }
             None => self.out.extend(rest),
         }
-        self.send()
     }
 
     /// What happened to the file since the last look.
