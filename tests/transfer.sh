@@ -17,16 +17,21 @@ PROXY=127.0.0.1:$((LC_FREE_PORT + 3))
 DEAD_URL=http://127.0.0.1:$((LC_FREE_PORT + 4)) # nothing listens there
 
 agent_ini "$TEST_TMP/agent.ini" "$TEST_TMP/agent-data" "127.0.0.1:$LC_FREE_PORT"
-transfer_ini() { # transfer_ini FILE METRICS_PORT THREADS GROUP
+# transfer_ini FILE METRICS_PORT THREADS GROUP [KAFKA_SETTING...]: settings such as
+# "instance_id = t1" go to [kafka], in place of a default of the same key.
+transfer_ini() {
+    local kafka setting
+    kafka=$(printf '%s\n' "consumer_threads = $3" "group_id = $4" "session_timeout_ms = 6000")
+    for setting in "${@:5}"; do
+        kafka=$(grep -v "^${setting%% =*} =" <<<"$kafka")$'\n'$setting
+    done
     cat >"$1" <<INI
 [etcd]
 endpoints = $LC_ETCD_URL
 poll_interval_ms = 200
 [kafka]
 brokers = $LC_KAFKA_BROKERS
-consumer_threads = $3
-group_id = $4
-session_timeout_ms = 6000
+$kafka
 [transfer]
 http_listen = 127.0.0.1:$2
 batch_max_wait_ms = 200
@@ -285,15 +290,23 @@ PY
     }
 fi
 
-test_two_transfers_split_the_partitions() {
-    etcd_put collect_log_conf '[{"path":"/nonexistent/pair.log","topic":"pair"}]'
+# first_of_two TOPIC ID1 ID2: topic TOPIC is configured, the inis of transfer 1 and 2 (one
+# thread each, group TOPIC-group, instance ids ID1 and ID2) are written, and transfer 1 alone
+# indexes a first record, "seq=1".
+first_of_two() {
+    etcd_put collect_log_conf "[{\"path\":\"/nonexistent/$1.log\",\"topic\":\"$1\"}]"
     es_config "$LC_ES_URL"
-    transfer_ini "$TEST_TMP/t1.ini" $((LC_FREE_PORT + 5)) 1 pair-group
-    transfer_ini "$TEST_TMP/t2.ini" $((LC_FREE_PORT + 6)) 1 pair-group
-    # Transfer 1 alone first: it holds all four partitions and indexes and commits a record.
-    echo "seq=1" | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" pair
+    transfer_ini "$TEST_TMP/t1.ini" $((LC_FREE_PORT + 5)) 1 "$1-group" "instance_id = $2"
+    transfer_ini "$TEST_TMP/t2.ini" $((LC_FREE_PORT + 6)) 1 "$1-group" "instance_id = $3"
+    echo "seq=1" | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" "$1"
     start_transfer "$TEST_TMP/t1.ini" t1
-    wait_until 30 "transfer 1 indexed the first record" es_count 'pair-*' 1
+    wait_until 30 "transfer 1 indexed the first record" es_count "$1-*" 1
+}
+
+test_two_transfers_split_the_partitions() {
+    # Two transfers on one host: each its own static member name.
+    first_of_two pair t1 t2
+    # Transfer 1 alone first: it holds all four partitions and indexes and commits a record.
     wait_until 10 "transfer 1 committed it" eval \
         "curl -sf http://127.0.0.1:$((LC_FREE_PORT + 5))/metrics | grep -q '^logcollect_transfer_committed_offset.* 1$'"
     assert_grep "all four first" "$TEST_TMP/t1.log" 'partitions assigned: pair/0 pair/1 pair/2 pair/3$'
@@ -330,5 +343,80 @@ partition_series_are() {
         sort -u | paste -sd ' ')
     [ "$got" = "$2" ]
 }
+
+if [ "$LC_KAFKA_ENGINE" = apache ]; then
+    # A restarted transfer rejoins as the same static members: it takes its partitions back at
+    # once, not after the killed members' session timeout (the default 45 s here). Apache Kafka
+    # only: Tansu 0.6 keeps a restarted static member waiting for that timeout.
+    test_kill_9_and_restart_takes_the_partitions_back_at_once() {
+        local d=$TEST_TMP/tback ini=$TEST_TMP/tback.ini port=$((LC_FREE_PORT + 7))
+        transfer_ini "$ini" $port 2 tback-group "session_timeout_ms = 45000"
+        collect_one tback
+        es_config "$LC_ES_URL"
+        start_agent
+        start_transfer "$ini"
+        wait_applied "$TEST_TMP/agent.log" tback
+        python3 "$WRITE" seq "$d/app.log" 1 9000 1000 &
+        local writer=$!
+        wait_until 30 "indexing under way" es_count_at_least 'tback-*' 1000
+        lc_kill transfer KILL || true
+        sleep 2
+        local start=$EPOCHREALTIME
+        start_transfer "$ini"
+        wait_until 10 "the restarted transfer indexed a document" \
+            test_metric_positive "http://127.0.0.1:$port/metrics" logcollect_transfer_documents_indexed_total
+        echo "    first document indexed $(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s after the restart"
+        assert_eq "partitions held" 4 "$(metric "http://127.0.0.1:$port/metrics" logcollect_transfer_partitions_assigned)"
+        wait "$writer"
+        wait_until 90 "9000 documents" es_count 'tback-*' 9000
+        python3 "$CHECK_ES" seq "$LC_ES_URL" 'tback-*' 9000
+    }
+    # test_metric_positive URL NAME: the metric NAME at URL is above 0.
+    test_metric_positive() { [ "$(metric "$1" "$2")" -gt 0 ] 2>/dev/null; }
+
+    # A member that gets no partition (here: more consumers than partitions) while subscribed
+    # longer than its session timeout is reported by /health; one that holds some is healthy.
+    # Apache Kafka only: Tansu 0.6 hands partitions out otherwise (a rebalance left A none).
+    test_health_reports_a_transfer_holding_no_partition() {
+        etcd_put collect_log_conf '[{"path":"/nonexistent/spare.log","topic":"spare"}]'
+        es_config "$LC_ES_URL"
+        echo "seq=1" | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" spare
+        local a=127.0.0.1:$((LC_FREE_PORT + 5)) b=127.0.0.1:$((LC_FREE_PORT + 6))
+        # Four threads of A take the four partitions; B's one thread sorts after them (range
+        # assignor, by group.instance.id) and gets none.
+        transfer_ini "$TEST_TMP/a.ini" $((LC_FREE_PORT + 5)) 4 spare-group "instance_id = a"
+        transfer_ini "$TEST_TMP/b.ini" $((LC_FREE_PORT + 6)) 1 spare-group "instance_id = b"
+        start_transfer "$TEST_TMP/a.ini" a
+        wait_until 30 "A holds the four partitions" yields 4 metric "http://$a/metrics" logcollect_transfer_partitions_assigned
+        start_transfer "$TEST_TMP/b.ini" b
+        wait_until 30 "B in the group" grep -q 'partitions assigned: none' "$TEST_TMP/b.log"
+        wait_until 20 "B's /health reports it" yields 503 curl -s -o /dev/null -w '%{http_code}' "http://$b/health"
+        local why
+        why=$(curl -s "http://$b/health")
+        [[ $why == "subscribed for "*" s with no partition assigned, longer than the session timeout (6 s)"* ]] ||
+            fail "B's /health: $why"
+        assert_eq "B's partitions" 0 "$(metric "http://$b/metrics" logcollect_transfer_partitions_assigned)"
+        assert_eq "A's /health" ok "$(curl -s "http://$a/health")"
+        assert_eq "A's partitions" 4 "$(metric "http://$a/metrics" logcollect_transfer_partitions_assigned)"
+    }
+
+    # Two transfers given the same instance_id would take each other's place in the group in
+    # turn, unseen: the one fenced out stops with an error that says why. Apache Kafka only:
+    # Tansu 0.6 does not fence a static member that another with its group.instance.id replaced.
+    test_two_transfers_with_one_instance_id_fail_clearly() {
+        first_of_two twin twin twin
+        start_transfer "$TEST_TMP/t2.ini" t2
+        wait_until 30 "transfer 1 stopped" eval '! lc_alive t1'
+        local rc=0
+        lc_kill t1 || rc=$?
+        assert_eq "transfer 1's exit status" 1 "$rc"
+        assert_grep "the reason" "$TEST_TMP/t1.log" \
+            'another consumer joined group twin-group as group.instance.id twin-0: two transfers run with \[kafka\] instance_id = twin; give each its own'
+        # The one that joined last goes on.
+        seq 2 100 | sed 's/^/seq=/' | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" twin
+        wait_until 60 "100 documents" es_count 'twin-*' 100
+        lc_alive t2 || fail "transfer 2 stopped too"
+    }
+fi
 
 run_tests

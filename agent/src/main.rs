@@ -48,7 +48,7 @@ fn main() -> ExitCode {
 fn run(path: &Path) -> Result<()> {
     let settings = Settings::load(path)?;
     logging::init(settings.log.level);
-    let shutdown = Shutdown::on_signals()?;
+    let (_, shutdown) = Shutdown::on_signals()?;
     let data_dir = &settings.agent.data_dir;
     std::fs::create_dir_all(data_dir)
         .map_err(|e| Error::io(data_dir, "cannot create data_dir", &e))?;
@@ -70,7 +70,7 @@ fn run(path: &Path) -> Result<()> {
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = &settings.agent.http_listen {
         let metrics = metrics.clone();
-        logcollect::http::serve_metrics(addr, move || metrics.render())?;
+        logcollect::http::serve_metrics(addr, move || metrics.render(), || Ok(()))?;
     }
     let (batches_tx, batches) = crossbeam_channel::bounded(BATCH_QUEUE);
     let producer = producer::spawn(

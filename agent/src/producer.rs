@@ -850,16 +850,26 @@ mod tests {
         }
     }
 
-    /// librdkafka's mock cluster answers metadata at once but the first produce request only
-    /// after a minute: the producer is taken for stuck and its records go through the probe.
-    #[test]
-    fn a_producer_kafka_does_not_answer_is_replaced_while_kafka_answers_others() {
+    /// A librdkafka mock cluster of one broker with topic `t`, which lives as long as the
+    /// client returned, and its bootstrap servers.
+    fn mock_kafka() -> (BaseProducer, String) {
         let owner: BaseProducer = ClientConfig::new()
             .set("test.mock.num.brokers", "1")
             .create()
             .unwrap();
+        // A view of the client's cluster: dropping it leaves the cluster running.
         let mock = owner.client().mock_cluster().unwrap();
         mock.create_topic("t", 1, 1).unwrap();
+        let servers = mock.bootstrap_servers();
+        drop(mock);
+        (owner, servers)
+    }
+
+    /// librdkafka's mock cluster answers metadata at once but the first produce request only
+    /// after a minute: the producer is taken for stuck and its records go through the probe.
+    #[test]
+    fn a_producer_kafka_does_not_answer_is_replaced_while_kafka_answers_others() {
+        let (owner, servers) = mock_kafka();
         // SAFETY: the mock cluster lives as long as `owner`; one (error, rtt) pair follows.
         unsafe {
             let cluster =
@@ -873,7 +883,7 @@ mod tests {
                 60_000 as std::ffi::c_int,
             );
         }
-        let mut f = Fixture::new("stuck", &mock.bootstrap_servers());
+        let mut f = Fixture::new("stuck", &servers);
         f.p.stuck_after = Duration::from_secs(1);
         f.send(0..3);
         run_until(&mut f, 30, |f| f.acked() == 6);
@@ -885,13 +895,8 @@ mod tests {
     /// the last record): its entry stays until every line is acknowledged, then goes.
     #[test]
     fn a_closed_file_leaves_the_registry_once_all_is_acknowledged() {
-        let owner: BaseProducer = ClientConfig::new()
-            .set("test.mock.num.brokers", "1")
-            .create()
-            .unwrap();
-        let mock = owner.client().mock_cluster().unwrap();
-        mock.create_topic("t", 1, 1).unwrap();
-        let mut f = Fixture::new("closed", &mock.bootstrap_servers());
+        let (_owner, servers) = mock_kafka();
+        let mut f = Fixture::new("closed", &servers);
         f.send_closing(0..3, Some(7));
         assert_eq!(f.registry_offsets(), [0], "kept while lines are in flight");
         run_until(&mut f, 10, |f| f.registry_offsets().is_empty());

@@ -45,6 +45,13 @@ pub enum Error {
         /// What failed.
         msg: String,
     },
+    /// Kafka could not be used: a client could not be created, or failed for good.
+    Kafka {
+        /// The `bootstrap.servers` list.
+        brokers: String,
+        /// What failed.
+        msg: String,
+    },
     /// A command line that cannot be understood.
     Usage(String),
 }
@@ -72,6 +79,7 @@ impl fmt::Display for Error {
             Error::Invalid { key, msg } => write!(f, "etcd key {key:?}: {msg}"),
             Error::Etcd { url, key, msg } if key.is_empty() => write!(f, "etcd {url}: {msg}"),
             Error::Etcd { url, key, msg } => write!(f, "etcd {url} (key {key:?}): {msg}"),
+            Error::Kafka { brokers, msg } => write!(f, "kafka {brokers}: {msg}"),
             Error::Usage(msg) => write!(f, "{msg}"),
         }
     }

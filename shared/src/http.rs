@@ -7,8 +7,13 @@ use std::sync::Mutex;
 use crate::{Error, Result};
 
 /// Serves `/metrics` (the text `render` returns) and `/health` on `addr`, from a thread of
-/// its own named `metrics`.
-pub fn serve_metrics(addr: &str, render: impl Fn() -> String + Send + 'static) -> Result<()> {
+/// its own named `metrics`. `/health` answers 200 `ok`, or 503 with what `health` reports
+/// wrong.
+pub fn serve_metrics(
+    addr: &str,
+    render: impl Fn() -> String + Send + 'static,
+    health: impl Fn() -> std::result::Result<(), String> + Send + 'static,
+) -> Result<()> {
     let server = tiny_http::Server::http(addr).map_err(|e| Error::Io {
         path: addr.into(),
         msg: format!("cannot listen for /metrics: {e}"),
@@ -20,7 +25,10 @@ pub fn serve_metrics(addr: &str, render: impl Fn() -> String + Send + 'static) -
             for request in server.incoming_requests() {
                 let (status, body, content_type) = match request.url() {
                     "/metrics" => (200, render(), "text/plain; version=0.0.4"),
-                    "/health" => (200, "ok\n".to_string(), "text/plain"),
+                    "/health" => match health() {
+                        Ok(()) => (200, "ok\n".to_string(), "text/plain"),
+                        Err(why) => (503, format!("{why}\n"), "text/plain"),
+                    },
                     _ => (
                         404,
                         "not found: try /metrics or /health\n".to_string(),

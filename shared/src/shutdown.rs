@@ -45,8 +45,9 @@ impl Shutdown {
         (Arc::new(trigger), Shutdown { rx, flag })
     }
 
-    /// A handle fired by the first SIGTERM or SIGINT (a second one exits at once).
-    pub fn on_signals() -> Result<Shutdown> {
+    /// A handle fired by the first SIGTERM or SIGINT (a second one exits at once), and the
+    /// trigger that fires it from within (a part that failed for good).
+    pub fn on_signals() -> Result<(Arc<Trigger>, Shutdown)> {
         use signal_hook::consts::{SIGINT, SIGTERM};
         let mut signals =
             signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(|e| Error::Io {
@@ -54,6 +55,7 @@ impl Shutdown {
                 msg: e.to_string(),
             })?;
         let (trigger, shutdown) = Shutdown::new();
+        let on_signal = trigger.clone();
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
@@ -65,14 +67,14 @@ impl Shutdown {
                         std::process::exit(130);
                     }
                     log::info!("signal {signal}: stopping gracefully");
-                    trigger.trigger();
+                    on_signal.trigger();
                 }
             })
             .map_err(|e| Error::Io {
                 path: "signals thread".into(),
                 msg: e.to_string(),
             })?;
-        Ok(shutdown)
+        Ok((trigger, shutdown))
     }
 
     /// Whether the stop was requested.

@@ -18,6 +18,7 @@ use logcollect::shutdown::Shutdown;
 use logcollect::{Error, Result};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{ClientContext, Message, Offset, Statistics, TopicPartitionList};
 
@@ -173,10 +174,14 @@ impl ConsumerContext for Context {
         }
     }
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             self.progress.forget(tpl);
             log::info!("{}: partitions assigned: {}", self.name, describe(tpl));
+        }
+        // What it holds after the rebalance, whole or incremental.
+        if let Ok(held) = consumer.assignment() {
+            self.metrics.membership.held(&self.name, held.count());
         }
     }
 }
@@ -234,6 +239,10 @@ pub struct Setup {
     pub group_id: String,
     /// `session.timeout.ms`.
     pub session_timeout: Duration,
+    /// `[kafka] instance_id`: static membership as `{instance_id}-{n}`.
+    pub instance_id: Option<String>,
+    /// Tells the main thread this consumer failed for good.
+    pub failed: Sender<Error>,
     /// Topics and indices.
     pub routing: Arc<Watched<Routing>>,
     /// To the batch thread.
@@ -255,7 +264,8 @@ pub fn spawn(n: usize, setup: Setup) -> Result<JoinHandle<()>> {
         progress: progress.clone(),
         metrics: setup.metrics.clone(),
     };
-    let consumer: BaseConsumer<Context> = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", &setup.brokers)
         .set("group.id", &setup.group_id)
         .set("client.id", format!("log-transfer-{n}"))
@@ -264,7 +274,15 @@ pub fn spawn(n: usize, setup: Setup) -> Result<JoinHandle<()>> {
         .set(
             "session.timeout.ms",
             setup.session_timeout.as_millis().to_string(),
-        )
+        );
+    // The classic group protocol (librdkafka's default), not KIP-848's: measured on Kafka 4.1,
+    // a static member restarted after kill -9 is refused there (UNRELEASED_INSTANCE_ID) until
+    // the killed one's session ends, so only the classic protocol resumes at once.
+    if let Some(id) = &setup.instance_id {
+        // A restarted member rejoins as itself: no wait for the old one's session to end.
+        config.set("group.instance.id", format!("{id}-{n}"));
+    }
+    let consumer: BaseConsumer<Context> = config
         // Topics created after the subscription (the agent's first record creates them) are
         // found within this interval, not librdkafka's default of 5 minutes.
         .set("topic.metadata.refresh.interval.ms", "5000")
@@ -273,12 +291,13 @@ pub fn spawn(n: usize, setup: Setup) -> Result<JoinHandle<()>> {
         // Statistics feed the lag metric (see `Context::stats`).
         .set("statistics.interval.ms", "5000")
         .create_with_context(context)
-        .map_err(|e| Error::Io {
-            path: "kafka consumer".into(),
-            msg: format!("cannot create for brokers {}: {e}", setup.brokers),
+        .map_err(|e| Error::Kafka {
+            brokers: setup.brokers.clone(),
+            msg: format!("cannot create the consumer: {e}"),
         })?;
     let mut thread = ConsumerThread {
         name: name.clone(),
+        n,
         consumer,
         progress,
         setup,
@@ -296,6 +315,8 @@ pub fn spawn(n: usize, setup: Setup) -> Result<JoinHandle<()>> {
 
 struct ConsumerThread {
     name: String,
+    /// Its number, part of its `group.instance.id`.
+    n: usize,
     consumer: BaseConsumer<Context>,
     progress: Arc<Progress>,
     setup: Setup,
@@ -327,6 +348,10 @@ impl ConsumerThread {
                 }
                 Some(Err(e)) => {
                     self.setup.metrics.error("consume");
+                    if let Some(fatal) = self.consumer.client().fatal_error() {
+                        self.fail(fatal);
+                        break;
+                    }
                     log::warn!("{}: {e}", self.name);
                 }
                 None => {}
@@ -346,6 +371,22 @@ impl ConsumerThread {
         log::info!("{}: committed and leaving the group", self.name);
     }
 
+    /// librdkafka failed for good: with static membership, another consumer joined with
+    /// this one's `group.instance.id` and fenced it out. The main thread stops the transfer.
+    fn fail(&self, (code, reason): (RDKafkaErrorCode, String)) {
+        let hint = match (code, &self.setup.instance_id) {
+            (RDKafkaErrorCode::FencedInstanceId, Some(id)) => format!(
+                "another consumer joined group {} as group.instance.id {id}-{}: two transfers run with [kafka] instance_id = {id}; give each its own",
+                self.setup.group_id, self.n
+            ),
+            _ => format!("group {}", self.setup.group_id),
+        };
+        let _ = self.setup.failed.send(Error::Kafka {
+            brokers: self.setup.brokers.clone(),
+            msg: format!("{}: {reason} ({code:?}); {hint}", self.name),
+        });
+    }
+
     fn follow_topics(&mut self) {
         let version = self.setup.routing.version();
         if self.topics_version == Some(version) {
@@ -356,11 +397,15 @@ impl ConsumerThread {
         if old.as_ref() != Some(&routing.topics) {
             if routing.topics.is_empty() {
                 self.consumer.unsubscribe();
+                self.setup.metrics.membership.subscribed(&self.name, false);
                 log::info!("{}: no topics configured", self.name);
             } else {
                 let topics: Vec<&str> = routing.topics.iter().map(String::as_str).collect();
                 match self.consumer.subscribe(&topics) {
-                    Ok(()) => log::info!("{}: subscribed to {}", self.name, topics.join(", ")),
+                    Ok(()) => {
+                        self.setup.metrics.membership.subscribed(&self.name, true);
+                        log::info!("{}: subscribed to {}", self.name, topics.join(", "))
+                    }
                     Err(e) => {
                         log::error!(
                             "{}: cannot subscribe to {}: {e}; retrying",

@@ -11,6 +11,7 @@ mod bulk;
 mod consumer;
 mod dlq;
 mod document;
+mod membership;
 mod metrics;
 mod routing;
 mod settings;
@@ -45,20 +46,29 @@ fn main() -> ExitCode {
 fn run(path: &Path) -> Result<()> {
     let settings = Settings::load(path)?;
     logging::init(settings.log.level);
-    let shutdown = Shutdown::on_signals()?;
+    let (stop, shutdown) = Shutdown::on_signals()?;
     let t = &settings.transfer;
     let keys = vec![settings.etcd.key.clone(), t.es_key.clone()];
     log::info!(
-        "log-transfer {} starting: etcd {:?}, keys {keys:?}, kafka {}, group {}",
+        "log-transfer {} starting: etcd {:?}, keys {keys:?}, kafka {}, group {} ({})",
         env!("CARGO_PKG_VERSION"),
         settings.etcd.endpoints,
         settings.kafka.brokers,
-        t.group_id
+        t.group_id,
+        match &t.instance_id {
+            Some(id) => format!("static members {id}-0 to {id}-{}", t.consumer_threads - 1),
+            None => "dynamic members".into(),
+        }
     );
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = &t.http_listen {
-        let metrics = metrics.clone();
-        logcollect::http::serve_metrics(addr, move || metrics.render())?;
+        let (render, health) = (metrics.clone(), metrics.clone());
+        let session_timeout = t.session_timeout;
+        logcollect::http::serve_metrics(
+            addr,
+            move || render.render(),
+            move || health.membership.check(session_timeout),
+        )?;
     }
     let routing = Arc::new(Watched::new(Routing::new(&[], &t.index_pattern)));
     let es = Arc::new(Watched::new(None));
@@ -78,6 +88,7 @@ fn run(path: &Path) -> Result<()> {
         metrics: metrics.clone(),
     })?;
     let (drained_trigger, drained) = Shutdown::new();
+    let (failed_tx, failed) = crossbeam_channel::unbounded();
     let mut consumers = Vec::new();
     for n in 0..t.consumer_threads {
         consumers.push(consumer::spawn(
@@ -86,6 +97,8 @@ fn run(path: &Path) -> Result<()> {
                 brokers: settings.kafka.brokers.clone(),
                 group_id: t.group_id.clone(),
                 session_timeout: t.session_timeout,
+                instance_id: t.instance_id.clone(),
+                failed: failed_tx.clone(),
                 routing: routing.clone(),
                 docs: docs_tx.clone(),
                 shutdown: shutdown.clone(),
@@ -101,11 +114,18 @@ fn run(path: &Path) -> Result<()> {
     let poll_thread =
         Poller::new(etcd, keys).spawn(settings.etcd.poll_interval, changes_tx, shutdown.clone())?;
 
+    let mut failure = None;
     loop {
         select! {
             recv(changes) -> change => {
                 let Ok(change) = change else { break };
                 apply(&settings, &change, &routing, &es, &metrics);
+            }
+            recv(failed) -> error => {
+                // A consumer failed for good (fenced out of the group): stop the whole transfer.
+                failure = error.ok();
+                stop.trigger();
+                break;
             }
             recv(shutdown.receiver()) -> _ => break,
         }
@@ -117,6 +137,9 @@ fn run(path: &Path) -> Result<()> {
         let _ = c.join();
     }
     let _ = poll_thread.join();
+    if let Some(e) = failure {
+        return Err(e);
+    }
     log::info!("log-transfer stopped");
     Ok(())
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use logcollect::http::{describe, escape_label, ErrorCounts};
 
+use crate::membership::Membership;
+
 /// Upper bounds of the bulk latency histogram, in seconds.
 const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -28,6 +30,8 @@ pub struct Metrics {
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
     partitions: Mutex<BTreeMap<(String, i32), (i64, i64)>>,
+    /// What the consumer threads hold of the group.
+    pub membership: Membership,
     errors: ErrorCounts,
 }
 
@@ -142,6 +146,17 @@ impl Metrics {
             out,
             "logcollect_transfer_config_revision {}",
             self.config_revision.load(Relaxed)
+        );
+        describe(
+            &mut out,
+            "logcollect_transfer_partitions_assigned",
+            "gauge",
+            "Partitions the consumer threads hold.",
+        );
+        let _ = writeln!(
+            out,
+            "logcollect_transfer_partitions_assigned {}",
+            self.membership.partitions()
         );
         self.errors
             .render(&mut out, "logcollect_transfer_errors_total");

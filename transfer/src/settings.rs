@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use logcollect::settings::{EtcdSettings, IniFile, KafkaSettings, LogSettings};
-use logcollect::Result;
+use logcollect::{host, Result};
 
 /// Everything the transfer reads from its ini file.
 #[derive(Debug, Clone)]
@@ -31,6 +31,10 @@ pub struct TransferSettings {
     pub group_id: String,
     /// `session.timeout.ms` of the consumers (`[kafka] session_timeout_ms`).
     pub session_timeout: Duration,
+    /// Static group membership (`[kafka] instance_id`, default the host name): consumer
+    /// thread N joins as `group.instance.id` `{instance_id}-N`, so a restarted transfer takes
+    /// its partitions back at once. `None` (set empty): dynamic membership.
+    pub instance_id: Option<String>,
     /// Index name pattern: `{topic}`, `%Y`, `%m`, `%d`, `%H` (`[transfer] index_pattern`).
     pub index_pattern: String,
     /// A bulk request is sent at this many documents...
@@ -50,7 +54,11 @@ pub struct TransferSettings {
 impl Settings {
     /// Reads and validates the ini file at `path`.
     pub fn load(path: &Path) -> Result<Settings> {
-        let ini = IniFile::load(path)?;
+        Settings::from_ini(&IniFile::load(path)?)
+    }
+
+    /// Reads and validates a parsed ini file.
+    fn from_ini(ini: &IniFile) -> Result<Settings> {
         let es_key = ini.string_or("etcd", "es_key", "elasticsearch_config");
         if es_key.is_empty() {
             return Err(ini.error("etcd", "es_key", "empty"));
@@ -62,6 +70,11 @@ impl Settings {
         let group_id = ini.string_or("kafka", "group_id", "log-transfer");
         if group_id.is_empty() {
             return Err(ini.error("kafka", "group_id", "empty"));
+        }
+        let instance_id = ini.string_or("kafka", "instance_id", &host::hostname());
+        // A group.instance.id is at most 249 characters of any kind; the thread number follows.
+        if instance_id.chars().count() > 240 {
+            return Err(ini.error("kafka", "instance_id", "longer than 240 characters"));
         }
         const T: &str = "transfer";
         let index_pattern = ini.string_or(T, "index_pattern", "{topic}-%Y.%m.%d");
@@ -82,14 +95,15 @@ impl Settings {
                 .map_err(|e| ini.error(T, "http_listen", format!("{addr:?}: {e}")))?;
         }
         Ok(Settings {
-            etcd: EtcdSettings::from_ini(&ini)?,
-            kafka: KafkaSettings::from_ini(&ini)?,
-            log: LogSettings::from_ini(&ini)?,
+            etcd: EtcdSettings::from_ini(ini)?,
+            kafka: KafkaSettings::from_ini(ini)?,
+            log: LogSettings::from_ini(ini)?,
             transfer: TransferSettings {
                 es_key,
                 consumer_threads,
                 group_id,
                 session_timeout: ini.millis_or("kafka", "session_timeout_ms", 45_000)?,
+                instance_id: Some(instance_id).filter(|id| !id.is_empty()),
                 index_pattern,
                 batch_max_docs: positive("batch_max_docs", 5000)?,
                 batch_max_bytes: positive("batch_max_bytes", 5 * 1024 * 1024)?,
@@ -99,5 +113,32 @@ impl Settings {
                 shutdown_timeout: ini.millis_or(T, "shutdown_timeout_ms", 10_000)?,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance_id(kafka: &str) -> Result<Option<String>> {
+        let text = format!("[etcd]\nendpoints = http://a:2379\n[kafka]\nbrokers = a:9092\n{kafka}");
+        let ini = IniFile::parse("transfer.ini", &text)?;
+        Ok(Settings::from_ini(&ini)?.transfer.instance_id)
+    }
+
+    #[test]
+    fn static_membership_by_host_name_unless_set_or_empty() {
+        assert_eq!(instance_id("").unwrap(), Some(host::hostname()));
+        assert_eq!(
+            instance_id("instance_id = t1\n").unwrap().as_deref(),
+            Some("t1")
+        );
+        assert_eq!(instance_id("instance_id =\n").unwrap(), None);
+        assert_eq!(
+            instance_id(&format!("instance_id = {}\n", "x".repeat(241)))
+                .unwrap_err()
+                .to_string(),
+            "transfer.ini: [kafka] instance_id: longer than 240 characters"
+        );
     }
 }
