@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
+use logcollect::record::LineHeaders;
 use logcollect::shutdown::Shutdown;
 use logcollect::{Error, Result};
 use rdkafka::config::ClientConfig;
@@ -316,30 +317,19 @@ impl ProducerThread {
             };
             pending.next += 1;
             pending.marks.push_back((line.end, false));
-            let offset = line.offset.to_string();
-            let mut headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: "host",
-                    value: Some(source.host.as_bytes()),
+            let line_headers = LineHeaders {
+                host: &source.host,
+                path: &source.entry.path,
+                offset: line.offset,
+                file: &source.identity,
+                truncated: line.truncated,
+            };
+            let headers = line_headers.fold(OwnedHeaders::new_with_capacity(5), |h, key, v| {
+                h.insert(Header {
+                    key,
+                    value: Some(v),
                 })
-                .insert(Header {
-                    key: "path",
-                    value: Some(source.entry.path.as_bytes()),
-                })
-                .insert(Header {
-                    key: "offset",
-                    value: Some(offset.as_bytes()),
-                })
-                .insert(Header {
-                    key: "file",
-                    value: Some(source.identity.as_bytes()),
-                });
-            if line.truncated {
-                headers = headers.insert(Header {
-                    key: "truncated",
-                    value: Some("true".as_bytes()),
-                });
-            }
+            });
             let mut record = BaseRecord::with_opaque_to(&source.topic, Box::new(tag))
                 .key(&source.key)
                 .payload(&line.data)

@@ -26,7 +26,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use logcollect::clock::now_ms;
-use logcollect::{persist, Error, Result};
+use logcollect::{persist, record, Error, Result};
 use serde_json::{json, Value};
 
 /// How much of a file's head the fingerprint covers at most.
@@ -60,9 +60,9 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The identity sent with every record of this file: `dev:ino:generation`.
+    /// The identity sent with every record of this file: [`record::identity`].
     pub fn identity(&self) -> String {
-        format!("{}:{}:{}", self.dev, self.ino, self.generation)
+        record::identity(self.dev, self.ino, self.generation)
     }
 
     /// Whether `file` (with metadata `meta`) holds this entry's content: same device and

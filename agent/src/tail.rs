@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
 use logcollect::clock::now_ms;
+use logcollect::record;
 use logcollect::{Error, Result};
 use regex::bytes::Regex;
 
@@ -48,11 +49,11 @@ pub struct Source {
     pub session: u64,
     /// The registry entry: device, inode, generation, path.
     pub entry: Entry,
-    /// `dev:ino:generation`, the Kafka header `file`.
+    /// [`record::identity`], the Kafka header `file`.
     pub identity: String,
     /// Kafka topic.
     pub topic: Arc<str>,
-    /// Kafka key: host name and path, so one file's lines stay in one partition, in order.
+    /// Kafka key: [`record::key`].
     pub key: Vec<u8>,
     /// This host's name, the Kafka header `host`.
     pub host: Arc<str>,
@@ -469,7 +470,7 @@ fn new_source(spec: &Spec, ctx: &Context, entry: Entry) -> Source {
         session: SESSIONS.fetch_add(1, Relaxed),
         identity: entry.identity(),
         topic: spec.topic.clone(),
-        key: format!("{}{}", ctx.host, path).into_bytes(),
+        key: record::key(&ctx.host, &path),
         host: ctx.host.clone(),
         stats: ctx.metrics.file(&path),
         entry,

@@ -6,6 +6,7 @@
 //! - [`cli`], [`logging`], [`shutdown`], [`host`]: what every daemon needs at start and stop.
 //! - [`persist`]: atomic file writes for state that must survive a crash.
 //! - [`clock`]: milliseconds since the epoch, for registry entries and record timestamps.
+//! - [`record`]: the record contract between the daemons: Kafka key, headers, file identity.
 //! - [`http`]: the `/metrics` and `/health` server both daemons expose.
 //! - [`error`]: the one error type, with the context (path, key, url) a user needs to fix the cause.
 
@@ -18,6 +19,7 @@ pub mod host;
 pub mod http;
 pub mod logging;
 pub mod persist;
+pub mod record;
 pub mod settings;
 pub mod shutdown;
 

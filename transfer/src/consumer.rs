@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 use logcollect::clock::now_ms;
+use logcollect::record::Origin;
 use logcollect::shutdown::Shutdown;
 use logcollect::{Error, Result};
 use rdkafka::config::ClientConfig;
@@ -22,7 +23,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{ClientContext, Message, Offset, Statistics, TopicPartitionList};
 
-use crate::document::{self, Origin, Position};
+use crate::document::{self, Position};
 use crate::metrics::Metrics;
 use crate::routing::{Routing, Watched};
 

@@ -7,41 +7,8 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use logcollect::record::Origin;
 use serde_json::{json, Map, Value};
-
-/// The headers of a record that the document uses.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Origin {
-    /// `host` header.
-    pub host: Option<String>,
-    /// `path` header.
-    pub path: Option<String>,
-    /// `offset` header: byte offset of the line in its file.
-    pub offset: Option<u64>,
-    /// `file` header: the agent's file identity.
-    pub file: Option<String>,
-    /// `truncated` header.
-    pub truncated: bool,
-}
-
-impl Origin {
-    /// Reads the agent's headers; unknown ones are ignored.
-    pub fn from_headers<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> Origin {
-        let mut o = Origin::default();
-        for (key, value) in headers {
-            let text = || String::from_utf8_lossy(value).into_owned();
-            match key {
-                "host" => o.host = Some(text()),
-                "path" => o.path = Some(text()),
-                "offset" => o.offset = text().parse().ok(),
-                "file" => o.file = Some(text()),
-                "truncated" => o.truncated = value == b"true",
-                _ => {}
-            }
-        }
-        o
-    }
-}
 
 /// Where a record is in Kafka.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,153 @@
+//! The record contract between `log-agent` and `log-transfer`: the Kafka key of a line's
+//! record, the headers it carries, and the file identity among them. The agent encodes them
+//! ([`key`], [`identity`], [`LineHeaders`]); the transfer decodes them ([`Origin`]). Both
+//! directions live here, so the two binaries cannot drift apart.
+
+/// Header: the host name of the agent that read the line.
+pub const HOST: &str = "host";
+/// Header: the path the file was tailed under.
+pub const PATH: &str = "path";
+/// Header: the byte offset of the line's first byte in its file, in decimal.
+pub const OFFSET: &str = "offset";
+/// Header: the file identity, see [`identity`].
+pub const FILE: &str = "file";
+/// Header, present only on a line cut at `max_line_bytes`: `true`.
+pub const TRUNCATED: &str = "truncated";
+
+/// The file identity `dev:ino:generation`: device and inode, and when this content of the
+/// inode was first seen (ms since the epoch), so new content never shares an identity.
+pub fn identity(dev: u64, ino: u64, generation: i64) -> String {
+    format!("{dev}:{ino}:{generation}")
+}
+
+/// The Kafka key of a file's records: host name and path, so that one file's lines stay in
+/// one partition, in order.
+pub fn key(host: &str, path: &str) -> Vec<u8> {
+    format!("{host}{path}").into_bytes()
+}
+
+/// The headers of one line's record, as the agent sends them.
+#[derive(Debug, Clone, Copy)]
+pub struct LineHeaders<'a> {
+    /// [`HOST`].
+    pub host: &'a str,
+    /// [`PATH`].
+    pub path: &'a str,
+    /// [`OFFSET`].
+    pub offset: u64,
+    /// [`FILE`]: the file's [`identity`].
+    pub file: &'a str,
+    /// [`TRUNCATED`].
+    pub truncated: bool,
+}
+
+impl LineHeaders<'_> {
+    /// Folds every header, as (name, value) in the order they are sent, into `init`: the
+    /// caller builds its client's header list without an intermediate one.
+    pub fn fold<T>(&self, init: T, mut add: impl FnMut(T, &'static str, &[u8]) -> T) -> T {
+        let offset = self.offset.to_string();
+        let mut acc = add(init, HOST, self.host.as_bytes());
+        acc = add(acc, PATH, self.path.as_bytes());
+        acc = add(acc, OFFSET, offset.as_bytes());
+        acc = add(acc, FILE, self.file.as_bytes());
+        if self.truncated {
+            acc = add(acc, TRUNCATED, b"true");
+        }
+        acc
+    }
+}
+
+/// What the transfer reads back from a record's headers: where its line came from. Every
+/// field is optional, since records of other producers carry none of them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// [`HOST`].
+    pub host: Option<String>,
+    /// [`PATH`].
+    pub path: Option<String>,
+    /// [`OFFSET`].
+    pub offset: Option<u64>,
+    /// [`FILE`].
+    pub file: Option<String>,
+    /// [`TRUNCATED`].
+    pub truncated: bool,
+}
+
+impl Origin {
+    /// Reads the agent's headers; unknown ones are ignored.
+    pub fn from_headers<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> Origin {
+        let mut o = Origin::default();
+        for (key, value) in headers {
+            let text = || String::from_utf8_lossy(value).into_owned();
+            match key {
+                HOST => o.host = Some(text()),
+                PATH => o.path = Some(text()),
+                OFFSET => o.offset = text().parse().ok(),
+                FILE => o.file = Some(text()),
+                TRUNCATED => o.truncated = value == b"true",
+                _ => {}
+            }
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the agent encodes, the transfer decodes to the same values.
+    fn round_trip(headers: LineHeaders<'_>) -> Origin {
+        let sent = headers.fold(Vec::new(), |mut v, k, val| {
+            v.push((k, val.to_vec()));
+            v
+        });
+        Origin::from_headers(sent.iter().map(|(k, v)| (*k, v.as_slice())))
+    }
+
+    #[test]
+    fn headers_round_trip() {
+        let file = identity(2049, 77, 1_700_000_000_000);
+        assert_eq!(file, "2049:77:1700000000000");
+        let line = LineHeaders {
+            host: "web1",
+            path: "/var/log/a.log",
+            offset: 42,
+            file: &file,
+            truncated: false,
+        };
+        let want = Origin {
+            host: Some("web1".into()),
+            path: Some("/var/log/a.log".into()),
+            offset: Some(42),
+            file: Some(file.clone()),
+            truncated: false,
+        };
+        assert_eq!(round_trip(line), want);
+        let cut = LineHeaders {
+            truncated: true,
+            ..line
+        };
+        assert_eq!(
+            round_trip(cut),
+            Origin {
+                truncated: true,
+                ..want
+            }
+        );
+        assert_eq!(key("web1", "/var/log/a.log"), b"web1/var/log/a.log");
+    }
+
+    #[test]
+    fn foreign_and_odd_headers() {
+        let o = Origin::from_headers(
+            [
+                ("offset", &b"not a number"[..]),
+                ("other", b"x"),
+                ("truncated", b"false"),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(o, Origin::default());
+    }
+}
