@@ -240,7 +240,7 @@ pub struct Setup {
     pub group_id: String,
     /// `session.timeout.ms`.
     pub session_timeout: Duration,
-    /// `[kafka] instance_id`: static membership as `{instance_id}-{n}`.
+    /// `[kafka] instance_id`: static membership, see [`member_id`].
     pub instance_id: Option<String>,
     /// Tells the main thread this consumer failed for good.
     pub failed: Sender<Error>,
@@ -256,51 +256,15 @@ pub struct Setup {
     pub metrics: Arc<Metrics>,
 }
 
-/// Starts consumer thread number `n`.
+/// Starts consumer thread number `n`. Its consumer joins the group once topics are configured.
 pub fn spawn(n: usize, setup: Setup) -> Result<JoinHandle<()>> {
     let name = format!("consumer-{n}");
-    let progress = Arc::new(Progress::default());
-    let context = Context {
-        name: name.clone(),
-        progress: progress.clone(),
-        metrics: setup.metrics.clone(),
-    };
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &setup.brokers)
-        .set("group.id", &setup.group_id)
-        .set("client.id", format!("log-transfer-{n}"))
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set(
-            "session.timeout.ms",
-            setup.session_timeout.as_millis().to_string(),
-        );
-    // The classic group protocol (librdkafka's default), not KIP-848's: measured on Kafka 4.1,
-    // a static member restarted after kill -9 is refused there (UNRELEASED_INSTANCE_ID) until
-    // the killed one's session ends, so only the classic protocol resumes at once.
-    if let Some(id) = &setup.instance_id {
-        // A restarted member rejoins as itself: no wait for the old one's session to end.
-        config.set("group.instance.id", format!("{id}-{n}"));
-    }
-    let consumer: BaseConsumer<Context> = config
-        // Topics created after the subscription (the agent's first record creates them) are
-        // found within this interval, not librdkafka's default of 5 minutes.
-        .set("topic.metadata.refresh.interval.ms", "5000")
-        // Bounded memory: librdkafka's prefetch queue.
-        .set("queued.max.messages.kbytes", "16384")
-        // Statistics feed the lag metric (see `Context::stats`).
-        .set("statistics.interval.ms", "5000")
-        .create_with_context(context)
-        .map_err(|e| Error::Kafka {
-            brokers: setup.brokers.clone(),
-            msg: format!("cannot create the consumer: {e}"),
-        })?;
     let mut thread = ConsumerThread {
         name: name.clone(),
         n,
-        consumer,
-        progress,
+        consumer: None,
+        member: None,
+        progress: Arc::new(Progress::default()),
         setup,
         topics_version: None,
         routing: None,
@@ -314,11 +278,73 @@ pub fn spawn(n: usize, setup: Setup) -> Result<JoinHandle<()>> {
         .map_err(|e| Error::io(&name, "cannot spawn", &e))
 }
 
+/// The `group.instance.id` of consumer thread `n` subscribing to `topics`: the configured id,
+/// the thread number, and a hash of the topics. A restart with the same topics rejoins as the
+/// same member and gets its partitions back at once. With other topics it joins as a new
+/// member, since a replaced static member is handed its predecessor's assignment without a
+/// rebalance (Kafka's classic protocol; librdkafka does not rebalance for it either), which
+/// would leave a topic added while the transfer was down unread.
+fn member_id(instance_id: &str, n: usize, topics: &[String]) -> String {
+    let mut sorted: Vec<&str> = topics.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    let hash = xxhash_rust::xxh3::xxh3_64(sorted.join("\n").as_bytes());
+    format!("{instance_id}-{n}-{:08x}", hash >> 32)
+}
+
+/// Creates the consumer of thread `n`, a static member `member` if given.
+fn create(
+    n: usize,
+    name: &str,
+    member: Option<&str>,
+    progress: &Arc<Progress>,
+    setup: &Setup,
+) -> Result<BaseConsumer<Context>> {
+    let context = Context {
+        name: name.to_string(),
+        progress: progress.clone(),
+        metrics: setup.metrics.clone(),
+    };
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &setup.brokers)
+        .set("group.id", &setup.group_id)
+        .set("client.id", format!("log-transfer-{n}"))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set(
+            "session.timeout.ms",
+            setup.session_timeout.as_millis().to_string(),
+        )
+        // Topics created after the subscription (the agent's first record creates them) are
+        // found within this interval, not librdkafka's default of 5 minutes.
+        .set("topic.metadata.refresh.interval.ms", "5000")
+        // Bounded memory: librdkafka's prefetch queue.
+        .set("queued.max.messages.kbytes", "16384")
+        // Statistics feed the lag metric (see `Context::stats`).
+        .set("statistics.interval.ms", "5000");
+    // The classic group protocol (librdkafka's default), not KIP-848's: measured on Kafka 4.1,
+    // a static member restarted after kill -9 is refused there (UNRELEASED_INSTANCE_ID) until
+    // the killed one's session ends, so only the classic protocol resumes at once.
+    if let Some(member) = member {
+        // A restarted member rejoins as itself: no wait for the old one's session to end.
+        config.set("group.instance.id", member);
+    }
+    config
+        .create_with_context(context)
+        .map_err(|e| Error::Kafka {
+            brokers: setup.brokers.clone(),
+            msg: format!("cannot create the consumer: {e}"),
+        })
+}
+
 struct ConsumerThread {
     name: String,
     /// Its number, part of its `group.instance.id`.
     n: usize,
-    consumer: BaseConsumer<Context>,
+    /// Created when topics are first configured (its static member id depends on them).
+    consumer: Option<BaseConsumer<Context>>,
+    /// Its `group.instance.id`, with static membership.
+    member: Option<String>,
     progress: Arc<Progress>,
     setup: Setup,
     topics_version: Option<u64>,
@@ -335,12 +361,20 @@ const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 impl ConsumerThread {
     fn run(&mut self) {
         while !self.setup.shutdown.is_requested() {
-            // 1. Follow the configured topics.
-            self.follow_topics();
+            // 1. Follow the configured topics (joining the group at the first).
+            if let Err(e) = self.follow_topics() {
+                let _ = self.setup.failed.send(e);
+                break;
+            }
             // 2. Hand documents to the batch thread; pause while it is behind.
             self.forward();
+            let Some(consumer) = &self.consumer else {
+                // No topics yet: nothing to read.
+                self.setup.shutdown.sleep(Duration::from_millis(100));
+                continue;
+            };
             // 3. Read the next record (and serve rebalances and heartbeats).
-            match self.consumer.poll(Duration::from_millis(100)) {
+            match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(message)) => {
                     if let Some(routing) = &self.routing {
                         let doc = to_doc(routing, &self.progress, &message);
@@ -349,7 +383,7 @@ impl ConsumerThread {
                 }
                 Some(Err(e)) => {
                     self.setup.metrics.error("consume");
-                    if let Some(fatal) = self.consumer.client().fatal_error() {
+                    if let Some(fatal) = consumer.client().fatal_error() {
                         self.fail(fatal);
                         break;
                     }
@@ -363,10 +397,13 @@ impl ConsumerThread {
                 self.last_commit = Instant::now();
             }
         }
+        let Some(consumer) = &self.consumer else {
+            return;
+        };
         // Stopping: keep the group membership while the batch thread finishes its bulk
         // request, then commit what it finished and leave.
         while !self.setup.drained.sleep(Duration::ZERO) {
-            let _ = self.consumer.poll(Duration::from_millis(100));
+            let _ = consumer.poll(Duration::from_millis(100));
         }
         self.commit(CommitMode::Sync);
         log::info!("{}: committed and leaving the group", self.name);
@@ -375,10 +412,10 @@ impl ConsumerThread {
     /// librdkafka failed for good: with static membership, another consumer joined with
     /// this one's `group.instance.id` and fenced it out. The main thread stops the transfer.
     fn fail(&self, (code, reason): (RDKafkaErrorCode, String)) {
-        let hint = match (code, &self.setup.instance_id) {
-            (RDKafkaErrorCode::FencedInstanceId, Some(id)) => format!(
-                "another consumer joined group {} as group.instance.id {id}-{}: two transfers run with [kafka] instance_id = {id}; give each its own",
-                self.setup.group_id, self.n
+        let hint = match (code, &self.setup.instance_id, &self.member) {
+            (RDKafkaErrorCode::FencedInstanceId, Some(id), Some(member)) => format!(
+                "another consumer joined group {} as group.instance.id {member}: two transfers run with [kafka] instance_id = {id}; give each its own",
+                self.setup.group_id
             ),
             _ => format!("group {}", self.setup.group_id),
         };
@@ -388,24 +425,48 @@ impl ConsumerThread {
         });
     }
 
-    fn follow_topics(&mut self) {
+    /// Subscribes to the configured topics when they change; the first time, creates the
+    /// consumer, whose static member id depends on them.
+    fn follow_topics(&mut self) -> Result<()> {
         let version = self.setup.routing.version();
         if self.topics_version == Some(version) {
-            return;
+            return Ok(());
         }
         let routing = self.setup.routing.get();
         let old = self.routing.as_ref().map(|r| r.topics.clone());
         if old.as_ref() != Some(&routing.topics) {
             if routing.topics.is_empty() {
-                self.consumer.unsubscribe();
+                if let Some(consumer) = &self.consumer {
+                    consumer.unsubscribe();
+                }
                 self.setup.metrics.membership.subscribed(&self.name, false);
                 log::info!("{}: no topics configured", self.name);
             } else {
+                let consumer = match &self.consumer {
+                    Some(consumer) => consumer,
+                    None => {
+                        self.member = (self.setup.instance_id.as_deref())
+                            .map(|id| member_id(id, self.n, &routing.topics));
+                        let consumer = create(
+                            self.n,
+                            &self.name,
+                            self.member.as_deref(),
+                            &self.progress,
+                            &self.setup,
+                        )?;
+                        self.consumer.insert(consumer)
+                    }
+                };
                 let topics: Vec<&str> = routing.topics.iter().map(String::as_str).collect();
-                match self.consumer.subscribe(&topics) {
+                match consumer.subscribe(&topics) {
                     Ok(()) => {
                         self.setup.metrics.membership.subscribed(&self.name, true);
-                        log::info!("{}: subscribed to {}", self.name, topics.join(", "))
+                        log::info!(
+                            "{}: subscribed to {} as {}",
+                            self.name,
+                            topics.join(", "),
+                            self.member.as_deref().unwrap_or("a dynamic member")
+                        )
                     }
                     Err(e) => {
                         log::error!(
@@ -413,13 +474,14 @@ impl ConsumerThread {
                             self.name,
                             topics.join(", ")
                         );
-                        return;
+                        return Ok(());
                     }
                 }
             }
         }
         self.routing = Some(routing);
         self.topics_version = Some(version);
+        Ok(())
     }
 
     fn forward(&mut self) {
@@ -433,12 +495,15 @@ impl ConsumerThread {
             }
         }
         let behind = !self.backlog.is_empty();
+        let Some(consumer) = &self.consumer else {
+            return;
+        };
         if behind != self.paused {
-            if let Ok(assignment) = self.consumer.assignment() {
+            if let Ok(assignment) = consumer.assignment() {
                 let result = if behind {
-                    self.consumer.pause(&assignment)
+                    consumer.pause(&assignment)
                 } else {
-                    self.consumer.resume(&assignment)
+                    consumer.resume(&assignment)
                 };
                 match result {
                     Ok(()) => self.paused = behind,
@@ -449,14 +514,10 @@ impl ConsumerThread {
     }
 
     fn commit(&self, mode: CommitMode) {
-        commit(
-            &self.name,
-            &self.consumer,
-            &self.progress,
-            &self.setup.metrics,
-            None,
-            mode,
-        );
+        if let Some(consumer) = &self.consumer {
+            let metrics = &self.setup.metrics;
+            commit(&self.name, consumer, &self.progress, metrics, None, mode);
+        }
     }
 }
 
@@ -504,6 +565,20 @@ fn to_doc(routing: &Routing, progress: &Arc<Progress>, m: &BorrowedMessage<'_>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_ids_follow_thread_and_topic_set() {
+        let topics = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let id = member_id("web1", 0, &topics(&["b", "a"]));
+        assert!(
+            id.starts_with("web1-0-") && id.len() == "web1-0-".len() + 8,
+            "{id}"
+        );
+        // The order the topics are configured in does not matter; the set does.
+        assert_eq!(id, member_id("web1", 0, &topics(&["a", "b"])));
+        assert_ne!(id, member_id("web1", 0, &topics(&["a", "b", "c"])));
+        assert_ne!(id, member_id("web1", 1, &topics(&["a", "b"])));
+    }
 
     #[test]
     fn commits_stop_below_the_first_unfinished_offset() {

@@ -56,7 +56,10 @@ fn run(path: &Path) -> Result<()> {
         settings.kafka.brokers,
         t.group_id,
         match &t.instance_id {
-            Some(id) => format!("static members {id}-0 to {id}-{}", t.consumer_threads - 1),
+            Some(id) => format!(
+                "static members {id}-N-TOPICS for threads N = 0 to {}",
+                t.consumer_threads - 1
+            ),
             None => "dynamic members".into(),
         }
     );

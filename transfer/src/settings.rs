@@ -32,8 +32,9 @@ pub struct TransferSettings {
     /// `session.timeout.ms` of the consumers (`[kafka] session_timeout_ms`).
     pub session_timeout: Duration,
     /// Static group membership (`[kafka] instance_id`, default the host name): consumer
-    /// thread N joins as `group.instance.id` `{instance_id}-N`, so a restarted transfer takes
-    /// its partitions back at once. `None` (set empty): dynamic membership.
+    /// thread N joins as `group.instance.id` `{instance_id}-N-{hash of its topics}`, so a
+    /// restarted transfer takes its partitions back at once. `None` (set empty): dynamic
+    /// membership.
     pub instance_id: Option<String>,
     /// Index name pattern: `{topic}`, `%Y`, `%m`, `%d`, `%H` (`[transfer] index_pattern`).
     pub index_pattern: String,
@@ -72,9 +73,9 @@ impl Settings {
             return Err(ini.error("kafka", "group_id", "empty"));
         }
         let instance_id = ini.string_or("kafka", "instance_id", &host::hostname());
-        // A group.instance.id is at most 249 characters of any kind; the thread number follows.
-        if instance_id.chars().count() > 240 {
-            return Err(ini.error("kafka", "instance_id", "longer than 240 characters"));
+        // A group.instance.id is at most 249 characters; thread number and topics hash follow.
+        if instance_id.chars().count() > 236 {
+            return Err(ini.error("kafka", "instance_id", "longer than 236 characters"));
         }
         const T: &str = "transfer";
         let index_pattern = ini.string_or(T, "index_pattern", "{topic}-%Y.%m.%d");
@@ -135,10 +136,10 @@ mod tests {
         );
         assert_eq!(instance_id("instance_id =\n").unwrap(), None);
         assert_eq!(
-            instance_id(&format!("instance_id = {}\n", "x".repeat(241)))
+            instance_id(&format!("instance_id = {}\n", "x".repeat(237)))
                 .unwrap_err()
                 .to_string(),
-            "transfer.ini: [kafka] instance_id: longer than 240 characters"
+            "transfer.ini: [kafka] instance_id: longer than 236 characters"
         );
     }
 }
