@@ -5,7 +5,9 @@
 //! Tailers send lines to the producer thread, which advances the registry on Kafka's
 //! acknowledgements. See ARCHITECTURE.md for the threads and their channels.
 
+mod acks;
 mod config;
+mod delivery;
 mod discover;
 mod lines;
 mod metrics;
@@ -13,6 +15,7 @@ mod multiline;
 mod producer;
 mod registry;
 mod settings;
+mod stuck;
 mod supervisor;
 mod tail;
 mod watch;

@@ -7,7 +7,7 @@
 //! hold at most 16 MiB: when Kafka is away, `send` reports a full queue, this thread stops
 //! taking batches, the tailers' channel fills, and the files themselves are the buffer.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -20,13 +20,13 @@ use logcollect::{Error, Result};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{
-    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
-};
-use rdkafka::{ClientContext, Message};
+use rdkafka::producer::{BaseRecord, Producer, PurgeConfig};
 
+use crate::acks::{Acks, Advance, Tag};
+use crate::delivery::{self, never_sendable, Kafka, Reports, Resend};
 use crate::metrics::Metrics;
 use crate::registry::{lock, Registry};
+use crate::stuck::StuckWatch;
 use crate::tail::{Batch, Source};
 
 /// What the producer needs from the ini file.
@@ -39,85 +39,6 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// This host, for `client.id`.
     pub host: String,
-}
-
-/// Identifies a record in its delivery report.
-struct Tag {
-    session: u64,
-    seq: u64,
-}
-
-/// A record whose delivery failed, kept to be sent again.
-struct Resend {
-    tag: Tag,
-    topic: String,
-    key: Vec<u8>,
-    payload: Vec<u8>,
-    headers: Option<OwnedHeaders>,
-    timestamp: Option<i64>,
-}
-
-/// Delivery reports, collected by the callback and handled after `poll`.
-struct Reports {
-    done: Vec<Tag>,
-    failed: Vec<(KafkaError, Resend)>,
-}
-
-struct Context {
-    reports: Mutex<Reports>,
-    metrics: Arc<Metrics>,
-    last_error: Mutex<Option<(String, Instant)>>,
-}
-
-impl ClientContext for Context {
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.metrics.error("kafka");
-        // librdkafka repeats the same error while a broker is away: say it every 30 s.
-        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
-        let repeat = last
-            .as_ref()
-            .is_some_and(|(r, at)| r == reason && at.elapsed() < Duration::from_secs(30));
-        if !repeat {
-            log::error!("kafka: {reason} ({error}); retrying, the files hold the data meanwhile");
-            *last = Some((reason.to_string(), Instant::now()));
-        }
-    }
-}
-
-impl ProducerContext for Context {
-    type DeliveryOpaque = Box<Tag>;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
-        let mut reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
-        match result {
-            Ok(_) => reports.done.push(*tag),
-            Err((error, message)) => reports.failed.push((
-                error.clone(),
-                Resend {
-                    tag: *tag,
-                    topic: message.topic().to_string(),
-                    key: message.key().unwrap_or_default().to_vec(),
-                    payload: message.payload().unwrap_or_default().to_vec(),
-                    headers: message.headers().map(|h| h.detach()),
-                    timestamp: message.timestamp().to_millis(),
-                },
-            )),
-        }
-    }
-}
-
-/// Records of one tailer session not yet all acknowledged, in send order.
-struct Pending {
-    source: Arc<Source>,
-    /// Sequence number of the first mark.
-    base: u64,
-    /// Next sequence number to give out.
-    next: u64,
-    /// (end offset, acknowledged) per record.
-    marks: VecDeque<(u64, bool)>,
-    /// The tailer closed the file, read to this offset: once every mark is acknowledged, the
-    /// registry gets this offset and then drops the entry.
-    closed_at: Option<u64>,
 }
 
 /// Starts the producer thread. It ends when every sender of `batches` is gone, after
@@ -159,27 +80,8 @@ pub fn spawn(
         .map_err(|e| Error::io("producer thread", "cannot spawn", &e))
 }
 
-/// A producer with its own delivery reports.
-fn create(config: &ClientConfig, metrics: &Arc<Metrics>) -> Result<BaseProducer<Context>> {
-    let context = Context {
-        reports: Mutex::new(Reports {
-            done: Vec::new(),
-            failed: Vec::new(),
-        }),
-        metrics: metrics.clone(),
-        last_error: Mutex::new(None),
-    };
-    config.create_with_context(context).map_err(|e| Error::Io {
-        path: "kafka producer".into(),
-        msg: format!(
-            "cannot create for brokers {}: {e}",
-            config.get("bootstrap.servers").unwrap_or_default()
-        ),
-    })
-}
-
 struct ProducerThread {
-    kafka: BaseProducer<Context>,
+    kafka: Kafka,
     /// To create a new producer (after a fatal error, or as the probe).
     config: ClientConfig,
     batches: Receiver<Batch>,
@@ -189,48 +91,16 @@ struct ProducerThread {
     shutdown_timeout: Duration,
     /// Set once a stop is requested: past it, nothing more waits for Kafka.
     stop_deadline: Option<Instant>,
-    pending: HashMap<u64, Pending>,
+    /// Which records of which session are acknowledged.
+    acks: Acks<Arc<Source>>,
     /// Failed records waiting to be sent again, oldest first, with when to send them.
     resend: VecDeque<(Instant, Resend)>,
     /// Last delivery report, or when records started waiting for one.
     last_report: Instant,
     /// Whether the current wait for Kafka was already reported.
     stall_reported: bool,
-    /// While records wait long for Kafka: a second producer that asks whether Kafka answers.
-    probe: Option<Probe>,
-    /// How long records may wait before the probe starts, and how long Kafka may answer it
-    /// while the records still wait before this producer is taken for stuck.
-    stuck_after: Duration,
-}
-
-/// A fresh producer asking Kafka for metadata, to tell a Kafka that is away (wait) from a
-/// producer that no longer sends although Kafka answers (replace it with the probe).
-struct Probe {
-    kafka: BaseProducer<Context>,
-    /// Since when Kafka has answered every probe, while the records kept waiting.
-    answering_since: Option<Instant>,
-    next_at: Instant,
-}
-
-/// Whether Kafka can never take this record (too large), as opposed to not now.
-fn never_sendable(error: &KafkaError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize)
-    )
-}
-
-impl From<BaseRecord<'_, Vec<u8>, Vec<u8>, Box<Tag>>> for Resend {
-    fn from(r: BaseRecord<'_, Vec<u8>, Vec<u8>, Box<Tag>>) -> Resend {
-        Resend {
-            tag: *r.delivery_opaque,
-            topic: r.topic.to_string(),
-            key: r.key.cloned().unwrap_or_default(),
-            payload: r.payload.cloned().unwrap_or_default(),
-            headers: r.headers,
-            timestamp: r.timestamp,
-        }
-    }
+    /// While records wait long for Kafka: whether Kafka answers a second producer.
+    stuck: StuckWatch,
 }
 
 /// How long a failed record waits before it is sent again.
@@ -238,10 +108,6 @@ const RESEND_AFTER: Duration = Duration::from_secs(1);
 /// Records waiting this long for any acknowledgement are reported (the broker may be hung
 /// without closing its connections, which librdkafka does not report as an error).
 const STALL_REPORT_AFTER: Duration = Duration::from_secs(10);
-/// See [`ProducerThread::stuck_after`].
-const STUCK_AFTER: Duration = Duration::from_secs(20);
-/// How often the probe asks, and how long it waits for an answer.
-const PROBE_EVERY: Duration = Duration::from_secs(5);
 
 impl ProducerThread {
     fn new(
@@ -253,7 +119,7 @@ impl ProducerThread {
         shutdown_timeout: Duration,
     ) -> Result<ProducerThread> {
         Ok(ProducerThread {
-            kafka: create(&config, &metrics)?,
+            kafka: delivery::create(&config, &metrics)?,
             config,
             batches,
             registry,
@@ -261,12 +127,11 @@ impl ProducerThread {
             shutdown,
             shutdown_timeout,
             stop_deadline: None,
-            pending: HashMap::new(),
+            acks: Acks::default(),
             resend: VecDeque::new(),
             last_report: Instant::now(),
             stall_reported: false,
-            probe: None,
-            stuck_after: STUCK_AFTER,
+            stuck: StuckWatch::default(),
         })
     }
 
@@ -310,13 +175,7 @@ impl ProducerThread {
         }
         let source = batch.source;
         for line in batch.lines {
-            let pending = self.pending_of(&source);
-            let tag = Tag {
-                session: source.session,
-                seq: pending.next,
-            };
-            pending.next += 1;
-            pending.marks.push_back((line.end, false));
+            let tag = self.acks.sent(source.session, &source, line.end);
             let line_headers = LineHeaders {
                 host: &source.host,
                 path: &source.entry.path,
@@ -373,40 +232,17 @@ impl ProducerThread {
         }
     }
 
-    /// The acknowledgement state of `source`'s session, created on first use.
-    fn pending_of(&mut self, source: &Arc<Source>) -> &mut Pending {
-        self.pending
-            .entry(source.session)
-            .or_insert_with(|| Pending {
-                source: source.clone(),
-                base: 0,
-                next: 0,
-                marks: VecDeque::new(),
-                closed_at: None,
-            })
-    }
-
     /// The tailer of `source` closed its file, read to `end`.
     fn close(&mut self, source: &Arc<Source>, end: u64) {
-        self.pending_of(source).closed_at = Some(end);
-        self.advance(source.session);
+        if let Some((source, advance)) = self.acks.closed(source.session, source, end) {
+            self.apply(&source, advance);
+        }
     }
 
     /// Handles delivery reports for up to `timeout`.
     fn serve(&mut self, timeout: Duration) {
         self.kafka.poll(timeout);
-        let (done, failed) = {
-            let mut reports = self
-                .kafka
-                .context()
-                .reports
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            (
-                std::mem::take(&mut reports.done),
-                std::mem::take(&mut reports.failed),
-            )
-        };
+        let Reports { done, failed } = self.kafka.context().take_reports();
         let in_flight = self.kafka.in_flight_count();
         if !done.is_empty() || !failed.is_empty() || in_flight == 0 {
             if self.stall_reported && !done.is_empty() {
@@ -432,9 +268,9 @@ impl ProducerThread {
         for (error, resend) in failed {
             if never_sendable(&error) {
                 let path = self
-                    .pending
-                    .get(&resend.tag.session)
-                    .map(|p| p.source.entry.path.clone());
+                    .acks
+                    .source(resend.tag.session)
+                    .map(|s| s.entry.path.clone());
                 log::error!(
                     "{}: a line is larger than topic {} accepts: {error}; skipping it",
                     path.unwrap_or_default(),
@@ -473,20 +309,9 @@ impl ProducerThread {
             let Some((_, r)) = self.resend.pop_front() else {
                 break;
             };
-            let mut record = BaseRecord::with_opaque_to(&r.topic, Box::new(r.tag))
-                .key(&r.key)
-                .payload(&r.payload);
-            if let Some(h) = r.headers.clone() {
-                record = record.headers(h);
-            }
-            if let Some(t) = r.timestamp {
-                record = record.timestamp(t);
-            }
-            if let Err((e, back)) = self.kafka.send(record) {
+            if let Err((e, _)) = self.kafka.send(r.record()) {
                 log::debug!("resend to {} deferred: {e}", r.topic);
-                let tag = *back.delivery_opaque;
-                self.resend
-                    .push_back((Instant::now() + RESEND_AFTER, Resend { tag, ..r }));
+                self.resend.push_back((Instant::now() + RESEND_AFTER, r));
                 break;
             }
         }
@@ -500,7 +325,7 @@ impl ProducerThread {
         let Some((code, reason)) = self.kafka.client().fatal_error() else {
             return;
         };
-        let Some(fresh) = self.fresh_producer() else {
+        let Some(fresh) = delivery::fresh(&self.config, &self.metrics) else {
             return;
         };
         log::error!(
@@ -511,78 +336,27 @@ impl ProducerThread {
         self.replace_with(fresh);
     }
 
-    /// librdkafka (2.12) can stop sending without an error: seen now and then when a single
-    /// Apache Kafka node frozen for about 30 s fences its own broker on waking and gives the
-    /// partitions new leader epochs; its records then wait forever.
-    /// When records have waited [`STUCK_AFTER`] and a fresh producer has been answered by
-    /// Kafka for as long again, the fresh one takes over.
+    /// A producer stuck without an error is replaced (see [`crate::stuck`]).
     fn replace_if_stuck(&mut self) {
-        if self.kafka.in_flight_count() == 0 || self.last_report.elapsed() < self.stuck_after {
-            self.probe = None;
-            return;
-        }
-        if self.probe.is_none() {
-            let Some(kafka) = self.fresh_producer() else {
-                return;
-            };
-            self.probe = Some(Probe {
-                kafka,
-                answering_since: None,
-                next_at: Instant::now(),
-            });
-        }
-        let Some(probe) = self.probe.as_mut() else {
+        let waiting = (self.kafka.in_flight_count() > 0).then(|| self.last_report.elapsed());
+        let topic = self.acks.waiting().map(|s| s.topic.clone());
+        let (config, metrics) = (&self.config, &self.metrics);
+        let fresh = || delivery::fresh(config, metrics);
+        let Some(fresh) = self.stuck.check(waiting, topic.as_deref(), fresh) else {
             return;
         };
-        if Instant::now() < probe.next_at {
-            return;
-        }
-        let Some(topic) = self
-            .pending
-            .values()
-            .find(|p| !p.marks.is_empty())
-            .map(|p| p.source.topic.clone())
-        else {
-            return;
-        };
-        let answered = probe
-            .kafka
-            .client()
-            .fetch_metadata(Some(&topic), PROBE_EVERY)
-            .is_ok_and(|md| {
-                md.topics().first().is_some_and(|t| {
-                    !t.partitions().is_empty() && t.partitions().iter().all(|p| p.leader() >= 0)
-                })
-            });
-        probe.next_at = Instant::now() + PROBE_EVERY;
-        if !answered {
-            probe.answering_since = None;
-            return;
-        }
-        let since = *probe.answering_since.get_or_insert_with(Instant::now);
-        if since.elapsed() < self.stuck_after {
-            return;
-        }
         log::warn!(
-            "kafka: {} records unacknowledged for {:?} although Kafka answers for topic {topic}; sending them again through a new producer",
+            "kafka: {} records unacknowledged for {:?} although Kafka answers for topic {}; sending them again through a new producer",
             self.kafka.in_flight_count(),
-            self.last_report.elapsed()
+            self.last_report.elapsed(),
+            topic.unwrap_or_default()
         );
         self.metrics.error("kafka_stuck");
-        if let Some(probe) = self.probe.take() {
-            self.replace_with(probe.kafka);
-        }
-    }
-
-    /// A new producer with this one's settings; a failure is logged and tried again later.
-    fn fresh_producer(&self) -> Option<BaseProducer<Context>> {
-        create(&self.config, &self.metrics)
-            .map_err(|e| log::error!("{e}; retrying"))
-            .ok()
+        self.replace_with(fresh);
     }
 
     /// Purges this producer's records into the resend queue and puts `fresh` in its place.
-    fn replace_with(&mut self, fresh: BaseProducer<Context>) {
+    fn replace_with(&mut self, fresh: Kafka) {
         // Purged records come back as failed delivery reports, into the resend queue.
         self.kafka.purge(PurgeConfig::default().queue().inflight());
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -605,52 +379,24 @@ impl ProducerThread {
         self.last_report = Instant::now();
     }
 
-    /// Marks one record acknowledged and advances its file's offset over every leading
-    /// acknowledged record.
+    /// One record is acknowledged (or skipped for good).
     fn acknowledge(&mut self, tag: Tag) {
-        let Some(p) = self.pending.get_mut(&tag.session) else {
-            return;
-        };
-        let Some(mark) = tag
-            .seq
-            .checked_sub(p.base)
-            .and_then(|i| p.marks.get_mut(i as usize))
-        else {
-            return;
-        };
-        mark.1 = true;
-        self.advance(tag.session);
+        if let Some((source, advance)) = self.acks.acked(tag) {
+            self.apply(&source, advance);
+        }
     }
 
-    /// Advances the file's offset of `session` over every leading acknowledged record; drops
-    /// a session that is over, and the registry entry of a closed file all acknowledged.
-    fn advance(&mut self, session: u64) {
-        let Some(p) = self.pending.get_mut(&session) else {
-            return;
-        };
-        let mut advanced = None;
-        let mut acked = 0;
-        while let Some(&(end, true)) = p.marks.front() {
-            p.marks.pop_front();
-            p.base += 1;
-            advanced = Some(end);
-            acked += 1;
-        }
-        let source = p.source.clone();
-        let closed_at = p.closed_at.filter(|_| p.marks.is_empty());
-        source.stats.lines_acked.fetch_add(acked, Relaxed);
+    /// Puts what the acknowledgements advanced in the file's counters and registry entry.
+    fn apply(&self, source: &Source, advance: Advance) {
+        source.stats.lines_acked.fetch_add(advance.lines, Relaxed);
         let e = &source.entry;
-        if let Some(end) = closed_at.or(advanced) {
+        if let Some(end) = advance.offset {
             source.stats.acked_offset.store(end, Relaxed);
             lock(&self.registry).ack(e.dev, e.ino, e.generation, end);
         }
-        if closed_at.is_some() {
+        if advance.finished {
             // Every line of the closed file is in Kafka: nothing to resume.
             lock(&self.registry).forget(e);
-            self.pending.remove(&session);
-        } else if p.marks.is_empty() && Arc::strong_count(&p.source) == 1 {
-            // A finished session (its tailer moved on) with nothing in flight is dropped.
-            self.pending.remove(&session);
         }
     }
 
@@ -704,6 +450,7 @@ mod tests {
     use super::*;
     use crate::lines::Line;
     use crate::registry::NewFileStart;
+    use rdkafka::producer::BaseProducer;
     use rdkafka::types::RDKafkaRespErr;
 
     /// A producer thread for brokers `brokers`, without its thread, and a file of three
@@ -874,7 +621,7 @@ mod tests {
             );
         }
         let mut f = Fixture::new("stuck", &servers);
-        f.p.stuck_after = Duration::from_secs(1);
+        f.p.stuck.after = Duration::from_secs(1);
         f.send(0..3);
         run_until(&mut f, 30, |f| f.acked() == 6);
         assert_eq!(f.acked(), 6, "every line acknowledged");
@@ -892,7 +639,7 @@ mod tests {
         run_until(&mut f, 10, |f| f.registry_offsets().is_empty());
         assert!(f.registry_offsets().is_empty(), "dropped once acknowledged");
         assert_eq!(f.acked(), 7, "acknowledged up to where the file was closed");
-        assert!(f.p.pending.is_empty());
+        assert!(f.p.acks.is_empty());
     }
 
     /// A Kafka that answers nobody (a broker that is away, or frozen) is waited for: the
@@ -900,7 +647,7 @@ mod tests {
     #[test]
     fn a_kafka_that_answers_nobody_is_waited_for() {
         let mut f = Fixture::new("away", "127.0.0.1:1");
-        f.p.stuck_after = Duration::from_millis(200);
+        f.p.stuck.after = Duration::from_millis(200);
         f.send(0..3);
         run_until(&mut f, 3, |_| false);
         assert!(f.stuck_count(0), "not replaced");

@@ -1,0 +1,239 @@
+//! Contiguous acknowledgement, per tailer session: the invariant that a file's offset is saved
+//! only after Kafka acknowledged every line before it.
+//!
+//! Kafka acknowledges records out of order (retries, several partitions in flight). Each
+//! record sent gets a [`Tag`]; a session's offset advances only over the longest prefix of its
+//! records that are all acknowledged. A session whose tailer closed the file (read to its end)
+//! is over once that prefix is everything: the file's registry entry can go. Pure logic, no
+//! Kafka and no registry: the producer applies what an [`Advance`] says.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::tail::Source;
+
+/// Identifies a record in its delivery report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tag {
+    /// The tailer session (file and generation) it belongs to.
+    pub session: u64,
+    /// Its place in the session's send order.
+    pub seq: u64,
+}
+
+/// What the session's source is to the tracker: whether its tailer still uses it.
+pub trait Owner {
+    /// Whether no tailer sends under this source any more (it moved on to another session).
+    fn retired(&self) -> bool;
+}
+
+impl Owner for Arc<Source> {
+    fn retired(&self) -> bool {
+        // The tracker holds the last reference.
+        Arc::strong_count(self) == 1
+    }
+}
+
+/// What one acknowledgement (or close) changed for its session.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Advance {
+    /// Lines newly acknowledged as a contiguous prefix.
+    pub lines: u64,
+    /// The offset every line before is now acknowledged up to, if it moved.
+    pub offset: Option<u64>,
+    /// The tailer had closed the file and every line of it is now acknowledged.
+    pub finished: bool,
+}
+
+/// Records of one session not yet all acknowledged, in send order.
+struct Session<S> {
+    source: S,
+    /// Sequence number of the first mark.
+    base: u64,
+    /// Next sequence number to give out.
+    next: u64,
+    /// (end offset, acknowledged) per record.
+    marks: VecDeque<(u64, bool)>,
+    /// The tailer closed the file, read to this offset.
+    closed_at: Option<u64>,
+}
+
+/// The acknowledgement state of every session with records in flight.
+pub struct Acks<S> {
+    sessions: HashMap<u64, Session<S>>,
+}
+
+impl<S: Owner + Clone> Default for Acks<S> {
+    fn default() -> Self {
+        Acks {
+            sessions: HashMap::new(),
+        }
+    }
+}
+
+impl<S: Owner + Clone> Acks<S> {
+    fn session(&mut self, id: u64, source: &S) -> &mut Session<S> {
+        self.sessions.entry(id).or_insert_with(|| Session {
+            source: source.clone(),
+            base: 0,
+            next: 0,
+            marks: VecDeque::new(),
+            closed_at: None,
+        })
+    }
+
+    /// A record of session `id` whose line ends at `end` is sent: its tag.
+    pub fn sent(&mut self, id: u64, source: &S, end: u64) -> Tag {
+        let s = self.session(id, source);
+        let tag = Tag {
+            session: id,
+            seq: s.next,
+        };
+        s.next += 1;
+        s.marks.push_back((end, false));
+        tag
+    }
+
+    /// The record `tag` is acknowledged (or can never be sent, and is skipped): what moved,
+    /// and the session's source. Unknown tags (of a session already over) change nothing.
+    pub fn acked(&mut self, tag: Tag) -> Option<(S, Advance)> {
+        let s = self.sessions.get_mut(&tag.session)?;
+        let mark = tag
+            .seq
+            .checked_sub(s.base)
+            .and_then(|i| s.marks.get_mut(i as usize))?;
+        mark.1 = true;
+        self.advance(tag.session)
+    }
+
+    /// The tailer of session `id` closed its file, read to `end`.
+    pub fn closed(&mut self, id: u64, source: &S, end: u64) -> Option<(S, Advance)> {
+        self.session(id, source).closed_at = Some(end);
+        self.advance(id)
+    }
+
+    fn advance(&mut self, id: u64) -> Option<(S, Advance)> {
+        let s = self.sessions.get_mut(&id)?;
+        let mut advance = Advance::default();
+        while let Some(&(end, true)) = s.marks.front() {
+            s.marks.pop_front();
+            s.base += 1;
+            advance.offset = Some(end);
+            advance.lines += 1;
+        }
+        if s.marks.is_empty() {
+            if let Some(end) = s.closed_at {
+                // Past the last line (empty lines after it are not records).
+                advance.offset = Some(end);
+                advance.finished = true;
+            }
+        }
+        let source = s.source.clone();
+        if s.marks.is_empty() && (advance.finished || s.source.retired()) {
+            self.sessions.remove(&id);
+        }
+        Some((source, advance))
+    }
+
+    /// The source of session `id`, while it has records in flight.
+    pub fn source(&self, id: u64) -> Option<&S> {
+        self.sessions.get(&id).map(|s| &s.source)
+    }
+
+    /// The source of some session with records waiting for Kafka.
+    pub fn waiting(&self) -> Option<&S> {
+        self.sessions
+            .values()
+            .find(|s| !s.marks.is_empty())
+            .map(|s| &s.source)
+    }
+
+    /// Whether no session is tracked.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    /// A source whose tailer has moved on when the test says so.
+    #[derive(Clone)]
+    struct Src(Rc<std::cell::Cell<bool>>);
+
+    impl Owner for Src {
+        fn retired(&self) -> bool {
+            self.0.get()
+        }
+    }
+
+    fn src() -> Src {
+        Src(Rc::new(std::cell::Cell::new(false)))
+    }
+
+    fn adv(lines: u64, offset: Option<u64>, finished: bool) -> Advance {
+        Advance {
+            lines,
+            offset,
+            finished,
+        }
+    }
+
+    #[test]
+    fn out_of_order_acks_advance_only_over_a_contiguous_prefix() {
+        let mut acks = Acks::default();
+        let s = src();
+        let tags: Vec<Tag> = [10, 20, 30, 40].map(|end| acks.sent(7, &s, end)).into();
+        let ack = |acks: &mut Acks<Src>, i: usize| acks.acked(tags[i]).map(|(_, a)| a);
+        // The third and second first: nothing before them is acknowledged yet.
+        assert_eq!(ack(&mut acks, 2), Some(adv(0, None, false)));
+        assert_eq!(ack(&mut acks, 1), Some(adv(0, None, false)));
+        // The first: the prefix now runs to the third record's end.
+        assert_eq!(ack(&mut acks, 0), Some(adv(3, Some(30), false)));
+        assert_eq!(ack(&mut acks, 3), Some(adv(1, Some(40), false)));
+        // A repeated report of an acknowledged record changes nothing.
+        assert!(acks.acked(tags[0]).is_none());
+        // The tailer is still on this session: it stays.
+        assert!(!acks.is_empty());
+    }
+
+    #[test]
+    fn a_closed_file_is_finished_once_all_before_its_end_is_acknowledged() {
+        let mut acks = Acks::default();
+        let s = src();
+        let a = acks.sent(1, &s, 5);
+        let b = acks.sent(1, &s, 9);
+        // Closed at 11: an empty line after the last record.
+        assert_eq!(
+            acks.closed(1, &s, 11).map(|(_, a)| a),
+            Some(adv(0, None, false))
+        );
+        assert_eq!(acks.acked(b).map(|(_, a)| a), Some(adv(0, None, false)));
+        assert_eq!(acks.acked(a).map(|(_, a)| a), Some(adv(2, Some(11), true)));
+        assert!(acks.is_empty(), "the session is over");
+        // Closed with nothing in flight: finished at once.
+        assert_eq!(
+            acks.closed(2, &s, 3).map(|(_, a)| a),
+            Some(adv(0, Some(3), true))
+        );
+        assert!(acks.is_empty());
+    }
+
+    #[test]
+    fn a_retired_session_goes_when_nothing_is_in_flight() {
+        let mut acks = Acks::default();
+        let (old, new) = (src(), src());
+        let a = acks.sent(1, &old, 4);
+        let b = acks.sent(2, &new, 6);
+        assert!(acks.waiting().is_some());
+        old.0.set(true); // its tailer moved on (truncation: a new session)
+        acks.acked(a);
+        assert!(acks.source(1).is_none(), "retired and done: dropped");
+        acks.acked(b);
+        assert!(acks.source(2).is_some(), "still in use: kept");
+        assert!(acks.waiting().is_none());
+    }
+}

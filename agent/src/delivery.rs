@@ -1,0 +1,151 @@
+//! What the producer thread gets back from librdkafka: delivery reports (acknowledged, or
+//! failed with the record to send again) collected by the rdkafka callback, and errors logged
+//! without repeating themselves while a broker is away.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use logcollect::{Error, Result};
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, ProducerContext};
+use rdkafka::{ClientContext, Message};
+
+use crate::acks::Tag;
+use crate::metrics::Metrics;
+
+/// A producer whose delivery reports carry a [`Tag`].
+pub type Kafka = BaseProducer<Context>;
+
+/// A record whose delivery failed, kept to be sent again.
+pub struct Resend {
+    /// Its tag, the same when sent again.
+    pub tag: Tag,
+    /// Topic.
+    pub topic: String,
+    key: Vec<u8>,
+    /// The line.
+    pub payload: Vec<u8>,
+    headers: Option<OwnedHeaders>,
+    timestamp: Option<i64>,
+}
+
+impl Resend {
+    /// The record to send again.
+    pub fn record(&self) -> BaseRecord<'_, Vec<u8>, Vec<u8>, Box<Tag>> {
+        let mut record = BaseRecord::with_opaque_to(&self.topic, Box::new(self.tag))
+            .key(&self.key)
+            .payload(&self.payload);
+        if let Some(h) = self.headers.clone() {
+            record = record.headers(h);
+        }
+        if let Some(t) = self.timestamp {
+            record = record.timestamp(t);
+        }
+        record
+    }
+}
+
+impl From<BaseRecord<'_, Vec<u8>, Vec<u8>, Box<Tag>>> for Resend {
+    fn from(r: BaseRecord<'_, Vec<u8>, Vec<u8>, Box<Tag>>) -> Resend {
+        Resend {
+            tag: *r.delivery_opaque,
+            topic: r.topic.to_string(),
+            key: r.key.cloned().unwrap_or_default(),
+            payload: r.payload.cloned().unwrap_or_default(),
+            headers: r.headers,
+            timestamp: r.timestamp,
+        }
+    }
+}
+
+/// Delivery reports since the last [`Context::take_reports`].
+#[derive(Default)]
+pub struct Reports {
+    /// Acknowledged records.
+    pub done: Vec<Tag>,
+    /// Failed records, with why.
+    pub failed: Vec<(KafkaError, Resend)>,
+}
+
+/// The rdkafka context of a producer: its reports and error log.
+pub struct Context {
+    reports: Mutex<Reports>,
+    metrics: Arc<Metrics>,
+    last_error: Mutex<Option<(String, Instant)>>,
+}
+
+impl Context {
+    /// The reports collected since the last call.
+    pub fn take_reports(&self) -> Reports {
+        std::mem::take(&mut *self.reports.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl ClientContext for Context {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.metrics.error("kafka");
+        // librdkafka repeats the same error while a broker is away: say it every 30 s.
+        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        let repeat = last
+            .as_ref()
+            .is_some_and(|(r, at)| r == reason && at.elapsed() < Duration::from_secs(30));
+        if !repeat {
+            log::error!("kafka: {reason} ({error}); retrying, the files hold the data meanwhile");
+            *last = Some((reason.to_string(), Instant::now()));
+        }
+    }
+}
+
+impl ProducerContext for Context {
+    type DeliveryOpaque = Box<Tag>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
+        let mut reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(_) => reports.done.push(*tag),
+            Err((error, message)) => reports.failed.push((
+                error.clone(),
+                Resend {
+                    tag: *tag,
+                    topic: message.topic().to_string(),
+                    key: message.key().unwrap_or_default().to_vec(),
+                    payload: message.payload().unwrap_or_default().to_vec(),
+                    headers: message.headers().map(|h| h.detach()),
+                    timestamp: message.timestamp().to_millis(),
+                },
+            )),
+        }
+    }
+}
+
+/// A producer with `config` and its own delivery reports.
+pub fn create(config: &ClientConfig, metrics: &Arc<Metrics>) -> Result<Kafka> {
+    let context = Context {
+        reports: Mutex::new(Reports::default()),
+        metrics: metrics.clone(),
+        last_error: Mutex::new(None),
+    };
+    config
+        .create_with_context(context)
+        .map_err(|e| Error::Kafka {
+            brokers: config.get("bootstrap.servers").unwrap_or_default().into(),
+            msg: format!("cannot create the producer: {e}"),
+        })
+}
+
+/// [`create`], for a replacement: a failure is logged, and tried again by the caller later.
+pub fn fresh(config: &ClientConfig, metrics: &Arc<Metrics>) -> Option<Kafka> {
+    create(config, metrics)
+        .map_err(|e| log::error!("{e}; retrying"))
+        .ok()
+}
+
+/// Whether Kafka can never take this record (too large), as opposed to not now.
+pub fn never_sendable(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize)
+    )
+}
