@@ -20,13 +20,13 @@ use logcollect::{Error, Result};
 use serde_json::json;
 
 use crate::bulk::{EsClient, Failure, Outcome};
-use crate::consumer::Doc;
 use crate::dlq::DeadLetters;
+use crate::doc::Doc;
+use crate::document::{self, TEMPLATE};
 use crate::metrics::Metrics;
-use crate::routing::{Routing, Watched};
+use crate::routing::Routing;
+use crate::watched::Watched;
 
-/// Name of the index template the transfer installs.
-pub const TEMPLATE: &str = "logcollect";
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -254,7 +254,8 @@ impl Batcher {
         if patterns.is_empty() {
             return;
         }
-        match self.client.put_template(es, TEMPLATE, &patterns) {
+        let template = document::index_template(&patterns);
+        match self.client.put_template(es, TEMPLATE, &template) {
             Ok(()) => {
                 log::info!("batch: index template {TEMPLATE:?} installed for {patterns:?}");
                 self.template_for = Some(versions);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use logcollect::collect::EsConfig;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// How long a node that failed is skipped.
 pub const NODE_BACKOFF: Duration = Duration::from_secs(5);
@@ -170,28 +170,8 @@ impl EsClient {
         }
     }
 
-    /// Installs (or replaces) the index template `name` for `patterns`.
-    pub fn put_template(
-        &mut self,
-        es: &EsConfig,
-        name: &str,
-        patterns: &[String],
-    ) -> Result<(), String> {
-        let body = json!({
-            "index_patterns": patterns,
-            "priority": 200,
-            "template": { "mappings": { "properties": {
-                "@timestamp": { "type": "date" },
-                "message": { "type": "text" },
-                "host": { "properties": { "name": { "type": "keyword" } } },
-                "log": { "properties": {
-                    "file": { "properties": { "path": { "type": "keyword" } } },
-                    "offset": { "type": "long" },
-                } },
-                "event": { "properties": { "dataset": { "type": "keyword" } } },
-                "truncated": { "type": "boolean" },
-            } } },
-        });
+    /// Installs (or replaces) the index template `name`, `body`.
+    pub fn put_template(&mut self, es: &EsConfig, name: &str, body: &Value) -> Result<(), String> {
         let path = format!("/_index_template/{name}");
         let (status, text, node) = self.send(
             es,

@@ -10,6 +10,29 @@ use std::time::{Duration, UNIX_EPOCH};
 use logcollect::record::Origin;
 use serde_json::{json, Map, Value};
 
+/// Name of the index template the transfer installs.
+pub const TEMPLATE: &str = "logcollect";
+
+/// The index template for the indices `patterns`: the types of the document's fields, so
+/// that `@timestamp` is a date and the origin fields are keywords for Discover's filters.
+pub fn index_template(patterns: &[String]) -> Value {
+    json!({
+        "index_patterns": patterns,
+        "priority": 200,
+        "template": { "mappings": { "properties": {
+            "@timestamp": { "type": "date" },
+            "message": { "type": "text" },
+            "host": { "properties": { "name": { "type": "keyword" } } },
+            "log": { "properties": {
+                "file": { "properties": { "path": { "type": "keyword" } } },
+                "offset": { "type": "long" },
+            } },
+            "event": { "properties": { "dataset": { "type": "keyword" } } },
+            "truncated": { "type": "boolean" },
+        } } },
+    })
+}
+
 /// Where a record is in Kafka.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position<'a> {

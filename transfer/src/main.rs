@@ -10,11 +10,13 @@ mod batch;
 mod bulk;
 mod consumer;
 mod dlq;
+mod doc;
 mod document;
 mod membership;
 mod metrics;
 mod routing;
 mod settings;
+mod watched;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -28,8 +30,9 @@ use logcollect::shutdown::Shutdown;
 use logcollect::{logging, Result};
 
 use crate::metrics::Metrics;
-use crate::routing::{Routing, Watched};
+use crate::routing::Routing;
 use crate::settings::Settings;
+use crate::watched::Watched;
 
 /// Documents waiting for the batch thread: bounds the transfer's memory.
 const DOC_QUEUE: usize = 10_000;

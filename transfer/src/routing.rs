@@ -1,47 +1,12 @@
-//! The transfer's view of the configuration: which topics to consume, which index each
-//! topic's documents go to, whether their lines are decoded as JSON; and the
-//! Elasticsearch settings. Both are [`Watched`]: replaced as a whole by the main thread,
-//! read by the consumer and batch threads.
+//! The transfer's view of the collect configuration: which topics to consume, which index
+//! each topic's documents go to, whether their lines are decoded as JSON. Replaced as a whole
+//! by the main thread (a [`crate::watched::Watched`]), read by the consumer and batch threads.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use logcollect::collect::CollectEntry;
 
 use crate::document;
-
-/// A value that one thread replaces and others read, with a version to notice changes.
-pub struct Watched<T> {
-    value: Mutex<Arc<T>>,
-    version: AtomicU64,
-}
-
-impl<T> Watched<T> {
-    /// Starts at version 0 with `value`.
-    pub fn new(value: T) -> Watched<T> {
-        Watched {
-            value: Mutex::new(Arc::new(value)),
-            version: AtomicU64::new(0),
-        }
-    }
-
-    /// Replaces the value.
-    pub fn set(&self, value: T) {
-        *self.value.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(value);
-        self.version.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// The current value.
-    pub fn get(&self) -> Arc<T> {
-        self.value.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Changes each time the value is replaced.
-    pub fn version(&self) -> u64 {
-        self.version.load(Ordering::SeqCst)
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct TopicRoute {
@@ -138,13 +103,5 @@ mod tests {
         assert_eq!(r.index("app", 0), "app-logs");
         assert_eq!(r.index("gone", 0), "gone-1970.01.01");
         assert_eq!(r.template_patterns(), ["app-logs*", "web-*"]);
-    }
-
-    #[test]
-    fn watched_versions() {
-        let w = Watched::new(1);
-        assert_eq!((*w.get(), w.version()), (1, 0));
-        w.set(2);
-        assert_eq!((*w.get(), w.version()), (2, 1));
     }
 }
