@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use logcollect::sync::lock;
 use logcollect::{Error, Result};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -79,7 +80,7 @@ pub struct Context {
 impl Context {
     /// The reports collected since the last call.
     pub fn take_reports(&self) -> Reports {
-        std::mem::take(&mut *self.reports.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut *lock(&self.reports))
     }
 }
 
@@ -87,7 +88,7 @@ impl ClientContext for Context {
     fn error(&self, error: KafkaError, reason: &str) {
         self.metrics.error("kafka");
         // librdkafka repeats the same error while a broker is away: say it every 30 s.
-        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = lock(&self.last_error);
         let repeat = last
             .as_ref()
             .is_some_and(|(r, at)| r == reason && at.elapsed() < Duration::from_secs(30));
@@ -102,7 +103,7 @@ impl ProducerContext for Context {
     type DeliveryOpaque = Box<Tag>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
-        let mut reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+        let mut reports = lock(&self.reports);
         match result {
             Ok(_) => reports.done.push(*tag),
             Err((error, message)) => reports.failed.push((

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use logcollect::http::{describe, escape_label, ErrorCounts};
+use logcollect::sync::lock;
 
 use crate::registry::Entry;
 
@@ -43,9 +44,7 @@ pub struct Metrics {
 impl Metrics {
     /// The counters of the file at `path`, created on first use.
     pub fn file(&self, path: &str) -> Arc<FileStats> {
-        self.files
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        lock(&self.files)
             .entry(path.to_string())
             .or_default()
             .clone()
@@ -72,7 +71,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let files = lock(&self.files);
         let per_file: [PerFile; 3] = [
             (
                 "lines_read_total",

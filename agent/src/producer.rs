@@ -7,6 +7,8 @@
 //! hold at most 16 MiB: when Kafka is away, `send` reports a full queue, this thread stops
 //! taking batches, the tailers' channel fills, and the files themselves are the buffer.
 
+use logcollect::sync;
+use logcollect::sync::lock;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use logcollect::record::LineHeaders;
 use logcollect::shutdown::Shutdown;
-use logcollect::{Error, Result};
+use logcollect::Result;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -25,7 +27,7 @@ use rdkafka::producer::{BaseRecord, Producer, PurgeConfig};
 use crate::acks::{Acks, Advance, Tag};
 use crate::delivery::{self, never_sendable, Kafka, Reports, Resend};
 use crate::metrics::Metrics;
-use crate::registry::{lock, Registry};
+use crate::registry::Registry;
 use crate::stuck::StuckWatch;
 use crate::tail::{Batch, Source};
 
@@ -74,10 +76,7 @@ pub fn spawn(
         shutdown,
         settings.shutdown_timeout,
     )?;
-    std::thread::Builder::new()
-        .name("producer".into())
-        .spawn(move || producer.run())
-        .map_err(|e| Error::io("producer thread", "cannot spawn", &e))
+    sync::spawn("producer", move || producer.run())
 }
 
 struct ProducerThread {
@@ -370,11 +369,8 @@ impl ProducerThread {
         }
         let old = std::mem::replace(&mut self.kafka, fresh);
         // Closing a producer waits for its threads, which a stuck one may never end.
-        let closed = std::thread::Builder::new()
-            .name("kafka close".into())
-            .spawn(move || drop(old));
-        if let Err(e) = closed {
-            log::warn!("kafka: cannot spawn a thread to close the old producer: {e}");
+        if let Err(e) = sync::spawn("kafka close", move || drop(old)) {
+            log::warn!("kafka: {e}; the old producer is not closed");
         }
         self.last_report = Instant::now();
     }

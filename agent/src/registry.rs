@@ -22,7 +22,6 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::{DirEntryExt, FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use logcollect::clock::now_ms;
@@ -416,11 +415,6 @@ impl Registry {
         self.writes += 1;
         Ok(())
     }
-}
-
-/// Locks the registry; a panic in another thread does not make it unusable.
-pub fn lock(registry: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
-    registry.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn parse(raw: &[u8]) -> Option<Vec<Entry>> {

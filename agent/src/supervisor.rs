@@ -9,6 +9,7 @@
 //! offset; one that cannot be found is reported once, with the offset after which its lines
 //! may be missing.
 
+use logcollect::sync::lock;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -22,7 +23,7 @@ use logcollect::collect::{CollectEntry, StartAt};
 use regex::bytes::Regex;
 
 use crate::discover;
-use crate::registry::{lock, NewFileStart, Whereabouts};
+use crate::registry::{NewFileStart, Whereabouts};
 use crate::tail::{self, Exited, Spec};
 use crate::watch::{Watch, DIR_EVENTS};
 

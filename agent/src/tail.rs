@@ -12,6 +12,8 @@
 //! a restart): it reads it to its end and closes it the same way.
 //! A truncated file (copytruncate) gets a new generation and is read again from byte 0.
 
+use logcollect::sync;
+use logcollect::sync::lock;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
@@ -31,7 +33,7 @@ use regex::bytes::Regex;
 use crate::lines::{Line, Splitter};
 use crate::metrics::{FileStats, Metrics};
 use crate::multiline::Multiline;
-use crate::registry::{self, lock, Entry, NewFileStart, Registry};
+use crate::registry::{self, Entry, NewFileStart, Registry};
 use crate::watch::{Watch, Watcher, FILE_EVENTS};
 
 /// How long a renamed or deleted file must stay idle before its tailer closes it. A writer
@@ -142,27 +144,24 @@ pub fn spawn(spec: Spec, file: File, ctx: Context) -> Result<Handle> {
     let id = (meta.dev(), meta.ino());
     let (stop, stopped) = crossbeam_channel::bounded(0);
     let name = format!("tail {}", spec.path.display());
-    let thread = std::thread::Builder::new()
-        .name(name.chars().take(15).collect())
-        .spawn(move || {
-            let path = spec.path.clone();
-            let exits = ctx.exits.clone();
-            let error = match Tailer::open(spec, file, ctx, stopped) {
-                Ok(mut tailer) => match tailer.run() {
-                    Ok(()) => None,
-                    // Asked to stop: the supervisor already forgot this tailer, and may have
-                    // started another for the same file.
-                    Err(Stopped) => return,
-                },
-                Err(e) => Some(e),
-            };
-            let _ = exits.send(Exited {
-                file: id,
-                path,
-                error,
-            });
-        })
-        .map_err(|e| Error::io(&name, "cannot spawn", &e))?;
+    let thread = sync::spawn(&name, move || {
+        let path = spec.path.clone();
+        let exits = ctx.exits.clone();
+        let error = match Tailer::open(spec, file, ctx, stopped) {
+            Ok(mut tailer) => match tailer.run() {
+                Ok(()) => None,
+                // Asked to stop: the supervisor already forgot this tailer, and may have
+                // started another for the same file.
+                Err(Stopped) => return,
+            },
+            Err(e) => Some(e),
+        };
+        let _ = exits.send(Exited {
+            file: id,
+            path,
+            error,
+        });
+    })?;
     Ok(Handle { stop, thread })
 }
 

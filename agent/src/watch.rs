@@ -5,6 +5,8 @@
 //! at the file itself, so event details are not needed. A single instance keeps the agent
 //! far from the per-user limit on inotify instances (128 by default).
 
+use logcollect::sync;
+use logcollect::sync::lock;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -41,40 +43,39 @@ pub const DIR_EVENTS: WatchMask = WatchMask::CREATE
 impl Watcher {
     /// Creates the inotify instance and starts the thread that reads it.
     pub fn start() -> Result<Arc<Watcher>> {
-        let mut inotify =
-            Inotify::init().map_err(|e| Error::io("inotify", "cannot initialise", &e))?;
+        let mut inotify = Inotify::init().map_err(|e| Error::System {
+            what: "inotify".into(),
+            msg: format!("cannot initialise: {e}"),
+        })?;
         let targets: Arc<Mutex<HashMap<WatchDescriptor, Sender<()>>>> = Arc::default();
         let watcher = Arc::new(Watcher {
             watches: Mutex::new(inotify.watches()),
             targets: targets.clone(),
         });
-        std::thread::Builder::new()
-            .name("inotify".into())
-            .spawn(move || {
-                let mut buffer = vec![0u8; 64 * 1024];
-                loop {
-                    let events = match inotify.read_events_blocking(&mut buffer) {
-                        Ok(events) => events,
-                        Err(e) => {
-                            log::error!("inotify: read failed: {e}; files are no longer watched");
-                            return;
-                        }
-                    };
-                    let targets = targets.lock().unwrap_or_else(|p| p.into_inner());
-                    for event in events {
-                        if event.mask.contains(EventMask::Q_OVERFLOW) {
-                            // Events were lost: wake everyone to look again.
-                            log::warn!("inotify: event queue overflowed; rescanning everything");
-                            for t in targets.values() {
-                                let _ = t.try_send(());
-                            }
-                        } else if let Some(t) = targets.get(&event.wd) {
+        sync::spawn("inotify", move || {
+            let mut buffer = vec![0u8; 64 * 1024];
+            loop {
+                let events = match inotify.read_events_blocking(&mut buffer) {
+                    Ok(events) => events,
+                    Err(e) => {
+                        log::error!("inotify: read failed: {e}; files are no longer watched");
+                        return;
+                    }
+                };
+                let targets = lock(&targets);
+                for event in events {
+                    if event.mask.contains(EventMask::Q_OVERFLOW) {
+                        // Events were lost: wake everyone to look again.
+                        log::warn!("inotify: event queue overflowed; rescanning everything");
+                        for t in targets.values() {
                             let _ = t.try_send(());
                         }
+                    } else if let Some(t) = targets.get(&event.wd) {
+                        let _ = t.try_send(());
                     }
                 }
-            })
-            .map_err(|e| Error::io("inotify thread", "cannot spawn", &e))?;
+            }
+        })?;
         Ok(watcher)
     }
 
@@ -85,16 +86,10 @@ impl Watcher {
         mask: WatchMask,
         wake: Sender<()>,
     ) -> Result<Watch> {
-        let wd = self
-            .watches
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let wd = lock(&self.watches)
             .add(path, mask)
             .map_err(|e| Error::io(path, "cannot watch", &e))?;
-        self.targets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(wd.clone(), wake);
+        lock(&self.targets).insert(wd.clone(), wake);
         Ok(Watch {
             wd,
             watcher: self.clone(),
@@ -105,15 +100,8 @@ impl Watcher {
 impl Drop for Watch {
     fn drop(&mut self) {
         let w = &self.watcher;
-        w.targets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.wd);
+        lock(&w.targets).remove(&self.wd);
         // Fails when the kernel already removed it (file deleted): nothing to do then.
-        let _ = w
-            .watches
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(self.wd.clone());
+        let _ = lock(&w.watches).remove(self.wd.clone());
     }
 }

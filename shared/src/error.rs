@@ -52,6 +52,28 @@ pub enum Error {
         /// What failed.
         msg: String,
     },
+    /// An HTTP server (Elasticsearch) could not be reached, or answered with an error.
+    Http {
+        /// The URL, without credentials.
+        url: String,
+        /// What failed.
+        msg: String,
+    },
+    /// A thread could not be started.
+    Thread {
+        /// Its name.
+        name: String,
+        /// Why.
+        msg: String,
+    },
+    /// Something of the operating system that is not a file could not be set up: a signal
+    /// handler, inotify, a listening socket.
+    System {
+        /// What, with its address if it has one.
+        what: String,
+        /// Why.
+        msg: String,
+    },
     /// A command line that cannot be understood.
     Usage(String),
 }
@@ -80,6 +102,9 @@ impl fmt::Display for Error {
             Error::Etcd { url, key, msg } if key.is_empty() => write!(f, "etcd {url}: {msg}"),
             Error::Etcd { url, key, msg } => write!(f, "etcd {url} (key {key:?}): {msg}"),
             Error::Kafka { brokers, msg } => write!(f, "kafka {brokers}: {msg}"),
+            Error::Http { url, msg } => write!(f, "{url}: {msg}"),
+            Error::Thread { name, msg } => write!(f, "cannot start thread {name}: {msg}"),
+            Error::System { what, msg } => write!(f, "{what}: {msg}"),
             Error::Usage(msg) => write!(f, "{msg}"),
         }
     }

@@ -6,6 +6,7 @@
 //! one that answered. With credentials, the client authenticates, sends the token in
 //! `Authorization`, and authenticates again when etcd says the token expired.
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -223,7 +224,7 @@ impl EtcdClient {
 
     /// The cached token, or a new one from `/v3/auth/authenticate` at `base`.
     fn authenticate(&self, base: &str) -> Result<String> {
-        if let Some(t) = self.token.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(t) = lock(&self.token).clone() {
             return Ok(t);
         }
         let Some((name, password)) = &self.credentials else {
@@ -254,7 +255,7 @@ impl EtcdClient {
     }
 
     fn set_token(&self, token: Option<String>) {
-        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = token;
+        *lock(&self.token) = token;
     }
 }
 
@@ -323,10 +324,7 @@ impl Poller {
         tx: Sender<KeyChange>,
         shutdown: Shutdown,
     ) -> Result<std::thread::JoinHandle<()>> {
-        std::thread::Builder::new()
-            .name("etcd-poll".into())
-            .spawn(move || self.run(interval, tx, &shutdown))
-            .map_err(|e| Error::io("etcd-poll thread", "cannot spawn", &e))
+        crate::sync::spawn("etcd-poll", move || self.run(interval, tx, &shutdown))
     }
 
     /// Polls every `interval` and sends each change to `tx`, until `shutdown` or until the

@@ -1,5 +1,6 @@
 //! The small HTTP server both daemons expose: `/metrics` (Prometheus text) and `/health`.
 
+use crate::sync::lock;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -14,36 +15,33 @@ pub fn serve_metrics(
     render: impl Fn() -> String + Send + 'static,
     health: impl Fn() -> std::result::Result<(), String> + Send + 'static,
 ) -> Result<()> {
-    let server = tiny_http::Server::http(addr).map_err(|e| Error::Io {
-        path: addr.into(),
+    let server = tiny_http::Server::http(addr).map_err(|e| Error::System {
+        what: format!("http://{addr}"),
         msg: format!("cannot listen for /metrics: {e}"),
     })?;
     log::info!("serving /metrics and /health on http://{addr}");
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            for request in server.incoming_requests() {
-                let (status, body, content_type) = match request.url() {
-                    "/metrics" => (200, render(), "text/plain; version=0.0.4"),
-                    "/health" => match health() {
-                        Ok(()) => (200, "ok\n".to_string(), "text/plain"),
-                        Err(why) => (503, format!("{why}\n"), "text/plain"),
-                    },
-                    _ => (
-                        404,
-                        "not found: try /metrics or /health\n".to_string(),
-                        "text/plain",
-                    ),
-                };
-                let header = tiny_http::Header::from_bytes("Content-Type", content_type)
-                    .expect("static header is valid");
-                let response = tiny_http::Response::from_string(body)
-                    .with_status_code(status)
-                    .with_header(header);
-                let _ = request.respond(response);
-            }
-        })
-        .map_err(|e| Error::io("metrics thread", "cannot spawn", &e))?;
+    crate::sync::spawn("metrics", move || {
+        for request in server.incoming_requests() {
+            let (status, body, content_type) = match request.url() {
+                "/metrics" => (200, render(), "text/plain; version=0.0.4"),
+                "/health" => match health() {
+                    Ok(()) => (200, "ok\n".to_string(), "text/plain"),
+                    Err(why) => (503, format!("{why}\n"), "text/plain"),
+                },
+                _ => (
+                    404,
+                    "not found: try /metrics or /health\n".to_string(),
+                    "text/plain",
+                ),
+            };
+            let header = tiny_http::Header::from_bytes("Content-Type", content_type)
+                .expect("static header is valid");
+            let response = tiny_http::Response::from_string(body)
+                .with_status_code(status)
+                .with_header(header);
+            let _ = request.respond(response);
+        }
+    })?;
     Ok(())
 }
 
@@ -67,18 +65,13 @@ pub struct ErrorCounts(Mutex<BTreeMap<&'static str, u64>>);
 impl ErrorCounts {
     /// Counts one error of `kind`.
     pub fn count(&self, kind: &'static str) {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(kind)
-            .or_default() += 1;
+        *lock(&self.0).entry(kind).or_default() += 1;
     }
 
     /// Writes the counter `name` with one `kind` label per kind seen.
     pub fn render(&self, out: &mut String, name: &str) {
         describe(out, name, "counter", "Errors by kind.");
-        for (kind, n) in self.0.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for (kind, n) in lock(&self.0).iter() {
             let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {n}");
         }
     }

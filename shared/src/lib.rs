@@ -8,6 +8,7 @@
 //! - [`clock`]: milliseconds since the epoch, for registry entries and record timestamps.
 //! - [`record`]: the record contract between the daemons: Kafka key, headers, file identity.
 //! - [`http`]: the `/metrics` and `/health` server both daemons expose.
+//! - [`sync`]: named threads and poison-proof locks.
 //! - [`error`]: the one error type, with the context (path, key, url) a user needs to fix the cause.
 
 pub mod cli;
@@ -22,5 +23,6 @@ pub mod persist;
 pub mod record;
 pub mod settings;
 pub mod shutdown;
+pub mod sync;
 
 pub use error::{Error, Result};

@@ -29,7 +29,7 @@ impl Trigger {
     /// Requests the stop. Calling it again does nothing.
     pub fn trigger(&self) {
         self.flag.store(true, Ordering::SeqCst);
-        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        crate::sync::lock(&self.tx).take();
     }
 }
 
@@ -50,30 +50,24 @@ impl Shutdown {
     pub fn on_signals() -> Result<(Arc<Trigger>, Shutdown)> {
         use signal_hook::consts::{SIGINT, SIGTERM};
         let mut signals =
-            signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(|e| Error::Io {
-                path: "signal handler".into(),
+            signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(|e| Error::System {
+                what: "signal handler".into(),
                 msg: e.to_string(),
             })?;
         let (trigger, shutdown) = Shutdown::new();
         let on_signal = trigger.clone();
-        std::thread::Builder::new()
-            .name("signals".into())
-            .spawn(move || {
-                let mut seen = 0;
-                for signal in signals.forever() {
-                    seen += 1;
-                    if seen > 1 {
-                        log::warn!("second signal {signal}: exiting now");
-                        std::process::exit(130);
-                    }
-                    log::info!("signal {signal}: stopping gracefully");
-                    on_signal.trigger();
+        crate::sync::spawn("signals", move || {
+            let mut seen = 0;
+            for signal in signals.forever() {
+                seen += 1;
+                if seen > 1 {
+                    log::warn!("second signal {signal}: exiting now");
+                    std::process::exit(130);
                 }
-            })
-            .map_err(|e| Error::Io {
-                path: "signals thread".into(),
-                msg: e.to_string(),
-            })?;
+                log::info!("signal {signal}: stopping gracefully");
+                on_signal.trigger();
+            }
+        })?;
         Ok((trigger, shutdown))
     }
 

@@ -8,6 +8,7 @@
 //! consumer threads' channel fills and they pause. A 413 splits the request in halves.
 //! The Elasticsearch settings are read at each attempt, so a new URL in etcd takes effect.
 
+use logcollect::sync;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{select, Receiver};
 use logcollect::collect::EsConfig;
 use logcollect::shutdown::Shutdown;
-use logcollect::{Error, Result};
+use logcollect::Result;
 use serde_json::json;
 
 use crate::bulk::{EsClient, Failure, Outcome};
@@ -68,10 +69,7 @@ pub fn spawn(setup: Setup) -> Result<JoinHandle<()>> {
         stop_deadline: None,
         rng: seed(),
     };
-    std::thread::Builder::new()
-        .name("batch".into())
-        .spawn(move || batcher.run())
-        .map_err(|e| Error::io("batch thread", "cannot spawn", &e))
+    sync::spawn("batch", move || batcher.run())
 }
 
 struct Batcher {

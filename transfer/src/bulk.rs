@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use logcollect::collect::EsConfig;
+use logcollect::Error;
 use serde_json::Value;
 
 /// How long a node that failed is skipped.
@@ -104,9 +105,13 @@ impl EsClient {
         body: &[u8],
         gzip: bool,
         content_type: &str,
-    ) -> Result<(u16, String, String), String> {
+    ) -> Result<(u16, String, String), Error> {
         let base = self.pick(es).to_string();
         let url = format!("{base}{path}");
+        let failed = |msg: String| Error::Http {
+            url: url.clone(),
+            msg,
+        };
         let mut request = match method {
             "PUT" => self.agent.put(&url),
             _ => self.agent.post(&url),
@@ -118,8 +123,11 @@ impl EsClient {
         let compressed;
         let body = if gzip {
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            enc.write_all(body).map_err(|e| e.to_string())?;
-            compressed = enc.finish().map_err(|e| e.to_string())?;
+            enc.write_all(body)
+                .map_err(|e| failed(format!("cannot gzip: {e}")))?;
+            compressed = enc
+                .finish()
+                .map_err(|e| failed(format!("cannot gzip: {e}")))?;
             request = request.header("Content-Encoding", "gzip");
             &compressed[..]
         } else {
@@ -144,7 +152,7 @@ impl EsClient {
             Err(e) => {
                 self.down
                     .insert(base.clone(), Instant::now() + NODE_BACKOFF);
-                Err(format!("{url}: {e}"))
+                Err(failed(e.to_string()))
             }
         }
     }
@@ -159,7 +167,7 @@ impl EsClient {
     ) -> Result<Vec<Outcome>, Failure> {
         let (status, text, node) = self
             .send(es, "POST", "/_bulk", ndjson, gzip, "application/x-ndjson")
-            .map_err(Failure::Retry)?;
+            .map_err(|e| Failure::Retry(e.to_string()))?;
         match status {
             200 => parse_items(&text, items).map_err(|e| Failure::Retry(format!("{node}/_bulk: {e}"))),
             413 => Err(Failure::TooLarge),
@@ -171,7 +179,7 @@ impl EsClient {
     }
 
     /// Installs (or replaces) the index template `name`, `body`.
-    pub fn put_template(&mut self, es: &EsConfig, name: &str, body: &Value) -> Result<(), String> {
+    pub fn put_template(&mut self, es: &EsConfig, name: &str, body: &Value) -> Result<(), Error> {
         let path = format!("/_index_template/{name}");
         let (status, text, node) = self.send(
             es,
@@ -184,7 +192,10 @@ impl EsClient {
         if status == 200 {
             Ok(())
         } else {
-            Err(format!("{node}{path}: HTTP {status}: {}", snippet(&text)))
+            Err(Error::Http {
+                url: format!("{node}{path}"),
+                msg: format!("HTTP {status}: {}", snippet(&text)),
+            })
         }
     }
 }

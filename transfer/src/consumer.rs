@@ -7,6 +7,7 @@
 //! what is done is committed. A full channel never blocks the thread: it pauses its
 //! partitions and keeps polling (heartbeats, rebalances) until the batch thread catches up.
 
+use logcollect::sync;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -176,10 +177,7 @@ pub fn spawn(n: usize, setup: Setup) -> Result<JoinHandle<()>> {
         paused: false,
         last_commit: Instant::now(),
     };
-    std::thread::Builder::new()
-        .name(name.clone())
-        .spawn(move || thread.run())
-        .map_err(|e| Error::io(&name, "cannot spawn", &e))
+    sync::spawn(&name, move || thread.run())
 }
 
 /// The `group.instance.id` of consumer thread `n` subscribing to `topics`: the configured id,

@@ -34,6 +34,7 @@ impl ProducerContext for Context {
 /// Writes rejected records to their dead-letter topic.
 pub struct DeadLetters {
     producer: BaseProducer<Context>,
+    brokers: String,
 }
 
 impl DeadLetters {
@@ -45,16 +46,23 @@ impl DeadLetters {
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .create_with_context(Context::default())
-            .map_err(|e| Error::Io {
-                path: "kafka dead-letter producer".into(),
-                msg: format!("cannot create for brokers {brokers}: {e}"),
+            .map_err(|e| Error::Kafka {
+                brokers: brokers.into(),
+                msg: format!("cannot create the dead-letter producer: {e}"),
             })?;
-        Ok(DeadLetters { producer })
+        Ok(DeadLetters {
+            producer,
+            brokers: brokers.into(),
+        })
     }
 
     /// Sends each document's original record to `{topic}.dlq` with headers `dlq.reason` and
     /// `dlq.source` (topic/partition/offset), and waits until Kafka has them all.
-    pub fn send(&self, rejected: &[(&Doc, String)]) -> std::result::Result<(), String> {
+    pub fn send(&self, rejected: &[(&Doc, String)]) -> Result<()> {
+        let failed = |msg: String| Error::Kafka {
+            brokers: self.brokers.clone(),
+            msg,
+        };
         let failed_before = self.producer.context().failed.load(Ordering::SeqCst);
         for (doc, reason) in rejected {
             let topic = format!("{}.dlq", doc.topic);
@@ -91,15 +99,15 @@ impl DeadLetters {
                         record = back;
                         self.producer.poll(Duration::from_millis(50));
                     }
-                    Err((e, _)) => return Err(format!("{topic}: {e}")),
+                    Err((e, _)) => return Err(failed(format!("{topic}: {e}"))),
                 }
             }
         }
         self.producer
             .flush(Duration::from_secs(30))
-            .map_err(|e| format!("dead-letter flush: {e}"))?;
+            .map_err(|e| failed(format!("dead-letter flush: {e}")))?;
         if self.producer.context().failed.load(Ordering::SeqCst) != failed_before {
-            return Err("some dead-letter records were not delivered".into());
+            return Err(failed("some dead-letter records were not delivered".into()));
         }
         Ok(())
     }

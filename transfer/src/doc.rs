@@ -6,6 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
+use logcollect::sync::lock;
 use rdkafka::TopicPartitionList;
 
 /// A record turned into a document, on its way to Elasticsearch.
@@ -57,7 +58,7 @@ pub struct Progress {
 
 impl Progress {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), Part>> {
-        self.parts.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.parts)
     }
 
     pub fn read(&self, topic: &str, partition: i32, offset: i64) {

@@ -8,6 +8,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use logcollect::sync::lock;
+
 /// The group membership of every consumer thread of this transfer.
 #[derive(Default)]
 pub struct Membership(Mutex<State>);
@@ -24,7 +26,7 @@ struct State {
 
 impl Membership {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.0)
     }
 
     /// `consumer` subscribed to its topics (`true`) or has none to follow.

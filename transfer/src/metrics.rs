@@ -1,5 +1,6 @@
 //! Counters the transfer exposes on `/metrics` (Prometheus text) and `/health`.
 
+use logcollect::sync::lock;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -60,12 +61,12 @@ impl Metrics {
 
     /// Stops reporting a partition this process no longer consumes.
     pub fn forget_partition(&self, topic: &str, partition: i32) {
-        let mut partitions = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut partitions = lock(&self.partitions);
         partitions.remove(&(topic.to_string(), partition));
     }
 
     fn update_partition(&self, topic: &str, partition: i32, update: impl FnOnce(&mut (i64, i64))) {
-        let mut partitions = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut partitions = lock(&self.partitions);
         update(partitions.entry((topic.into(), partition)).or_default());
     }
 
@@ -115,7 +116,7 @@ impl Metrics {
             self.latency_sum_us.load(Relaxed) as f64 / 1e6
         );
         let _ = writeln!(out, "{name}_count {count}");
-        let partitions = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+        let partitions = lock(&self.partitions);
         for (metric, help, pick) in [
             ("committed_offset", "Committed offset per partition.", 0),
             (

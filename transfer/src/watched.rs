@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use logcollect::sync::lock;
+
 /// A value that one thread replaces and others read, with a version to notice changes.
 pub struct Watched<T> {
     value: Mutex<Arc<T>>,
@@ -21,13 +23,13 @@ impl<T> Watched<T> {
 
     /// Replaces the value.
     pub fn set(&self, value: T) {
-        *self.value.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(value);
+        *lock(&self.value) = Arc::new(value);
         self.version.fetch_add(1, Ordering::SeqCst);
     }
 
     /// The current value.
     pub fn get(&self) -> Arc<T> {
-        self.value.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(&self.value).clone()
     }
 
     /// Changes each time the value is replaced.

@@ -18,6 +18,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use logcollect::sync::lock;
 use serde_json::{json, Value};
 
 #[derive(Default)]
@@ -150,7 +151,7 @@ fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 }
 
 fn control(req: &Request, state: &Mutex<State>) -> (u16, Vec<u8>) {
-    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut s = lock(state);
     if req.method == "PUT" {
         let Ok(v) = serde_json::from_slice::<Value>(&req.body) else {
             return (400, b"{\"error\":\"not JSON\"}".to_vec());
@@ -191,7 +192,7 @@ fn proxy(
     };
     let is_bulk = req.path.starts_with("/_bulk") || req.path.contains("/_bulk");
     let (slow_ms, drop_items) = {
-        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = lock(state);
         if s.status_401 > 0 {
             s.status_401 -= 1;
             s.count("status_401", 1);
