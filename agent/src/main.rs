@@ -9,6 +9,7 @@ mod acks;
 mod config;
 mod delivery;
 mod discover;
+mod fingerprint;
 mod lines;
 mod metrics;
 mod multiline;

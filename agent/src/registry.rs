@@ -2,8 +2,8 @@
 //! acknowledged by Kafka. It is what makes a restart, even after `kill -9`, resume without
 //! losing a line.
 //!
-//! A file is known by device and inode, checked against a fingerprint (hash of its first
-//! bytes), and a generation: the time in ms when this content was first seen. The generation
+//! A file is known by its [`fingerprint::Identity`] (device, inode, head) and a generation:
+//! the time in ms when this content was first seen. The registry only stores them. The generation
 //! changes when the file is truncated or the inode is reused by other content, so new content
 //! never inherits the identity (and so the transfer's document ids) or the offset of old
 //! content. A new identity is written to disk before any of its lines is sent.
@@ -11,7 +11,7 @@
 //! An entry lives while its file may still hold lines Kafka does not have: it is dropped once
 //! its tailer closed the file (renamed away or deleted, read to its end) and every line of it
 //! is acknowledged. An entry whose file is no longer at its path is looked for by identity in
-//! the same directory (see [`Entry::locate`]), so a file renamed while the agent was down
+//! the same directory (see [`Identity::locate`]), so a file renamed while the agent was down
 //! is still finished. One that cannot be found is marked `lost` (reported once) and kept for
 //! the usual [`FORGET_AFTER_MS`], in case its directory comes back (a late mount).
 //!
@@ -20,7 +20,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::os::unix::fs::{DirEntryExt, FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -28,8 +28,7 @@ use logcollect::clock::now_ms;
 use logcollect::{persist, record, Error, Result};
 use serde_json::{json, Value};
 
-/// How much of a file's head the fingerprint covers at most.
-pub const FINGERPRINT_BYTES: u64 = 1024;
+use crate::fingerprint::{Head, Identity, Whereabouts};
 /// Longest time a changed registry waits before it is written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// An entry whose file has not been open for this long is forgotten.
@@ -46,10 +45,8 @@ pub struct Entry {
     pub ino: u64,
     /// When this content was first seen (ms since the epoch); part of the identity.
     pub generation: i64,
-    /// xxh3 of the first `fp_len` bytes.
-    pub fingerprint: u64,
-    /// How many bytes the fingerprint covers.
-    pub fp_len: u64,
+    /// The fingerprint of its first bytes.
+    pub head: Head,
     /// Every line before this byte offset is acknowledged by Kafka.
     pub offset: u64,
     /// Last time the entry changed (ms since the epoch).
@@ -64,58 +61,19 @@ impl Entry {
         record::identity(self.dev, self.ino, self.generation)
     }
 
-    /// Whether `file` (with metadata `meta`) holds this entry's content: same device and
-    /// inode, same head, and at least as long as what was acknowledged.
-    pub fn same_content(&self, file: &File, meta: &std::fs::Metadata) -> std::io::Result<bool> {
-        if (meta.dev(), meta.ino()) != (self.dev, self.ino) || meta.len() < self.offset {
-            return Ok(false);
+    /// The file's identity, to compare with or find a file.
+    pub fn file_id(&self) -> Identity {
+        Identity {
+            dev: self.dev,
+            ino: self.ino,
+            head: self.head,
         }
-        Ok(fingerprint(file, self.fp_len)?.0 == self.fingerprint)
     }
 
-    /// Where this entry's file is now: still at its path, renamed within its directory (opened,
-    /// its content checked), or nowhere to be found there.
+    /// Where this entry's file is now, see [`Identity::locate`].
     pub fn locate(&self) -> Whereabouts {
-        let path = Path::new(&self.path);
-        if let Ok(meta) = std::fs::metadata(path) {
-            if (meta.dev(), meta.ino()) == (self.dev, self.ino) {
-                return Whereabouts::AtPath;
-            }
-        }
-        let Some(dir) = path.parent() else {
-            return Whereabouts::Missing;
-        };
-        let Ok(listing) = std::fs::read_dir(dir) else {
-            return Whereabouts::Missing;
-        };
-        for item in listing.flatten() {
-            // The directory entry's own inode (no link followed): cheap to compare.
-            if item.ino() != self.ino {
-                continue;
-            }
-            let candidate = item.path();
-            let Ok(file) = File::open(&candidate) else {
-                continue;
-            };
-            let same = file
-                .metadata()
-                .and_then(|meta| self.same_content(&file, &meta));
-            if let Ok(true) = same {
-                return Whereabouts::Moved(candidate, file);
-            }
-        }
-        Whereabouts::Missing
+        self.file_id().locate(Path::new(&self.path), self.offset)
     }
-}
-
-/// Where a registry entry's file is, see [`Entry::locate`].
-pub enum Whereabouts {
-    /// At the entry's path.
-    AtPath,
-    /// Renamed within the same directory, to this path; opened.
-    Moved(PathBuf, File),
-    /// Neither: deleted, compressed, moved elsewhere, or its directory is gone.
-    Missing,
 }
 
 /// Where a tailer starts in a file that has no registry entry.
@@ -143,32 +101,6 @@ pub struct Registry {
 
 fn inode_key(dev: u64, ino: u64) -> String {
     format!("{dev}:{ino}")
-}
-
-/// xxh3 of the first `len` bytes of `file` (fewer if the file is shorter), and how many
-/// bytes that was. Reads at absolute positions, so the tailer's offset does not move.
-pub fn fingerprint(file: &File, len: u64) -> std::io::Result<(u64, u64)> {
-    let head = read_head(file, len)?;
-    Ok((hash(&head), head.len() as u64))
-}
-
-/// The first `len` bytes of `file` (fewer if the file is shorter), read at absolute positions.
-pub fn read_head(file: &File, len: u64) -> std::io::Result<Vec<u8>> {
-    let mut head = vec![0u8; len as usize];
-    let mut got = 0usize;
-    while got < head.len() {
-        match file.read_at(&mut head[got..], got as u64)? {
-            0 => break,
-            n => got += n,
-        }
-    }
-    head.truncate(got);
-    Ok(head)
-}
-
-/// The fingerprint of a file's head.
-pub fn hash(head: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(head)
 }
 
 impl Registry {
@@ -230,7 +162,7 @@ impl Registry {
         let key = inode_key(meta.dev(), meta.ino());
         let io = |e: std::io::Error| Error::io(path, "cannot read", &e);
         if let Some(known) = self.entries.get_mut(&key) {
-            if known.same_content(file, &meta).map_err(io)? {
+            if known.file_id().is(file, &meta, known.offset).map_err(io)? {
                 known.path = path.display().to_string();
                 if known.lost {
                     known.lost = false;
@@ -240,21 +172,18 @@ impl Registry {
             }
         }
         let replaced = self.entries.get(&key).filter(|e| !e.lost).cloned();
-        let (fingerprint, fp_len) = fingerprint(file, FINGERPRINT_BYTES).map_err(io)?;
+        let head = Head::of(file).map_err(io)?;
         // New content of a known inode is read whole: it appeared after the entry was applied.
         let offset = match start {
             NewFileStart::End if !self.entries.contains_key(&key) => meta.len(),
             _ => 0,
         };
-        let entry = self.new_generation(
-            &key,
-            path,
-            meta.dev(),
-            meta.ino(),
-            fingerprint,
-            fp_len,
-            offset,
-        );
+        let id = Identity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            head,
+        };
+        let entry = self.new_generation(path, id, offset);
         // Before any line of the new identity is sent, so a restart reuses it.
         self.flush()?;
         Ok((entry, replaced))
@@ -263,61 +192,55 @@ impl Registry {
     /// The file was truncated (copytruncate): its content is new. Returns the new entry,
     /// written to disk before the tailer sends a line of it.
     pub fn truncated(&mut self, old: &Entry, file: &File) -> Result<Entry> {
-        let key = inode_key(old.dev, old.ino);
         let path = PathBuf::from(&old.path);
-        let (fp, fp_len) = fingerprint(file, FINGERPRINT_BYTES)
-            .map_err(|e| Error::io(&path, "cannot read", &e))?;
-        let entry = self.new_generation(&key, &path, old.dev, old.ino, fp, fp_len, 0);
+        let head = Head::of(file).map_err(|e| Error::io(&path, "cannot read", &e))?;
+        let id = Identity {
+            head,
+            ..old.file_id()
+        };
+        let entry = self.new_generation(&path, id, 0);
         self.flush()?;
         Ok(entry)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn new_generation(
-        &mut self,
-        key: &str,
-        path: &Path,
-        dev: u64,
-        ino: u64,
-        fingerprint: u64,
-        fp_len: u64,
-        offset: u64,
-    ) -> Entry {
+    /// New content `id` at `path`, read from `offset`.
+    fn new_generation(&mut self, path: &Path, id: Identity, offset: u64) -> Entry {
+        let key = inode_key(id.dev, id.ino);
         let mut generation = now_ms();
         // Generations of one inode only grow, even within one millisecond.
-        if let Some(old) = self.entries.get(key) {
+        if let Some(old) = self.entries.get(&key) {
             generation = generation.max(old.generation + 1);
         }
         let entry = Entry {
             path: path.display().to_string(),
-            dev,
-            ino,
+            dev: id.dev,
+            ino: id.ino,
             generation,
-            fingerprint,
-            fp_len,
+            head: id.head,
             offset,
             updated_ms: now_ms(),
             lost: false,
         };
-        self.closing.remove(key);
-        self.entries.insert(key.to_string(), entry.clone());
+        self.closing.remove(&key);
+        self.entries.insert(key, entry.clone());
         self.dirty = true;
         entry
     }
 
-    /// Extends the fingerprint of a file that was shorter than [`FINGERPRINT_BYTES`] when it
-    /// was first seen; the fingerprint then tells its content from other content better.
-    /// `(fp, len)` is the fingerprint of the file's first `len` bytes, now that there are more.
-    /// Returns it if the one recorded was shorter.
-    pub fn refresh_fingerprint(&mut self, entry: &Entry, fp: u64, len: u64) -> Option<(u64, u64)> {
-        let known = self.live_mut(entry)?;
-        if len <= known.fp_len {
-            return None;
+    /// Extends the fingerprint of a file that was shorter than
+    /// [`crate::fingerprint::FINGERPRINT_BYTES`] when it was first seen, to `head`, that of
+    /// more of its bytes; it then tells its content from other content better. Returns whether
+    /// the one recorded was shorter.
+    pub fn grown(&mut self, entry: &Entry, head: Head) -> bool {
+        let Some(known) = self.live_mut(entry) else {
+            return false;
+        };
+        if head.len <= known.head.len {
+            return false;
         }
-        known.fingerprint = fp;
-        known.fp_len = len;
+        known.head = head;
         self.dirty = true;
-        Some((fp, len))
+        true
     }
 
     /// Every line of `entry`'s file before `offset` is acknowledged. Offsets only grow.
@@ -402,7 +325,7 @@ impl Registry {
             .map(|e| {
                 json!({
                     "path": e.path, "dev": e.dev, "ino": e.ino, "generation": e.generation,
-                    "fingerprint": format!("{:016x}", e.fingerprint), "fp_len": e.fp_len,
+                    "fingerprint": format!("{:016x}", e.head.hash), "fp_len": e.head.len,
                     "offset": e.offset, "updated_ms": e.updated_ms, "lost": e.lost,
                 })
             })
@@ -428,8 +351,10 @@ fn parse(raw: &[u8]) -> Option<Vec<Entry>> {
                 dev: f.get("dev")?.as_u64()?,
                 ino: f.get("ino")?.as_u64()?,
                 generation: f.get("generation")?.as_i64()?,
-                fingerprint: u64::from_str_radix(f.get("fingerprint")?.as_str()?, 16).ok()?,
-                fp_len: f.get("fp_len")?.as_u64()?,
+                head: Head {
+                    hash: u64::from_str_radix(f.get("fingerprint")?.as_str()?, 16).ok()?,
+                    len: f.get("fp_len")?.as_u64()?,
+                },
                 offset: f.get("offset")?.as_u64()?,
                 updated_ms: f.get("updated_ms")?.as_i64()?,
                 // Absent in registries written before it existed.
@@ -460,7 +385,7 @@ mod tests {
         let f = File::open(&log).unwrap();
         let (e, _) = r.open(&log, &f, NewFileStart::End).unwrap();
         assert_eq!(e.offset, 18);
-        assert_eq!(e.fp_len, 18);
+        assert_eq!(e.head.len, 18);
         // The new identity is on disk at once.
         assert_eq!(r.writes, 1);
 
@@ -492,41 +417,33 @@ mod tests {
         let mut r = Registry::load(&dir).unwrap();
         let f = File::open(&log).unwrap();
         let (e, _) = r.open(&log, &f, NewFileStart::Beginning).unwrap();
-        assert_eq!(e.fp_len, 3);
+        assert_eq!(e.head.len, 3);
         std::fs::OpenOptions::new()
             .append(true)
             .open(&log)
             .unwrap()
             .write_all(&[b'x'; 2000])
             .unwrap();
-        let (fp, len) = fingerprint(&f, FINGERPRINT_BYTES).unwrap();
-        r.refresh_fingerprint(&e, fp, len);
+        assert!(r.grown(&e, Head::of(&f).unwrap()));
         r.flush().unwrap();
         let reloaded = Registry::load(&dir).unwrap();
         assert_eq!(
-            reloaded.entries.values().next().unwrap().fp_len,
-            FINGERPRINT_BYTES
+            reloaded.entries.values().next().unwrap().head.len,
+            crate::fingerprint::FINGERPRINT_BYTES
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
-    fn a_renamed_file_is_located_by_identity_and_a_deleted_one_is_lost() {
-        let dir = tmpdir("locate");
+    fn a_lost_file_stays_reported_and_a_closed_one_is_forgotten() {
+        let dir = tmpdir("lost");
         let log = dir.join("app.log");
         std::fs::write(&log, b"first\nsecond\n").unwrap();
         let mut r = Registry::load(&dir).unwrap();
         let file = File::open(&log).unwrap();
         let (e, _) = r.open(&log, &file, NewFileStart::Beginning).unwrap();
         assert!(matches!(e.locate(), Whereabouts::AtPath));
-
-        // Rotated by rename; a new file with the same content takes the path.
         std::fs::rename(&log, dir.join("app.log.1")).unwrap();
-        std::fs::write(&log, b"first\nsecond\n").unwrap();
-        match e.locate() {
-            Whereabouts::Moved(now, _) => assert_eq!(now, dir.join("app.log.1")),
-            _ => panic!("the renamed file is not found"),
-        }
 
         // Gone from the directory: lost, and that is kept across a restart.
         std::fs::remove_file(dir.join("app.log.1")).unwrap();

@@ -23,7 +23,8 @@ use logcollect::collect::{CollectEntry, StartAt};
 use regex::bytes::Regex;
 
 use crate::discover;
-use crate::registry::{NewFileStart, Whereabouts};
+use crate::fingerprint::Whereabouts;
+use crate::registry::NewFileStart;
 use crate::tail::{self, Exited, Spec};
 use crate::watch::{Watch, DIR_EVENTS};
 

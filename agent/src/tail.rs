@@ -30,10 +30,11 @@ use logcollect::record;
 use logcollect::{Error, Result};
 use regex::bytes::Regex;
 
+use crate::fingerprint::{Check, Head};
 use crate::lines::{Line, Splitter};
 use crate::metrics::{FileStats, Metrics};
 use crate::multiline::Multiline;
-use crate::registry::{self, Entry, NewFileStart, Registry};
+use crate::registry::{Entry, NewFileStart, Registry};
 use crate::watch::{Watch, Watcher, FILE_EVENTS};
 
 /// How long a renamed or deleted file must stay idle before its tailer closes it. A writer
@@ -172,7 +173,7 @@ struct Tailer {
     source: Arc<Source>,
     /// Fingerprint of the file's head and how many bytes it covers, to tell a truncation
     /// that was written over faster than it was looked at. Grows with a short file.
-    head: (u64, u64),
+    head: Head,
     splitter: Splitter,
     multiline: Option<Multiline>,
     stop: Receiver<()>,
@@ -220,7 +221,7 @@ impl Tailer {
             .multiline
             .clone()
             .map(|(re, timeout)| Multiline::new(re, timeout, spec.max_line_bytes));
-        let head = (entry.fingerprint, entry.fp_len);
+        let head = entry.head;
         let source = new_source(&spec, &ctx, entry);
         Ok(Tailer {
             splitter: Splitter::new(source.entry.offset, spec.max_line_bytes),
@@ -394,39 +395,20 @@ impl Tailer {
     }
 
     /// Whether the first bytes differ from those fingerprinted: the file was truncated and
-    /// written again faster than it was looked at. A head shorter than [`FINGERPRINT_BYTES`]
-    /// that has grown is fingerprinted again from the same read.
-    ///
-    /// [`FINGERPRINT_BYTES`]: registry::FINGERPRINT_BYTES
+    /// written again faster than it was looked at. A short head that has grown is
+    /// fingerprinted again, and the registry told.
     fn head_changed(&mut self, len: u64) -> bool {
-        let (fingerprint, fp_len) = self.head;
-        if len < fp_len {
-            return true;
-        }
-        let grows = fp_len < registry::FINGERPRINT_BYTES && len > fp_len;
-        if fp_len == 0 && !grows {
-            return false;
-        }
-        let want = if grows {
-            registry::FINGERPRINT_BYTES
-        } else {
-            fp_len
-        };
-        let Ok(head) = registry::read_head(&self.file, want) else {
-            return false;
-        };
-        let known = &head[..head.len().min(fp_len as usize)];
-        if fp_len > 0 && ((known.len() as u64) < fp_len || registry::hash(known) != fingerprint) {
-            return true;
-        }
-        if head.len() as u64 > fp_len {
-            let (fp, grown) = (registry::hash(&head), head.len() as u64);
-            let entry = &self.source.entry;
-            if let Some(new) = lock(&self.ctx.registry).refresh_fingerprint(entry, fp, grown) {
-                self.head = new;
+        match self.head.check(&self.file, len) {
+            Ok(Check::Changed) => true,
+            Ok(Check::Grown(head)) => {
+                if lock(&self.ctx.registry).grown(&self.source.entry, head) {
+                    self.head = head;
+                }
+                false
             }
+            // Unreadable now: the next look tells.
+            Ok(Check::Same) | Err(_) => false,
         }
-        false
     }
 
     /// copytruncate: ship what was pending of the old content, then read the new from 0.
@@ -451,7 +433,7 @@ impl Tailer {
             log::error!("{}: cannot seek: {e}", path.display());
         }
         self.splitter = Splitter::new(0, self.spec.max_line_bytes);
-        self.head = (entry.fingerprint, entry.fp_len);
+        self.head = entry.head;
         self.source = Arc::new(new_source(&self.spec, &self.ctx, entry));
         Ok(())
     }
