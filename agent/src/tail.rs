@@ -457,3 +457,158 @@ fn new_source(spec: &Spec, ctx: &Context, entry: Entry) -> Source {
         entry,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_channel::Receiver;
+    use std::io::Write;
+
+    /// A tailer's world: a temp directory with a registry, and the ends of its channels.
+    struct World {
+        dir: PathBuf,
+        ctx: Context,
+        batches: Receiver<Batch>,
+        exits: Receiver<Exited>,
+    }
+
+    impl World {
+        fn new(name: &str) -> World {
+            let dir = std::env::temp_dir().join(format!("lc-tail-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let (batches_tx, batches) = crossbeam_channel::bounded(64);
+            let (exits_tx, exits) = crossbeam_channel::unbounded();
+            let ctx = Context {
+                registry: Arc::new(Mutex::new(Registry::load(&dir).unwrap())),
+                watcher: Watcher::start().unwrap(),
+                batches: batches_tx,
+                exits: exits_tx,
+                host: "h".into(),
+                metrics: Arc::default(),
+            };
+            World {
+                dir,
+                ctx,
+                batches,
+                exits,
+            }
+        }
+
+        /// Starts a tailer of `name` in the directory, from its first byte.
+        fn tail(&self, name: &str) -> Handle {
+            let path = self.dir.join(name);
+            let spec = Spec {
+                path: path.clone(),
+                topic: "t".into(),
+                start: NewFileStart::Beginning,
+                multiline: None,
+                max_line_bytes: 1024,
+            };
+            spawn(spec, File::open(&path).unwrap(), self.ctx.clone()).unwrap()
+        }
+
+        /// The next batch within 10 s: its lines as (offset, text), and where it closed.
+        fn next(&self) -> (Vec<(u64, String)>, Option<u64>, Arc<Source>) {
+            let b = self
+                .batches
+                .recv_timeout(Duration::from_secs(10))
+                .expect("a batch within 10 s");
+            let lines = b
+                .lines
+                .iter()
+                .map(|l| (l.offset, String::from_utf8_lossy(&l.data).into_owned()))
+                .collect();
+            (lines, b.closed_at, b.source)
+        }
+
+        fn append(&self, name: &str, bytes: &[u8]) {
+            let path = self.dir.join(name);
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(path)
+                .unwrap();
+            f.write_all(bytes).unwrap();
+        }
+    }
+
+    impl Drop for World {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn lines(list: &[(u64, &str)]) -> Vec<(u64, String)> {
+        list.iter().map(|(o, t)| (*o, t.to_string())).collect()
+    }
+
+    #[test]
+    fn a_partial_last_line_waits_for_its_newline_and_growth_is_followed() {
+        let w = World::new("partial");
+        w.append("a.log", b"one\ntwo\npar");
+        let t = w.tail("a.log");
+        assert_eq!(w.next().0, lines(&[(0, "one"), (4, "two")]));
+        w.append("a.log", b"tial\nthree\n");
+        assert_eq!(w.next().0, lines(&[(8, "partial"), (16, "three")]));
+        t.stop();
+        assert!(w.batches.try_recv().is_err(), "nothing more");
+    }
+
+    #[test]
+    fn a_renamed_file_is_read_to_its_end_then_closed() {
+        let w = World::new("rename");
+        w.append("a.log", b"one\n");
+        let t = w.tail("a.log");
+        assert_eq!(w.next().0, lines(&[(0, "one")]));
+        std::fs::rename(w.dir.join("a.log"), w.dir.join("a.log.1")).unwrap();
+        // The writer still appends to the renamed file; a new one takes the path.
+        w.append("a.log.1", b"two\nlast without newline");
+        w.append("a.log", b"new file\n");
+        assert_eq!(w.next().0, lines(&[(4, "two")]));
+        // Idle for CLOSE_GONE_AFTER: the partial last line is shipped, the file closed at
+        // its end, and the registry no longer offers its entry for checks.
+        let (last, closed_at, source) = w.next();
+        assert_eq!(last, lines(&[(8, "last without newline")]));
+        assert_eq!(closed_at, Some(28));
+        let exited = w.exits.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(exited.error.is_none());
+        assert_eq!(exited.file, (source.entry.dev, source.entry.ino));
+        assert!(lock(&w.ctx.registry)
+            .open_entries()
+            .iter()
+            .all(|e| e.ino != source.entry.ino));
+        t.stop();
+    }
+
+    #[test]
+    fn copytruncate_starts_a_new_generation_at_zero_and_deletion_closes() {
+        let w = World::new("truncate");
+        w.append("a.log", b"old content\n");
+        let t = w.tail("a.log");
+        let (first, _, old) = w.next();
+        assert_eq!(first, lines(&[(0, "old content")]));
+        // Truncated in place and written again.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(w.dir.join("a.log"))
+            .unwrap();
+        w.append("a.log", b"new\n");
+        let (again, _, new) = w.next();
+        assert_eq!(again, lines(&[(0, "new")]));
+        assert!(new.entry.generation > old.entry.generation);
+        assert_eq!(
+            (new.entry.dev, new.entry.ino),
+            (old.entry.dev, old.entry.ino)
+        );
+        assert_ne!(new.identity, old.identity, "new content, new identity");
+        // Deleted: read to its end and closed like a renamed file.
+        std::fs::remove_file(w.dir.join("a.log")).unwrap();
+        let (rest, closed_at, _) = w.next();
+        assert!(rest.is_empty());
+        assert_eq!(closed_at, Some(4));
+        assert!(w.exits.recv_timeout(Duration::from_secs(5)).is_ok());
+        t.stop();
+    }
+}
