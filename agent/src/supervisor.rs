@@ -273,3 +273,169 @@ impl Supervisor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tail::{test_context, Batch};
+    use crossbeam_channel::Receiver;
+    use logcollect::collect::parse_collect_conf;
+    use logcollect::sync::lock;
+    use std::io::Write;
+
+    fn entries(json: &str) -> Vec<CollectEntry> {
+        parse_collect_conf("collect_log_conf", json.as_bytes()).unwrap()
+    }
+
+    fn append(path: &std::path::Path, bytes: &[u8]) {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .unwrap();
+        f.write_all(bytes).unwrap();
+    }
+
+    /// The next batch, acknowledged as the producer would: its topic, tailer session and
+    /// first line.
+    fn next(s: &Supervisor, batches: &Receiver<Batch>) -> (String, u64, String) {
+        let b = batches.recv_timeout(Duration::from_secs(10)).unwrap();
+        let e = &b.source.entry;
+        let end = b.lines.last().map_or(0, |l| l.end);
+        lock(&s.ctx.registry).ack(e.dev, e.ino, e.generation, end);
+        let line = String::from_utf8_lossy(&b.lines[0].data).into_owned();
+        (b.source.topic.to_string(), b.source.session, line)
+    }
+
+    /// Waits until a tailer has opened `path` (its start offset is decided then).
+    fn opened(s: &Supervisor, path: &std::path::Path) {
+        let ino = std::fs::metadata(path).unwrap().ino();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !lock(&s.ctx.registry)
+            .open_entries()
+            .iter()
+            .any(|e| e.ino == ino)
+        {
+            assert!(std::time::Instant::now() < deadline, "{path:?} not opened");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn only_changed_and_removed_entries_restart_or_stop_their_tailers() {
+        let dir = std::env::temp_dir().join(format!("lc-supervisor-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a.log"), dir.join("b.log"));
+        let entry = |path: &std::path::Path, topic: &str| {
+            format!(r#"{{"path":"{}","topic":"{topic}"}}"#, path.display())
+        };
+        let (ctx, batches, _exits) = test_context(&dir);
+        let (wake, _) = crossbeam_channel::bounded(1);
+        let mut s = Supervisor::new(ctx, 1024, wake, &[]);
+
+        // First applied: existing files start at their end.
+        append(&a, b"before\n");
+        append(&b, b"");
+        s.apply(&entries(&format!("[{}]", entry(&a, "one"))));
+        opened(&s, &a);
+        append(&a, b"a1\n");
+        let (topic, a_session, line) = next(&s, &batches);
+        assert_eq!((topic.as_str(), line.as_str()), ("one", "a1"));
+
+        // An entry added: the unchanged one keeps its tailer (same session).
+        s.apply(&entries(&format!(
+            "[{},{}]",
+            entry(&a, "one"),
+            entry(&b, "two")
+        )));
+        opened(&s, &b);
+        append(&b, b"b1\n");
+        assert_eq!(next(&s, &batches).0, "two");
+        append(&a, b"a2\n");
+        let (_, session, line) = next(&s, &batches);
+        assert_eq!((session, line.as_str()), (a_session, "a2"));
+
+        // Its topic changed: a new tailer, resuming where the old one was.
+        s.apply(&entries(&format!(
+            "[{},{}]",
+            entry(&a, "three"),
+            entry(&b, "two")
+        )));
+        append(&a, b"a3\n");
+        let (topic, session, line) = next(&s, &batches);
+        assert_eq!((topic.as_str(), line.as_str()), ("three", "a3"));
+        assert_ne!(session, a_session);
+
+        // Removed: its tailer stops; the other goes on.
+        s.apply(&entries(&format!("[{}]", entry(&a, "three"))));
+        append(&b, b"b2\n");
+        append(&a, b"a4\n");
+        let (topic, _, line) = next(&s, &batches);
+        assert_eq!((topic.as_str(), line.as_str()), ("three", "a4"));
+        assert_eq!(s.tailers.len(), 1);
+        s.stop();
+        assert!(batches.try_recv().is_err(), "nothing from the removed file");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_renamed_while_no_tailer_had_it_is_finished_and_a_deleted_one_reported() {
+        let dir = std::env::temp_dir().join(format!("lc-supervisor-moved-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, gone) = (dir.join("a.log"), dir.join("gone.log"));
+        // What an earlier run left: a.log acknowledged up to "a1", gone.log up to "g1".
+        append(&a, b"a1\na2\n");
+        append(&gone, b"g1\ng2\n");
+        let (ctx, batches, _exits) = test_context(&dir);
+        for path in [&a, &gone] {
+            let f = File::open(path).unwrap();
+            let (e, _) = lock(&ctx.registry)
+                .open(path, &f, NewFileStart::Beginning)
+                .unwrap();
+            lock(&ctx.registry).ack(e.dev, e.ino, e.generation, 3);
+        }
+        // While no agent ran: a.log rotated by rename, gone.log deleted.
+        std::fs::rename(&a, dir.join("a.log.1")).unwrap();
+        append(&dir.join("a.log.1"), b"a3\n");
+        append(&a, b"new1\n");
+        std::fs::remove_file(&gone).unwrap();
+
+        let conf = entries(&format!(
+            r#"[{{"path":"{}","topic":"t"}},{{"path":"{}","topic":"t"}}]"#,
+            a.display(),
+            gone.display()
+        ));
+        let (wake, _) = crossbeam_channel::bounded(1);
+        let mut s = Supervisor::new(ctx, 1024, wake, &conf);
+        s.apply(&conf);
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let b = batches.recv_timeout(Duration::from_secs(10)).unwrap();
+            for l in &b.lines {
+                let text = String::from_utf8_lossy(&l.data).into_owned();
+                got.push((b.source.entry.path.clone(), l.offset, text));
+            }
+        }
+        got.sort();
+        let a_path = a.display().to_string();
+        // The renamed file from its acknowledged offset, under its old path; the new one whole.
+        assert_eq!(
+            got,
+            [
+                (a_path.clone(), 0, "new1".to_string()),
+                (a_path.clone(), 3, "a2".to_string()),
+                (a_path, 6, "a3".to_string()),
+            ]
+        );
+        let m = s.ctx.metrics.clone();
+        assert_eq!(m.moved_files_resumed.load(Relaxed), 1);
+        assert_eq!(m.unfinished_files.load(Relaxed), 1);
+        // Reported once: a rescan does not count it again.
+        s.rescan();
+        assert_eq!(m.unfinished_files.load(Relaxed), 1);
+        s.stop();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -458,10 +458,26 @@ fn new_source(spec: &Spec, ctx: &Context, entry: Entry) -> Source {
     }
 }
 
+/// A tailer context for unit tests: a registry in `dir`, a real inotify instance, and the
+/// receiving ends of the batch and exit channels.
+#[cfg(test)]
+pub fn test_context(dir: &std::path::Path) -> (Context, Receiver<Batch>, Receiver<Exited>) {
+    let (batches_tx, batches) = crossbeam_channel::bounded(64);
+    let (exits_tx, exits) = crossbeam_channel::unbounded();
+    let ctx = Context {
+        registry: Arc::new(Mutex::new(Registry::load(dir).unwrap())),
+        watcher: Watcher::start().unwrap(),
+        batches: batches_tx,
+        exits: exits_tx,
+        host: "h".into(),
+        metrics: Arc::default(),
+    };
+    (ctx, batches, exits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crossbeam_channel::Receiver;
     use std::io::Write;
 
     /// A tailer's world: a temp directory with a registry, and the ends of its channels.
@@ -477,16 +493,7 @@ mod tests {
             let dir = std::env::temp_dir().join(format!("lc-tail-{name}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
-            let (batches_tx, batches) = crossbeam_channel::bounded(64);
-            let (exits_tx, exits) = crossbeam_channel::unbounded();
-            let ctx = Context {
-                registry: Arc::new(Mutex::new(Registry::load(&dir).unwrap())),
-                watcher: Watcher::start().unwrap(),
-                batches: batches_tx,
-                exits: exits_tx,
-                host: "h".into(),
-                metrics: Arc::default(),
-            };
+            let (ctx, batches, exits) = test_context(&dir);
             World {
                 dir,
                 ctx,
