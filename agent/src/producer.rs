@@ -7,8 +7,6 @@
 //! hold at most 16 MiB: when Kafka is away, `send` reports a full queue, this thread stops
 //! taking batches, the tailers' channel fills, and the files themselves are the buffer.
 
-use logcollect::sync;
-use logcollect::sync::lock;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
@@ -18,6 +16,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use logcollect::record::LineHeaders;
 use logcollect::shutdown::Shutdown;
+use logcollect::sync::{self, lock};
 use logcollect::Result;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};

@@ -9,7 +9,6 @@
 //! offset; one that cannot be found is reported once, with the offset after which its lines
 //! may be missing.
 
-use logcollect::sync::lock;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -20,6 +19,7 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use logcollect::collect::{CollectEntry, StartAt};
+use logcollect::sync::lock;
 use regex::bytes::Regex;
 
 use crate::discover;

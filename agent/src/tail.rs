@@ -12,8 +12,6 @@
 //! a restart): it reads it to its end and closes it the same way.
 //! A truncated file (copytruncate) gets a new generation and is read again from byte 0.
 
-use logcollect::sync;
-use logcollect::sync::lock;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
@@ -27,6 +25,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 use logcollect::clock::now_ms;
 use logcollect::record;
+use logcollect::sync::{self, lock};
 use logcollect::{Error, Result};
 use regex::bytes::Regex;
 

@@ -5,14 +5,13 @@
 //! at the file itself, so event details are not needed. A single instance keeps the agent
 //! far from the per-user limit on inotify instances (128 by default).
 
-use logcollect::sync;
-use logcollect::sync::lock;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
+use logcollect::sync::{self, lock};
 use logcollect::{Error, Result};
 
 /// Registers watches; shared by every thread that needs wake-ups.
@@ -103,5 +102,45 @@ impl Drop for Watch {
         lock(&w.targets).remove(&self.wd);
         // Fails when the kernel already removed it (file deleted): nothing to do then.
         let _ = lock(&w.watches).remove(self.wd.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn events_wake_the_watcher_coalesced_until_the_watch_is_dropped() {
+        let dir = std::env::temp_dir().join(format!("lc-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let watcher = Watcher::start().unwrap();
+        let (wake, woken) = crossbeam_channel::bounded(1);
+        let watch = watcher.watch(&dir, DIR_EVENTS, wake).unwrap();
+        // Several events before anyone looks: one wake-up waits, the rest coalesce.
+        for name in ["a.log", "b.log", "c.log"] {
+            std::fs::write(dir.join(name), b"x\n").unwrap();
+        }
+        assert!(woken.recv_timeout(Duration::from_secs(5)).is_ok());
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = woken.try_recv();
+        assert!(
+            woken.try_recv().is_err(),
+            "coalesced into at most two wake-ups"
+        );
+        // Dropped: the watch is removed and its channel is no longer woken.
+        drop(watch);
+        std::fs::write(dir.join("d.log"), b"x\n").unwrap();
+        assert!(woken.recv_timeout(Duration::from_millis(300)).is_err());
+        // A path that does not exist is an error naming it.
+        let (wake, _) = crossbeam_channel::bounded(1);
+        let missing = dir.join("missing");
+        let err = watcher.watch(&missing, FILE_EVENTS, wake).err().unwrap();
+        assert!(
+            err.to_string().starts_with(&missing.display().to_string()),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

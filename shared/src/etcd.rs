@@ -6,7 +6,6 @@
 //! one that answered. With credentials, the client authenticates, sends the token in
 //! `Authorization`, and authenticates again when etcd says the token expired.
 
-use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -19,6 +18,7 @@ use serde_json::{json, Value};
 
 use crate::settings::EtcdSettings;
 use crate::shutdown::Shutdown;
+use crate::sync::lock;
 use crate::{Error, Result};
 
 /// One key as read from etcd.

@@ -1,10 +1,10 @@
 //! The small HTTP server both daemons expose: `/metrics` (Prometheus text) and `/health`.
 
-use crate::sync::lock;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+use crate::sync::lock;
 use crate::{Error, Result};
 
 /// Serves `/metrics` (the text `render` returns) and `/health` on `addr`, from a thread of

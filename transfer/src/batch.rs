@@ -8,7 +8,6 @@
 //! consumer threads' channel fills and they pause. A 413 splits the request in halves.
 //! The Elasticsearch settings are read at each attempt, so a new URL in etcd takes effect.
 
-use logcollect::sync;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -17,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{select, Receiver};
 use logcollect::collect::EsConfig;
 use logcollect::shutdown::Shutdown;
+use logcollect::sync;
 use logcollect::Result;
 use serde_json::json;
 

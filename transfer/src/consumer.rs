@@ -7,7 +7,6 @@
 //! what is done is committed. A full channel never blocks the thread: it pauses its
 //! partitions and keeps polling (heartbeats, rebalances) until the batch thread catches up.
 
-use logcollect::sync;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -17,6 +16,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use logcollect::clock::now_ms;
 use logcollect::record::Origin;
 use logcollect::shutdown::Shutdown;
+use logcollect::sync;
 use logcollect::{Error, Result};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};

@@ -1,6 +1,5 @@
 //! Counters the transfer exposes on `/metrics` (Prometheus text) and `/health`.
 
-use logcollect::sync::lock;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -8,6 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use logcollect::http::{describe, escape_label, ErrorCounts};
+use logcollect::sync::lock;
 
 use crate::membership::Membership;
 
