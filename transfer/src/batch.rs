@@ -18,7 +18,7 @@ use logcollect::collect::EsConfig;
 use logcollect::shutdown::Shutdown;
 use logcollect::sync;
 use logcollect::Result;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::bulk::{EsClient, Failure, Outcome};
 use crate::dlq::DeadLetters;
@@ -57,11 +57,46 @@ pub struct Setup {
     pub metrics: Arc<Metrics>,
 }
 
-/// Starts the batch thread.
+/// Where batches go: the Elasticsearch client, or a scripted store in unit tests.
+pub trait Store: Send + 'static {
+    /// Sends `ndjson`, `items` documents, to `_bulk`; each document's outcome.
+    fn bulk(
+        &mut self,
+        es: &EsConfig,
+        ndjson: &[u8],
+        gzip: bool,
+        items: usize,
+    ) -> std::result::Result<Vec<Outcome>, Failure>;
+    /// Installs the index template `name`, `body`.
+    fn put_template(&mut self, es: &EsConfig, name: &str, body: &Value) -> Result<()>;
+}
+
+impl Store for EsClient {
+    fn bulk(
+        &mut self,
+        es: &EsConfig,
+        ndjson: &[u8],
+        gzip: bool,
+        items: usize,
+    ) -> std::result::Result<Vec<Outcome>, Failure> {
+        EsClient::bulk(self, es, ndjson, gzip, items)
+    }
+
+    fn put_template(&mut self, es: &EsConfig, name: &str, body: &Value) -> Result<()> {
+        EsClient::put_template(self, es, name, body)
+    }
+}
+
+/// Starts the batch thread, sending to Elasticsearch.
 pub fn spawn(setup: Setup) -> Result<JoinHandle<()>> {
+    spawn_with(setup, EsClient::default())
+}
+
+/// Starts the batch thread, sending to `store`.
+fn spawn_with<S: Store>(setup: Setup, store: S) -> Result<JoinHandle<()>> {
     let mut batcher = Batcher {
         setup,
-        client: EsClient::default(),
+        client: store,
         docs: Vec::new(),
         bytes: 0,
         first_at: None,
@@ -72,9 +107,9 @@ pub fn spawn(setup: Setup) -> Result<JoinHandle<()>> {
     sync::spawn("batch", move || batcher.run())
 }
 
-struct Batcher {
+struct Batcher<S> {
     setup: Setup,
-    client: EsClient,
+    client: S,
     docs: Vec<Doc>,
     /// NDJSON bytes of `docs`.
     bytes: usize,
@@ -86,7 +121,7 @@ struct Batcher {
     rng: u64,
 }
 
-impl Batcher {
+impl<S: Store> Batcher<S> {
     fn run(&mut self) {
         loop {
             let wait = self.first_at.map_or(Duration::MAX, |t| {
@@ -311,4 +346,240 @@ fn ndjson(docs: &[Doc]) -> Vec<u8> {
         body.push(b'\n');
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::Progress;
+    use logcollect::collect::parse_es_config;
+    use logcollect::sync::lock;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseProducer, Producer};
+    use std::sync::Mutex;
+
+    /// A store that answers from a script and remembers what it was sent.
+    #[derive(Clone, Default)]
+    struct Scripted {
+        /// The documents (offsets) of each request, in order.
+        requests: Arc<Mutex<Vec<Vec<i64>>>>,
+        /// Offsets answered with Retry on their first request, and Reject, and the request
+        /// size above which the whole request is answered 413.
+        retry_once: Vec<i64>,
+        reject: Vec<i64>,
+        too_large_above: Option<usize>,
+    }
+
+    impl Store for Scripted {
+        fn bulk(
+            &mut self,
+            _: &EsConfig,
+            ndjson: &[u8],
+            _: bool,
+            items: usize,
+        ) -> std::result::Result<Vec<Outcome>, Failure> {
+            // Each document's id is its offset, see `doc`.
+            let offsets: Vec<i64> = String::from_utf8_lossy(ndjson)
+                .lines()
+                .step_by(2)
+                .map(|action| {
+                    let v: Value = serde_json::from_str(action).unwrap();
+                    v["create"]["_id"].as_str().unwrap().parse().unwrap()
+                })
+                .collect();
+            assert_eq!(offsets.len(), items);
+            let mut requests = lock(&self.requests);
+            if self.too_large_above.is_some_and(|max| items > max) {
+                requests.push(offsets);
+                return Err(Failure::TooLarge);
+            }
+            let seen_before = |o: &i64| requests.iter().flatten().any(|p| p == o);
+            let outcomes = offsets
+                .iter()
+                .map(|o| {
+                    if self.reject.contains(o) {
+                        Outcome::Reject("mapper_parsing_exception".into())
+                    } else if self.retry_once.contains(o) && !seen_before(o) {
+                        Outcome::Retry("429".into())
+                    } else {
+                        Outcome::Done
+                    }
+                })
+                .collect();
+            requests.push(offsets);
+            Ok(outcomes)
+        }
+
+        fn put_template(&mut self, _: &EsConfig, _: &str, _: &Value) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A running batch thread over `store`, with its document channel and progress.
+    struct Run {
+        docs: crossbeam_channel::Sender<Doc>,
+        progress: Arc<Progress>,
+        stop: Arc<logcollect::shutdown::Trigger>,
+        thread: JoinHandle<()>,
+        metrics: Arc<Metrics>,
+        _kafka: BaseProducer,
+    }
+
+    fn start(store: Scripted, max_docs: usize, max_bytes: usize, max_wait: Duration) -> Run {
+        // The dead letters go to librdkafka's mock cluster.
+        let owner: BaseProducer = ClientConfig::new()
+            .set("test.mock.num.brokers", "1")
+            .create()
+            .unwrap();
+        let servers = owner.client().mock_cluster().unwrap().bootstrap_servers();
+        let es = parse_es_config(
+            "elasticsearch_config",
+            br#"{"api_key":"","url_address":["http://127.0.0.1:1"]}"#,
+        )
+        .unwrap();
+        let (docs, rx) = crossbeam_channel::bounded(100);
+        let (stop, shutdown) = Shutdown::new();
+        let metrics = Arc::new(Metrics::default());
+        let setup = Setup {
+            docs: rx,
+            es: Arc::new(Watched::new(Some(es))),
+            routing: Arc::new(Watched::new(Routing::new(&[], "{topic}"))),
+            dead_letters: DeadLetters::new(&servers).unwrap(),
+            max_docs,
+            max_bytes,
+            max_wait,
+            gzip: false,
+            shutdown,
+            shutdown_timeout: Duration::from_secs(5),
+            metrics: metrics.clone(),
+        };
+        let thread = spawn_with(setup, store).unwrap();
+        Run {
+            docs,
+            progress: Arc::default(),
+            stop,
+            thread,
+            metrics,
+            _kafka: owner,
+        }
+    }
+
+    impl Run {
+        /// Sends the record at `offset` of topic t, partition 0, as a document.
+        fn send(&self, offset: i64) {
+            self.progress.read("t", 0, offset);
+            let doc = Doc {
+                topic: "t".into(),
+                partition: 0,
+                offset,
+                index: "t".into(),
+                id: offset.to_string(),
+                source: br#"{"message":"x"}"#.to_vec(),
+                key: None,
+                payload: b"x".to_vec(),
+                headers: Vec::new(),
+                progress: self.progress.clone(),
+            };
+            self.docs.send(doc).unwrap();
+        }
+
+        /// What may be committed of t/0.
+        fn committable(&self) -> Option<i64> {
+            self.progress.committable(None).first().map(|c| c.2)
+        }
+
+        fn stop(self) {
+            self.stop.trigger();
+            self.thread.join().unwrap();
+        }
+    }
+
+    fn wait_for(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn batches_are_sent_by_count_by_bytes_and_by_age() {
+        let store = Scripted::default();
+        let requests = store.requests.clone();
+        let run = start(store, 3, usize::MAX, Duration::from_secs(3600));
+        (0..7).for_each(|o| run.send(o));
+        wait_for("two full batches", || lock(&requests).len() == 2);
+        assert_eq!(*lock(&requests), [vec![0, 1, 2], vec![3, 4, 5]]);
+        // The seventh waits for more; at a stop, what was collected goes out.
+        run.stop();
+        assert_eq!(lock(&requests)[2], [6]);
+
+        // By bytes: each document counts 65 (its source, index and id, and the action's 48).
+        let store = Scripted::default();
+        let requests = store.requests.clone();
+        let run = start(store, 1000, 130, Duration::from_secs(3600));
+        (0..4).for_each(|o| run.send(o));
+        wait_for("two batches by size", || lock(&requests).len() == 2);
+        assert_eq!(*lock(&requests), [vec![0, 1], vec![2, 3]]);
+        run.stop();
+
+        // By age.
+        let store = Scripted::default();
+        let requests = store.requests.clone();
+        let run = start(store, 1000, usize::MAX, Duration::from_millis(50));
+        run.send(0);
+        wait_for("the lone document, once it waited", || {
+            lock(&requests).len() == 1
+        });
+        assert_eq!(run.committable(), Some(1));
+        assert_eq!(run.metrics.indexed.load(Relaxed), 1);
+        run.stop();
+    }
+
+    #[test]
+    fn retried_items_go_again_rejected_ones_to_the_dead_letters_and_commits_wait() {
+        let store = Scripted {
+            retry_once: vec![1],
+            reject: vec![2],
+            ..Scripted::default()
+        };
+        let requests = store.requests.clone();
+        let run = start(store, 4, usize::MAX, Duration::from_secs(3600));
+        (0..4).for_each(|o| run.send(o));
+        wait_for("the retried document sent again", || {
+            lock(&requests).len() == 2
+        });
+        assert_eq!(*lock(&requests), [vec![0, 1, 2, 3], vec![1]]);
+        // Everything is done: indexed (0, 1 after its retry, 3) or dead-lettered (2).
+        wait_for("all done", || run.committable() == Some(4));
+        assert_eq!(run.metrics.indexed.load(Relaxed), 3);
+        assert_eq!(run.metrics.dead_lettered.load(Relaxed), 1);
+        assert_eq!(run.metrics.retried.load(Relaxed), 1);
+        run.stop();
+    }
+
+    #[test]
+    fn a_request_answered_413_is_split_until_it_fits() {
+        let store = Scripted {
+            too_large_above: Some(1),
+            ..Scripted::default()
+        };
+        let requests = store.requests.clone();
+        let run = start(store, 4, usize::MAX, Duration::from_secs(3600));
+        (0..4).for_each(|o| run.send(o));
+        wait_for("all done", || run.committable() == Some(4));
+        assert_eq!(
+            *lock(&requests),
+            [
+                vec![0, 1, 2, 3],
+                vec![0, 1],
+                vec![0],
+                vec![1],
+                vec![2, 3],
+                vec![2],
+                vec![3]
+            ]
+        );
+        run.stop();
+    }
 }
