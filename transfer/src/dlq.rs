@@ -112,3 +112,78 @@ impl DeadLetters {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::Progress;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
+    use rdkafka::{Message, Offset, TopicPartitionList};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_rejected_record_keeps_its_key_value_and_headers_and_says_why() {
+        // librdkafka's mock cluster, with the dead-letter topic.
+        let owner: BaseProducer = ClientConfig::new()
+            .set("test.mock.num.brokers", "1")
+            .create()
+            .unwrap();
+        let mock = owner.client().mock_cluster().unwrap();
+        mock.create_topic("web.dlq", 1, 1).unwrap();
+        let servers = mock.bootstrap_servers();
+        let doc = Doc {
+            topic: "web".into(),
+            partition: 3,
+            offset: 41,
+            index: "web".into(),
+            id: "id".into(),
+            source: b"{}".to_vec(),
+            key: Some(b"host/var/log/web.log".to_vec()),
+            payload: b"GET / 200".to_vec(),
+            headers: vec![("host".into(), b"web1".to_vec())],
+            progress: Arc::new(Progress::default()),
+        };
+        let dead = DeadLetters::new(&servers).unwrap();
+        dead.send(&[(&doc, "mapper_parsing_exception".into())])
+            .unwrap();
+
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &servers)
+            .set("group.id", "dlq-test")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("web.dlq", 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let message = loop {
+            assert!(std::time::Instant::now() < deadline, "no dead letter");
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                break m.detach();
+            }
+        };
+        assert_eq!(message.key(), Some(&b"host/var/log/web.log"[..]));
+        assert_eq!(message.payload(), Some(&b"GET / 200"[..]));
+        let headers: Vec<(String, String)> = message
+            .headers()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                let v = String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned();
+                (h.key.to_string(), v)
+            })
+            .collect();
+        let want = [
+            ("host", "web1"),
+            ("dlq.reason", "mapper_parsing_exception"),
+            ("dlq.source", "web/3/41"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(headers, want);
+    }
+}
