@@ -29,8 +29,9 @@ BYTES=$(stat -c %s "$WORK/app.log")
 etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf \
     "[{\"path\":\"$WORK/app.log\",\"topic\":\"bench\",\"start\":\"beginning\"}]" >/dev/null
 etcdctl --endpoints "$LC_ETCD_URL" put elasticsearch_config "{\"url_address\":[\"$LC_ES_URL\"]}" >/dev/null
-printf '[etcd]\nendpoints = %s\n[kafka]\nbrokers = %s\n[agent]\ndata_dir = %s\nhttp_listen = 127.0.0.1:23796\n[log]\nlevel = warn\n' \
-    "$LC_ETCD_URL" "$LC_KAFKA_BROKERS" "$WORK/data" >"$WORK/log-agent.ini"
+# The tests' ini writers (tests/lib.sh), for these services; RUST_LOG=warn below.
+LC_HELPERS_ONLY=1 . tests/lib.sh
+agent_ini "$WORK/log-agent.ini" "$WORK/data" 127.0.0.1:23796
 
 # measure DAEMON PORT METRIC TARGET: starts DAEMON with $WORK/DAEMON.ini and waits until METRIC
 # on its /metrics (on PORT; the first series of that name, labelled or not) reads TARGET; sets
@@ -38,7 +39,7 @@ printf '[etcd]\nendpoints = %s\n[kafka]\nbrokers = %s\n[agent]\ndata_dir = %s\nh
 measure() {
     local start
     start=$(date +%s.%N)
-    "target/release/$1" -c "$WORK/$1.ini" 2>"$WORK/$1.log" &
+    RUST_LOG=warn "target/release/$1" -c "$WORK/$1.ini" 2>"$WORK/$1.log" &
     PID=$!
     until [ "$(curl -sf "http://127.0.0.1:$2/metrics" | awk -v k="$3" '$1 == k || index($1, k "{") == 1 { print $2; exit }')" = "$4" ]; do
         sleep 0.05
@@ -56,8 +57,7 @@ sleep 10
 idle=$(echo "$(cpu_secs "$PID") - $cpu" | bc -l)
 kill "$PID"
 
-printf '[etcd]\nendpoints = %s\n[kafka]\nbrokers = %s\nsession_timeout_ms = 6000\n[transfer]\nhttp_listen = 127.0.0.1:23797\n[log]\nlevel = warn\n' \
-    "$LC_ETCD_URL" "$LC_KAFKA_BROKERS" >"$WORK/log-transfer.ini"
+transfer_ini "$WORK/log-transfer.ini" 23797 2 log-transfer
 # The store is the slow part: the transfer indexes DOCS records of the same lines, produced
 # to a topic of their own.
 etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf '[{"path":"/nonexistent","topic":"bench_docs"}]' >/dev/null

@@ -55,24 +55,10 @@ etcdctl --endpoints "$LC_ETCD_URL" put elasticsearch_config \
 etcdctl --endpoints "$LC_ETCD_URL" get collect_log_conf elasticsearch_config | sed 's/^/  /'
 
 echo "== daemons"
-cat >"$DEMO/agent.ini" <<INI
-[etcd]
-endpoints = $LC_ETCD_URL
-[kafka]
-brokers = $LC_KAFKA_BROKERS
-[agent]
-data_dir = $DEMO/agent-data
-http_listen = 127.0.0.1:9101
-INI
-cat >"$DEMO/transfer.ini" <<INI
-[etcd]
-endpoints = $LC_ETCD_URL
-[kafka]
-brokers = $LC_KAFKA_BROKERS
-[transfer]
-http_listen = 127.0.0.1:9102
-batch_max_wait_ms = 300
-INI
+# The tests' ini writers (tests/lib.sh), for these services.
+LC_HELPERS_ONLY=1 . tests/lib.sh
+agent_ini "$DEMO/agent.ini" "$DEMO/agent-data" 127.0.0.1:9101
+transfer_ini "$DEMO/transfer.ini" 9102 2 log-transfer
 for d in agent transfer; do
     if [ -f "$DEMO/$d.pid" ] && kill -0 "$(cat "$DEMO/$d.pid")" 2>/dev/null; then
         echo "  log-$d already running (pid $(cat "$DEMO/$d.pid"))"

@@ -17,10 +17,6 @@ LOG=$TEST_TMP/agent.log
 
 agent_ini "$AGENT_INI" "$TEST_TMP/data" "$METRICS"
 
-start_agent() {
-    lc_spawn agent "${@}" "$BIN_DIR/log-agent" -c "$AGENT_INI"
-    wait_until 10 "agent /health" curl -sf "http://$METRICS/health"
-}
 
 # consume TOPIC MIN OUT: every record of TOPIC, once at least MIN arrived.
 consume() {
@@ -33,10 +29,11 @@ consume() {
 
 count_records() { "$BIN_DIR/lc-kafka" consume "$LC_KAFKA_BROKERS" "$1" 0 30 | wc -l; }
 
-metric() { curl -sf "http://$METRICS/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
+# agent_metric NAME: the agent's series NAME.
+agent_metric() { metric "$METRICS" "$1"; }
 
 # file_lines KIND PATH N: the agent's lines_KIND_total (read or acked) of PATH is N.
-file_lines() { yields "$3" metric "logcollect_agent_lines_$1_total{path=\"$2\"}"; }
+file_lines() { yields "$3" agent_metric "logcollect_agent_lines_$1_total{path=\"$2\"}"; }
 
 # registry_offset PATH: the acknowledged offset the registry holds for the file at PATH.
 registry_offset() { python3 "$REGISTRY" offset "$TEST_TMP/data" "$1"; }
@@ -55,7 +52,7 @@ test_two_files_exact_lines_offsets_headers() {
     consume two 20000 "$TEST_TMP/two.json"
     python3 "$CHECK" exact "$TEST_TMP/two.json" "$HOST" "$d/a.log" "$d/b.log"
     wait_until 5 "all acknowledged" file_lines acked "$d/a.log" 10000
-    assert_eq "bytes behind" 0 "$(metric "logcollect_agent_bytes_behind{path=\"$d/b.log\"}")"
+    assert_eq "bytes behind" 0 "$(agent_metric "logcollect_agent_bytes_behind{path=\"$d/b.log\"}")"
 }
 
 test_rename_rotation_while_writing() {
@@ -137,7 +134,7 @@ test_changed_entry_is_restarted_on_its_new_topic() {
     wait_until 3 "tailer restarted" grep -q "$d/x.log: no longer configured as it was" "$LOG"
     echo "seq=2 new topic" >>"$d/x.log"
     consume change_new 1 "$TEST_TMP/new.json"
-    assert_eq "new topic's records" "seq=2 new topic" "$(python3 -c 'import json,sys; print(*[json.loads(l)["value"] for l in open(sys.argv[1])], sep="|")' "$TEST_TMP/new.json")"
+    assert_eq "new topic's records" "seq=2 new topic" "$(python3 "$CHECK" values "$TEST_TMP/new.json")"
     assert_eq "old topic's records" 1 "$(count_records change_old)"
     assert_eq "tailers started for x.log" 2 "$(grep -c "$d/x.log: tailing from" "$LOG")"
     if grep -q 'records waiting' "$LOG"; then fail "a stall was reported where there was none"; fi
@@ -222,7 +219,7 @@ if [ "$LC_KAFKA_ENGINE" = apache ]; then
         restart_all
         consume rotdown 3000 "$TEST_TMP/rotdown.json"
         python3 "$CHECK" seq "$TEST_TMP/rotdown.json" 3000 --dups-ok
-        assert_eq "renamed files found and finished" 1 "$(metric logcollect_agent_moved_files_resumed_total)"
+        assert_eq "renamed files found and finished" 1 "$(agent_metric logcollect_agent_moved_files_resumed_total)"
         assert_grep "found by identity" "$LOG" "$d/app.log: renamed to $d/app.log.1 while not tailed .* finishing it from offset [1-9]"
         # Read to its end, closed and all acknowledged: its entry leaves the registry.
         wait_until 20 "finished file's entry dropped" yields absent registry_offset "$d/app.log.1"
@@ -243,7 +240,7 @@ if [ "$LC_KAFKA_ENGINE" = apache ]; then
         restart_all
         consume rottwo 4000 "$TEST_TMP/rottwo.json"
         python3 "$CHECK" seq "$TEST_TMP/rottwo.json" 4000 --dups-ok
-        assert_eq "renamed files found and finished" 2 "$(metric logcollect_agent_moved_files_resumed_total)"
+        assert_eq "renamed files found and finished" 2 "$(agent_metric logcollect_agent_moved_files_resumed_total)"
     }
 
     test_renamed_file_closed_unacknowledged_then_the_agent_is_down_loses_nothing() {
@@ -258,7 +255,7 @@ if [ "$LC_KAFKA_ENGINE" = apache ]; then
         restart_all
         consume rotkill 2500 "$TEST_TMP/rotkill.json"
         python3 "$CHECK" seq "$TEST_TMP/rotkill.json" 2500 --dups-ok
-        assert_eq "renamed files found and finished" 1 "$(metric logcollect_agent_moved_files_resumed_total)"
+        assert_eq "renamed files found and finished" 1 "$(agent_metric logcollect_agent_moved_files_resumed_total)"
     }
 
     test_rotated_file_deleted_while_the_agent_is_down_is_reported_once() {
@@ -274,7 +271,7 @@ if [ "$LC_KAFKA_ENGINE" = apache ]; then
         rm "$d/app.log.1"
         write_seq rotdel 2001 2500
         restart_all
-        wait_until 10 "unfinished file counted" yields 1 metric logcollect_agent_unfinished_files_total
+        wait_until 10 "unfinished file counted" yields 1 agent_metric logcollect_agent_unfinished_files_total
         assert_grep "warning with path, inode and offset" "$LOG" \
             "WARN.*$d/app.log: file [0-9]+:$ino:[0-9]+ \(inode $ino\) .* lines after offset $offset may be missing"
         consume rotdel 1500 "$TEST_TMP/rotdel.json"
@@ -289,7 +286,7 @@ if [ "$LC_KAFKA_ENGINE" = apache ]; then
         lc_kill agent TERM || fail "agent did not stop cleanly"
         start_agent
         wait_until 10 "configuration applied again" has_more "$applied" 'applied configuration' "$LOG"
-        assert_eq "unfinished files after the restart" 0 "$(metric logcollect_agent_unfinished_files_total)"
+        assert_eq "unfinished files after the restart" 0 "$(agent_metric logcollect_agent_unfinished_files_total)"
         assert_eq "warnings" 1 "$(grep -c "$d/app.log: file .* may be missing" "$LOG")"
     }
 
@@ -305,19 +302,7 @@ if [ "$LC_KAFKA_ENGINE" = apache ]; then
             --bootstrap-server "$LC_KAFKA_BROKERS" --topic javacheck --from-beginning --max-messages 300 \
             --timeout-ms 30000 --property print.headers=true --property print.key=true \
             >"$TEST_TMP/java.txt" 2>"$TEST_TMP/java.err" || fail "console consumer: $(tail -3 "$TEST_TMP/java.err")"
-        python3 - "$TEST_TMP/java.txt" "$d/app.log" "$HOST" <<'PY' || fail "console consumer output"
-import sys
-lines = [l.rstrip("\n") for l in open(sys.argv[1])]
-written = [l.rstrip("\n") for l in open(sys.argv[2])]
-assert len(lines) == 300, len(lines)
-values = sorted(l.split("\t")[2] for l in lines)
-assert values == sorted(written), "values differ"
-headers = lines[0].split("\t")[0]
-for h in ("host:" + sys.argv[3], "path:" + sys.argv[2], "offset:", "file:"):
-    assert h in headers, (h, headers)
-assert lines[0].split("\t")[1] == sys.argv[3] + sys.argv[2], lines[0]
-print("ok: Kafka's ConsoleConsumer reads the 300 records with their key and headers")
-PY
+        python3 "$CHECK" console "$TEST_TMP/java.txt" "$d/app.log" "$HOST" || fail "console consumer output"
     }
 fi
 
@@ -336,7 +321,7 @@ test_etcd_add_remove_invalid_and_cached_config() {
     echo "seq=1 b added" >>"$d/b.log"
     local t0=$SECONDS
     "$BIN_DIR/lc-kafka" consume "$LC_KAFKA_BROKERS" reload_b 1 3 >"$TEST_TMP/b1.json" || fail "b's line did not arrive within 3 s"
-    assert_eq "b's records" "seq=1 b added" "$(python3 -c 'import json,sys; print(*[json.loads(l)["value"] for l in open(sys.argv[1])], sep="|")' "$TEST_TMP/b1.json")"
+    assert_eq "b's records" "seq=1 b added" "$(python3 "$CHECK" values "$TEST_TMP/b1.json")"
 
     # Removed: its lines stop.
     etcd_put collect_log_conf "[$a]"
@@ -372,14 +357,7 @@ test_odd_lines_late_files_and_multiline() {
     wait_until 5 "config applied" grep -q 'revision [0-9]*: 2 entries' "$LOG"
     # A file that appears late, with a non-UTF-8 line and a 5 MiB line (cut at 1 MiB).
     sleep 1
-    python3 - "$d/logs/late.log" <<'PY'
-import sys
-with open(sys.argv[1], "wb") as f:
-    f.write(b"first\n")
-    f.write(b"caf\xe9 \xff\xfe not utf-8\n")
-    f.write(b"B" * (5 * 1024 * 1024) + b"\n")
-    f.write(b"after the big one\n")
-PY
+    python3 "$WRITE" odd "$d/logs/late.log"
     cat >"$d/java.log" <<'LOG'
 2026-11-27 10:00:00 INFO started
 2026-11-27 10:00:01 ERROR request failed
@@ -389,30 +367,9 @@ java.lang.IllegalStateException: boom
 2026-11-27 10:00:02 INFO recovered
 LOG
     consume odd 4 "$TEST_TMP/odd.json"
-    python3 - "$TEST_TMP/odd.json" <<'PY' || fail "odd lines"
-import base64, json, sys
-recs = [json.loads(l) for l in open(sys.argv[1])]
-vals = [base64.b64decode(r["value_b64"]) for r in recs]
-assert len(recs) == 4, f"{len(recs)} records"
-assert vals[0] == b"first", vals[0]
-assert vals[1] == b"caf\xe9 \xff\xfe not utf-8", vals[1]
-assert vals[2] == b"B" * 1048576, len(vals[2])
-assert recs[2]["headers"].get("truncated") == "true", recs[2]["headers"]
-assert "truncated" not in recs[3]["headers"]
-assert vals[3] == b"after the big one" and recs[3]["headers"]["offset"] == str(len(b"first\n") + len(b"caf\xe9 \xff\xfe not utf-8\n") + 5 * 1024 * 1024 + 1), recs[3]["headers"]
-print("ok: non-UTF-8 bytes kept, 5 MiB line cut at 1 MiB and marked, late file read whole")
-PY
+    python3 "$CHECK" odd "$TEST_TMP/odd.json" || fail "odd lines"
     consume odd_java 3 "$TEST_TMP/java.json"
-    python3 - "$TEST_TMP/java.json" <<'PY' || fail "multiline"
-import json, sys
-vals = [json.loads(l)["value"] for l in open(sys.argv[1])]
-want = ["2026-11-27 10:00:00 INFO started",
-        "2026-11-27 10:00:01 ERROR request failed\njava.lang.IllegalStateException: boom\n"
-        "\tat com.example.Handler.handle(Handler.java:42)\n\tat com.example.Server.run(Server.java:7)",
-        "2026-11-27 10:00:02 INFO recovered"]
-assert vals == want, vals
-print("ok: stack trace joined into one event; the last event shipped after the timeout")
-PY
+    python3 "$CHECK" multiline "$TEST_TMP/java.json" || fail "multiline"
 }
 
 test_unreadable_file_is_reported_and_retried() {

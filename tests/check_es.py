@@ -12,6 +12,24 @@
   check_es.py seq ES_URL INDEX COUNT
       The messages of INDEX carry "seq=N"; each N in 1..COUNT must be there exactly once.
 
+  check_es.py count-of ES_URL INDEX
+      Prints the _count of INDEX as it is (no refresh), 0 if it cannot be had.
+
+  check_es.py mapping ES_URL INDEX
+      The index template typed INDEX's fields: @timestamp date, message text, log.offset long,
+      host.name keyword.
+
+  check_es.py fallback ES_URL INDEX TOPIC
+      A document of a record without the agent's headers: a 32-hex-digit id (from its Kafka
+      position), no host or log fields, event.dataset TOPIC.
+
+  check_es.py injected PROXY_URL
+      lc-faultproxy injected every kind of fault at least once (429, 500, slow, reset, 413, 401).
+
+  check_es.py dead-node-tries LOG URL
+      The transfer's LOG tried the dead node URL 2 to 6 times, each at least 4.9 s (its
+      back-off) after the last.
+
 Prints what differs and exits 1 on any difference.
 """
 import json
@@ -101,9 +119,72 @@ def seq(es, index, total):
     print(f"ok: {index}: all {total} lines indexed exactly once")
 
 
+def count_of(es, index):
+    try:
+        print(call(f"{es}/{index}/_count")["count"])
+    except (OSError, ValueError, KeyError):
+        print(0)
+
+
+def mapping(es, index):
+    m = next(iter(call(f"{es}/{index}/_mapping").values()))["mappings"]["properties"]
+    want = [("@timestamp", m["@timestamp"]["type"], "date"), ("message", m["message"]["type"], "text"),
+            ("log.offset", m["log"]["properties"]["offset"]["type"], "long"),
+            ("host.name", m["host"]["properties"]["name"]["type"], "keyword")]
+    errors = [f"{field} is {got}, expected {exp}" for field, got, exp in want if got != exp]
+    if errors:
+        fail(errors)
+    print("ok: @timestamp is a date, message text, log.offset long, host.name keyword")
+
+
+def fallback(es, index, topic):
+    h = search(es, index, {"match_all": {}}, size=1)[0]
+    s = h["_source"]
+    errors = []
+    if not re.fullmatch(r"[0-9a-f]{32}", h["_id"]):
+        errors.append(f"id {h['_id']!r} is not 32 hex digits")
+    if "host" in s or "log" in s:
+        errors.append(f"agent fields in a foreign record's document: {s}")
+    if s.get("event", {}).get("dataset") != topic:
+        errors.append(f"event.dataset of {s} is not {topic}")
+    if errors:
+        fail(errors)
+    print("ok: no agent headers: id from topic/partition/offset, no host or log fields")
+
+
+def injected(proxy):
+    with urllib.request.urlopen(f"{proxy}/_fault", timeout=10) as r:
+        state = json.loads(r.read())
+    print(f"    injected: {state['injected']}")
+    kinds = ("item_429", "status_500", "slow", "reset", "status_413", "status_401")
+    missing = [k for k in kinds if state["injected"].get(k, 0) == 0]
+    if missing:
+        fail([f"never injected: {missing}"])
+
+
+def dead_node_tries(log, url):
+    import datetime
+    tries = [datetime.datetime.fromisoformat(line[1:24].replace("Z", "+00:00"))
+             for line in open(log) if url + "/" in line and "WARN" in line[:30]]
+    gaps = [round((b - a).total_seconds(), 1) for a, b in zip(tries, tries[1:])]
+    print(f"    tries of the dead node: {len(tries)}, seconds apart: {gaps}")
+    if not (2 <= len(tries) <= 6 and all(g >= 4.9 for g in gaps)):
+        fail([f"expected 2 to 6 tries at least 4.9 s apart, got {len(tries)}: {gaps}"])
+
+
 def main():
     a = sys.argv[1:]
-    if len(a) >= 5 and a[0] == "exact":
+    if len(a) == 3 and a[0] == "count-of":
+        count_of(a[1], a[2])
+    elif len(a) == 3 and a[0] == "mapping":
+        mapping(a[1], a[2])
+    elif len(a) == 4 and a[0] == "fallback":
+        fallback(a[1], a[2], a[3])
+    elif len(a) == 2 and a[0] == "injected":
+        injected(a[1])
+    elif len(a) == 3 and a[0] == "dead-node-tries":
+        dead_node_tries(a[1], a[2])
+    elif len(a) >= 5 and a[0] == "exact":
         exact(a[1], a[2], a[3], a[4:])
     elif len(a) == 4 and a[0] == "count":
         count(a[1], a[2], int(a[3]))

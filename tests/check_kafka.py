@@ -14,6 +14,25 @@
       the same `file` and `offset` headers (a re-sent line, not a re-read one). Within one file
       identity, N must grow with the offset.
 
+  check_kafka.py values RECORDS
+      Prints the records' values (as text), joined by "|".
+
+  check_kafka.py odd RECORDS
+      The records of the odd-lines file (write_lines.py odd): non-UTF-8 bytes kept, the 5 MiB
+      line cut at 1 MiB and marked truncated, the line after it at its exact offset.
+
+  check_kafka.py multiline RECORDS
+      The three events of the Java log: the stack trace joined to its line, the last event
+      shipped after the multiline timeout.
+
+  check_kafka.py console TXT PATH HOST
+      TXT, what Kafka's own ConsoleConsumer printed (headers, key, value tab-separated), has
+      the 300 lines of PATH with the agent's key and headers.
+
+  check_kafka.py dead-letter RECORDS PATH
+      One dead letter: the malformed line 2 of PATH, with an HTTP 400 mapping reason and its
+      origin (dlq.source, path and offset headers).
+
 Prints what differs and exits 1 on any difference.
 """
 import base64
@@ -116,8 +135,75 @@ def seq(records, count, dups_ok, lost=range(0)):
     print(f"ok: all {count} lines arrived; {dups} re-sent duplicates (identical headers)")
 
 
+def values(records):
+    print(*[value(r).decode("utf-8", "replace") for r in records], sep="|")
+
+
+def check(ok, what):
+    if not ok:
+        fail([what])
+
+
+def odd(records):
+    vals = [value(r) for r in records]
+    check(len(records) == 4, f"{len(records)} records, expected 4")
+    check(vals[0] == b"first", f"first: {vals[0][:60]!r}")
+    check(vals[1] == b"caf\xe9 \xff\xfe not utf-8", f"non-UTF-8 line: {vals[1][:60]!r}")
+    check(vals[2] == b"B" * 1048576, f"the long line is {len(vals[2])} bytes, expected 1048576")
+    check(records[2]["headers"].get("truncated") == "true", f"not marked: {records[2]['headers']}")
+    check("truncated" not in records[3]["headers"], f"marked: {records[3]['headers']}")
+    offset = len(b"first\n") + len(b"caf\xe9 \xff\xfe not utf-8\n") + 5 * 1024 * 1024 + 1
+    check(vals[3] == b"after the big one" and records[3]["headers"]["offset"] == str(offset),
+          f"the line after: {vals[3][:60]!r} {records[3]['headers']}")
+    print("ok: non-UTF-8 bytes kept, 5 MiB line cut at 1 MiB and marked, late file read whole")
+
+
+def multiline(records):
+    vals = [r["value"] for r in records]
+    want = ["2026-11-27 10:00:00 INFO started",
+            "2026-11-27 10:00:01 ERROR request failed\njava.lang.IllegalStateException: boom\n"
+            "\tat com.example.Handler.handle(Handler.java:42)\n\tat com.example.Server.run(Server.java:7)",
+            "2026-11-27 10:00:02 INFO recovered"]
+    check(vals == want, f"events: {vals}")
+    print("ok: stack trace joined into one event; the last event shipped after the timeout")
+
+
+def console(txt, path, host):
+    lines = [line.rstrip("\n") for line in open(txt)]
+    written = [line.rstrip("\n") for line in open(path)]
+    check(len(lines) == 300, f"{len(lines)} records, expected 300")
+    check(sorted(line.split("\t")[2] for line in lines) == sorted(written), "values differ")
+    headers = lines[0].split("\t")[0]
+    for h in ("host:" + host, "path:" + path, "offset:", "file:"):
+        check(h in headers, f"{h} not in {headers}")
+    check(lines[0].split("\t")[1] == host + path, f"key of {lines[0]}")
+    print("ok: Kafka's ConsoleConsumer reads the 300 records with their key and headers")
+
+
+def dead_letter(records, path):
+    check(len(records) == 1, f"{len(records)} dead letters, expected 1")
+    r = records[0]
+    check(r["value"] == '{"code":"not a number","seq":2}', f"value {r['value']}")
+    h = r["headers"]
+    reason = h.get("dlq.reason", "")
+    check(reason.startswith("HTTP 400") and ("mapper_parsing_exception" in reason
+                                            or "document_parsing_exception" in reason), f"reason {h}")
+    check(h.get("dlq.source", "").startswith("dlqt/"), f"source {h}")
+    check(h.get("path") == path and h.get("offset") == "19", f"origin {h}")
+    print("ok: the malformed document is in dlqt.dlq with its reason and origin; the next one was indexed")
+
+
 def main():
     args = sys.argv[1:]
+    if len(args) == 2 and args[0] in ("values", "odd", "multiline"):
+        {"values": values, "odd": odd, "multiline": multiline}[args[0]](load(args[1]))
+        return
+    if len(args) == 4 and args[0] == "console":
+        console(args[1], args[2], args[3])
+        return
+    if len(args) == 3 and args[0] == "dead-letter":
+        dead_letter(load(args[1]), args[2])
+        return
     if len(args) >= 4 and args[0] == "exact":
         exact(load(args[1]), args[2], args[3:])
     elif len(args) >= 3 and args[0] == "seq":

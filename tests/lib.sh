@@ -14,10 +14,76 @@
 #   has_more N REGEX FILE         more than N lines of FILE match REGEX
 #   yields EXPECTED CMD...        CMD prints EXPECTED
 #   agent_ini FILE DATA_DIR [METRICS_ADDR] [ETCD_KEY]   an agent ini for these services
+#   transfer_ini FILE PORT THREADS GROUP [SETTING...]   a transfer ini for these services
+#   metric ADDR NAME              a series of the /metrics at ADDR
+#   start_agent                   the agent with $TEST_TMP/agent.ini
 #   collect_one NAME [FIELDS] / wait_applied LOG NAME   one entry $TEST_TMP/NAME/app.log -> NAME
 #   etcd_put KEY VALUE / etcd_del KEY   through etcdctl, on this file's etcd
 
 set -uo pipefail
+
+# --- Helpers that need no harness: the daemons' ini files and /metrics. scripts/demo.sh and
+# scripts/bench.sh source this file with LC_HELPERS_ONLY=1 for them alone. They use the
+# services' variables (LC_ETCD_URL, LC_KAFKA_BROKERS, LC_KAFKA_ENGINE: scripts/services.sh env).
+
+# agent_ini FILE DATA_DIR [METRICS_ADDR] [ETCD_KEY]: an agent ini for these services.
+agent_ini() {
+    cat >"$1" <<INI
+[etcd]
+endpoints = $LC_ETCD_URL
+key = ${4:-collect_log_conf}
+poll_interval_ms = 200
+[kafka]
+brokers = $LC_KAFKA_BROKERS
+[agent]
+data_dir = $2
+http_listen = ${3:-}
+shutdown_timeout_ms = 5000
+INI
+}
+
+# transfer_ini FILE METRICS_PORT THREADS GROUP [KAFKA_SETTING...]: settings such as
+# "instance_id = t1" go to [kafka], in place of a default of the same key. On Tansu the
+# default is dynamic membership: Tansu 0.6 did not let go of a killed static member within a
+# minute (6 s session timeout), so a transfer on other topics, and so with other member ids,
+# got no partition.
+transfer_ini() {
+    local kafka setting
+    kafka=$(printf '%s\n' "consumer_threads = $3" "group_id = $4" "session_timeout_ms = 6000")
+    [ "${LC_KAFKA_ENGINE:-tansu}" = tansu ] && kafka+=$'\ninstance_id ='
+    for setting in "${@:5}"; do
+        kafka=$(grep -v "^${setting%% =*} =" <<<"$kafka")$'\n'$setting
+    done
+    cat >"$1" <<INI
+[etcd]
+endpoints = $LC_ETCD_URL
+poll_interval_ms = 200
+[kafka]
+brokers = $LC_KAFKA_BROKERS
+$kafka
+[transfer]
+http_listen = 127.0.0.1:$2
+batch_max_wait_ms = 200
+shutdown_timeout_ms = 5000
+INI
+}
+
+# metric ADDR NAME: the value of the series NAME (labels included) on http://ADDR/metrics.
+metric() { curl -sf "http://$1/metrics" | awk -v k="$2" '$1 == k { print $2 }'; }
+
+# has_count N REGEX FILE: FILE has exactly N lines matching REGEX (for wait_until).
+has_count() { [ "$(grep -Ec -- "$2" "$3")" = "$1" ]; }
+
+# has_more N REGEX FILE: FILE has more than N lines matching REGEX (for wait_until).
+has_more() { [ "$(grep -Ec -- "$2" "$3")" -gt "$1" ]; }
+
+# yields EXPECTED CMD...: CMD prints EXPECTED. For wait_until, which runs CMD anew each time
+# (a "$(...)" in wait_until's own arguments is expanded once, before it starts waiting).
+yields() { [ "$("${@:2}")" = "$1" ]; }
+
+[ "${LC_HELPERS_ONLY:-}" = 1 ] && return 0
+
+# --- The harness.
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SERVICES=$REPO/scripts/services.sh
@@ -131,20 +197,13 @@ assert_grep() {
     }
 }
 
-# agent_ini FILE DATA_DIR [METRICS_ADDR] [ETCD_KEY]: an agent ini for this file's services.
-agent_ini() {
-    cat >"$1" <<INI
-[etcd]
-endpoints = $LC_ETCD_URL
-key = ${4:-collect_log_conf}
-poll_interval_ms = 200
-[kafka]
-brokers = $LC_KAFKA_BROKERS
-[agent]
-data_dir = $2
-http_listen = ${3:-}
-shutdown_timeout_ms = 5000
-INI
+# start_agent: the agent with $TEST_TMP/agent.ini, logging to $TEST_TMP/agent.log; when the
+# ini has an http_listen, once its /health answers.
+start_agent() {
+    local addr
+    addr=$(sed -n 's/^http_listen = //p' "$TEST_TMP/agent.ini")
+    lc_spawn agent "$BIN_DIR/log-agent" -c "$TEST_TMP/agent.ini"
+    [ -z "$addr" ] || wait_until 10 "agent /health" curl -sf "http://$addr/health"
 }
 
 # collect_one NAME [JSON_FIELDS]: collect_log_conf is the one entry $TEST_TMP/NAME/app.log ->
@@ -156,16 +215,6 @@ collect_one() {
 
 # wait_applied AGENT_LOG NAME: the agent applied the entry of collect_one NAME.
 wait_applied() { wait_until 10 "entry $2 applied" grep -q "$TEST_TMP/$2/app.log -> topic $2" "$1"; }
-
-# has_count N REGEX FILE: FILE has exactly N lines matching REGEX (for wait_until).
-has_count() { [ "$(grep -Ec -- "$2" "$3")" = "$1" ]; }
-
-# has_more N REGEX FILE: FILE has more than N lines matching REGEX (for wait_until).
-has_more() { [ "$(grep -Ec -- "$2" "$3")" -gt "$1" ]; }
-
-# yields EXPECTED CMD...: CMD prints EXPECTED. For wait_until, which runs CMD anew each time
-# (a "$(...)" in wait_until's own arguments is expanded once, before it starts waiting).
-yields() { [ "$("${@:2}")" = "$1" ]; }
 
 etcd_put() { etcdctl --endpoints "$LC_ETCD_URL" put "$1" "$2" >/dev/null; }
 etcd_del() { etcdctl --endpoints "$LC_ETCD_URL" del "$1" >/dev/null; }

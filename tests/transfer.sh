@@ -12,49 +12,19 @@ lc_services etcd kafka es
 
 HOST=$(hostname)
 CHECK_ES=$REPO/tests/check_es.py
+CHECK_KAFKA=$REPO/tests/check_kafka.py
 WRITE=$REPO/tests/write_lines.py
 PROXY=127.0.0.1:$((LC_FREE_PORT + 3))
 DEAD_URL=http://127.0.0.1:$((LC_FREE_PORT + 4)) # nothing listens there
 
 agent_ini "$TEST_TMP/agent.ini" "$TEST_TMP/agent-data" "127.0.0.1:$LC_FREE_PORT"
-# transfer_ini FILE METRICS_PORT THREADS GROUP [KAFKA_SETTING...]: settings such as
-# "instance_id = t1" go to [kafka], in place of a default of the same key. On Tansu the
-# default is dynamic membership: Tansu 0.6 did not let go of a killed static member within a
-# minute (6 s session timeout), so the next test's transfer, on other topics and so with
-# other member ids, got no partition.
-transfer_ini() {
-    local kafka setting
-    kafka=$(printf '%s\n' "consumer_threads = $3" "group_id = $4" "session_timeout_ms = 6000")
-    [ "$LC_KAFKA_ENGINE" = tansu ] && kafka+=$'\ninstance_id ='
-    for setting in "${@:5}"; do
-        kafka=$(grep -v "^${setting%% =*} =" <<<"$kafka")$'\n'$setting
-    done
-    cat >"$1" <<INI
-[etcd]
-endpoints = $LC_ETCD_URL
-poll_interval_ms = 200
-[kafka]
-brokers = $LC_KAFKA_BROKERS
-$kafka
-[transfer]
-http_listen = 127.0.0.1:$2
-batch_max_wait_ms = 200
-shutdown_timeout_ms = 5000
-INI
-}
 transfer_ini "$TEST_TMP/transfer.ini" $((LC_FREE_PORT + 1)) 2 lc-test
-TRANSFER_METRICS=http://127.0.0.1:$((LC_FREE_PORT + 1))/metrics
+TRANSFER=127.0.0.1:$((LC_FREE_PORT + 1))
 
 es_config() { etcd_put elasticsearch_config "{\"api_key\":\"${2:-}\",\"url_address\":[\"$1\"]}"; }
-start_agent() { lc_spawn agent "$BIN_DIR/log-agent" -c "$TEST_TMP/agent.ini"; }
 start_transfer() { lc_spawn "${2:-transfer}" "$BIN_DIR/log-transfer" -c "${1:-$TEST_TMP/transfer.ini}"; }
 es_count() { python3 "$CHECK_ES" count "$LC_ES_URL" "$1" "$2" >/dev/null 2>&1; }
-es_count_at_least() {
-    local n
-    n=$(curl -sf "$LC_ES_URL/$1/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])' 2>/dev/null)
-    [ "${n:-0}" -ge "$2" ]
-}
-metric() { curl -sf "$1" | awk -v k="$2" '$1 == k { print $2 }'; }
+es_count_at_least() { [ "$(python3 "$CHECK_ES" count-of "$LC_ES_URL" "$1")" -ge "$2" ]; }
 
 test_agent_to_store_exact_documents() {
     local d=$TEST_TMP/e2e
@@ -71,34 +41,13 @@ test_agent_to_store_exact_documents() {
     wait_until 90 "4000 documents" es_count 'e2e-*' 4000
     python3 "$CHECK_ES" exact "$LC_ES_URL" "$HOST" e2e "$d/access.log" "$d/error.log"
     # The index template typed the fields.
-    local mapping
-    mapping=$(curl -sf "$LC_ES_URL/e2e-*/_mapping")
-    python3 - "$mapping" <<'PY' || fail "mapping"
-import json, sys
-m = next(iter(json.loads(sys.argv[1]).values()))["mappings"]["properties"]
-assert m["@timestamp"]["type"] == "date", m["@timestamp"]
-assert m["message"]["type"] == "text", m["message"]
-assert m["log"]["properties"]["offset"]["type"] == "long", m["log"]
-assert m["host"]["properties"]["name"]["type"] == "keyword", m["host"]
-print("ok: @timestamp is a date, message text, log.offset long, host.name keyword")
-PY
-    [ "$(metric "$TRANSFER_METRICS" logcollect_transfer_documents_indexed_total)" -eq 4000 ] || fail "indexed counter"
+    python3 "$CHECK_ES" mapping "$LC_ES_URL" 'e2e-*' || fail "mapping"
+    [ "$(metric "$TRANSFER" logcollect_transfer_documents_indexed_total)" -eq 4000 ] || fail "indexed counter"
     # The topic holds exactly these 4000 records from offset 0: once all are committed, the
     # committed offsets add up to 4000 and librdkafka's statistics report no lag.
-    wait_until 20 "committed 4000 with no lag" e2e_committed_without_lag
+    wait_until 20 "committed 4000 with no lag" \
+        python3 "$REPO/tests/check_metrics.py" committed "http://$TRANSFER/metrics" e2e 4000
     echo "ok: committed offsets of e2e add up to 4000, lag 0 on every partition"
-}
-e2e_committed_without_lag() {
-    curl -sf "$TRANSFER_METRICS" | python3 -c '
-import re, sys
-committed, lag = 0, []
-for line in sys.stdin:
-    m = re.match(r"logcollect_transfer_(committed_offset|consumer_lag)\{topic=\"e2e\",partition=\"\d+\"\} (-?\d+)$", line.strip())
-    if m and m.group(1) == "committed_offset":
-        committed += int(m.group(2))
-    elif m:
-        lag.append(int(m.group(2)))
-sys.exit(0 if committed == 4000 and lag and not any(lag) else 1)'
 }
 
 test_records_of_another_producer_get_fallback_ids() {
@@ -108,17 +57,7 @@ test_records_of_another_producer_get_fallback_ids() {
     seq 1 300 | sed 's/^/seq=/; s/$/ from another producer/' | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" foreign
     wait_until 60 "300 documents" es_count 'foreign-*' 300
     python3 "$CHECK_ES" seq "$LC_ES_URL" 'foreign-*' 300
-    local doc
-    doc=$(curl -sf "$LC_ES_URL/foreign-*/_search?size=1")
-    python3 - "$doc" <<'PY' || fail "fallback document"
-import json, re, sys
-h = json.loads(sys.argv[1])["hits"]["hits"][0]
-assert re.fullmatch(r"[0-9a-f]{32}", h["_id"]), h["_id"]
-s = h["_source"]
-assert "host" not in s and "log" not in s, s
-assert s["event"]["dataset"] == "foreign", s
-print("ok: no agent headers: id from topic/partition/offset, no host or log fields")
-PY
+    python3 "$CHECK_ES" fallback "$LC_ES_URL" 'foreign-*' foreign || fail "fallback document"
 }
 
 test_kill_9_of_the_transfer_indexes_exactly_once() {
@@ -132,7 +71,7 @@ test_kill_9_of_the_transfer_indexes_exactly_once() {
     wait_until 30 "indexing under way" es_count_at_least 'tkill-*' 500
     lc_kill transfer KILL || true
     local at_kill
-    at_kill=$(curl -sf "$LC_ES_URL/tkill-*/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
+    at_kill=$(python3 "$CHECK_ES" count-of "$LC_ES_URL" 'tkill-*')
     echo "    killed with $at_kill of 6000 documents indexed"
     start_transfer
     wait_until 90 "6000 documents" es_count 'tkill-*' 6000
@@ -173,19 +112,11 @@ test_faults_429_500_slow_reset_413_401() {
     python3 "$WRITE" seq "$d/app.log" 1 3000 3000
     wait_until 120 "3000 documents" es_count 'faults-*' 3000
     python3 "$CHECK_ES" seq "$LC_ES_URL" 'faults-*' 3000
-    local injected
-    injected=$(curl -sf "http://$PROXY/_fault")
-    echo "    injected: $injected"
-    python3 - "$injected" <<'PY' || fail "not every fault was injected"
-import json, sys
-i = json.loads(sys.argv[1])["injected"]
-for k in ("item_429", "status_500", "slow", "reset", "status_413", "status_401"):
-    assert i.get(k, 0) > 0, f"{k}: {i}"
-PY
+    python3 "$CHECK_ES" injected "http://$PROXY" || fail "not every fault was injected"
     assert_grep "401 reported" "$TEST_TMP/transfer.log" 'authentication failed \(HTTP 401\)'
     assert_grep "413 split" "$TEST_TMP/transfer.log" 'too large \(413\); splitting it'
     if grep -q secret-api-key-4711 "$TEST_TMP/transfer.log"; then fail "the api_key appears in the log"; fi
-    [ "$(metric "$TRANSFER_METRICS" logcollect_transfer_documents_retried_total)" -gt 0 ] || fail "retried counter"
+    [ "$(metric "$TRANSFER" logcollect_transfer_documents_retried_total)" -gt 0 ] || fail "retried counter"
 }
 
 test_mapping_error_goes_to_the_dead_letter_topic() {
@@ -202,21 +133,9 @@ test_mapping_error_goes_to_the_dead_letter_topic() {
     echo '{"code":3,"seq":3}' >>"$d/app.log"
     wait_until 60 "third document" es_count 'dlqt-*' 2
     "$BIN_DIR/lc-kafka" consume "$LC_KAFKA_BROKERS" dlqt.dlq 1 60 >"$TEST_TMP/dlq.json" || fail "nothing in dlqt.dlq"
-    python3 - "$TEST_TMP/dlq.json" "$d/app.log" <<'PY' || fail "dead letter"
-import json, sys
-recs = [json.loads(l) for l in open(sys.argv[1])]
-assert len(recs) == 1, recs
-r = recs[0]
-assert r["value"] == '{"code":"not a number","seq":2}', r["value"]
-h = r["headers"]
-assert "mapper_parsing_exception" in h["dlq.reason"] or "document_parsing_exception" in h["dlq.reason"], h
-assert h["dlq.reason"].startswith("HTTP 400"), h
-assert h["dlq.source"].startswith("dlqt/"), h
-assert h["path"] == sys.argv[2] and h["offset"] == "19", h
-print("ok: the malformed document is in dlqt.dlq with its reason and origin; the next one was indexed")
-PY
+    python3 "$CHECK_KAFKA" dead-letter "$TEST_TMP/dlq.json" "$d/app.log" || fail "dead letter"
     sleep 1
-    assert_eq "dead-lettered counter" 1 "$(metric "$TRANSFER_METRICS" logcollect_transfer_documents_dead_lettered_total)"
+    assert_eq "dead-lettered counter" 1 "$(metric "$TRANSFER" logcollect_transfer_documents_dead_lettered_total)"
 }
 
 test_new_elasticsearch_url_in_etcd_is_used() {
@@ -249,14 +168,7 @@ test_a_dead_node_is_skipped_for_a_while() {
     wait_until 60 "3000 documents" es_count 'twonodes-*' 3000
     python3 "$CHECK_ES" seq "$LC_ES_URL" 'twonodes-*' 3000
     # The dead node is tried again only after its back-off (5 s), not every other round.
-    python3 - "$TEST_TMP/transfer.log" "$DEAD_URL" <<'PY' || fail "dead node tries"
-import datetime, re, sys
-tries = [datetime.datetime.fromisoformat(l[1:24].replace("Z", "+00:00"))
-         for l in open(sys.argv[1]) if sys.argv[2] + "/" in l and "WARN" in l[:30]]
-gaps = [round((b - a).total_seconds(), 1) for a, b in zip(tries, tries[1:])]
-print(f"    tries of the dead node: {len(tries)}, seconds apart: {gaps}")
-assert 2 <= len(tries) <= 6 and all(g >= 4.9 for g in gaps), (tries, gaps)
-PY
+    python3 "$CHECK_ES" dead-node-tries "$TEST_TMP/transfer.log" "$DEAD_URL" || fail "dead node tries"
     if grep -q pw-secret-99 "$TEST_TMP/transfer.log"; then fail "the password appears in the log"; fi
 }
 
@@ -269,21 +181,7 @@ if [ "$LC_ES_ENGINE" = opensearch ]; then
         lc_spawn transfer env RUST_LOG=info,log_transfer::batch=debug "$BIN_DIR/log-transfer" -c "$TEST_TMP/transfer.ini"
         wait_applied "$TEST_TMP/agent.log" rejected
         # Another client keeps the node's one write thread busy and its queue full.
-        python3 - "$LC_ES_URL" 15 <<'PY' &
-import json, sys, threading, time, urllib.request
-url, secs = sys.argv[1], float(sys.argv[2])
-body = "".join('{"index":{"_index":"noise"}}\n' + json.dumps({"n": i, "pad": "x" * 200}) + "\n" for i in range(300)).encode()
-def flood():
-    end = time.time() + secs
-    while time.time() < end:
-        try:
-            urllib.request.urlopen(urllib.request.Request(url + "/_bulk", body, {"content-type": "application/x-ndjson"}), timeout=10).read()
-        except OSError:
-            pass
-threads = [threading.Thread(target=flood) for _ in range(6)]
-[t.start() for t in threads]
-[t.join() for t in threads]
-PY
+        python3 "$REPO/tests/es_flood.py" "$LC_ES_URL" 15 &
         local flood=$!
         python3 "$WRITE" seq "$d/app.log" 1 3000 300
         wait "$flood"
@@ -326,8 +224,8 @@ test_two_transfers_split_the_partitions() {
     p1=$(grep 'partitions assigned: pair/' "$TEST_TMP/t1.log" | tail -n 1 | sed 's/.*assigned: //')
     p2=$(grep 'partitions assigned: pair/' "$TEST_TMP/t2.log" | tail -n 1 | sed 's/.*assigned: //')
     local n1 n2
-    n1=$(metric "http://127.0.0.1:$((LC_FREE_PORT + 5))/metrics" logcollect_transfer_documents_indexed_total)
-    n2=$(metric "http://127.0.0.1:$((LC_FREE_PORT + 6))/metrics" logcollect_transfer_documents_indexed_total)
+    n1=$(metric "127.0.0.1:$((LC_FREE_PORT + 5))" logcollect_transfer_documents_indexed_total)
+    n2=$(metric "127.0.0.1:$((LC_FREE_PORT + 6))" logcollect_transfer_documents_indexed_total)
     echo "    transfer 1 has: $p1, indexed $n1; transfer 2 has: $p2, indexed $n2"
     [ -n "$p1" ] && [ -n "$p2" ] || fail "a transfer got no partitions"
     [ "$n1" -gt 0 ] || fail "transfer 1 indexed nothing"
@@ -368,14 +266,14 @@ if [ "$LC_KAFKA_ENGINE" = apache ]; then
         local start=$EPOCHREALTIME
         start_transfer "$ini"
         wait_until 10 "the restarted transfer indexed a document" \
-            metric_is_positive "http://127.0.0.1:$port/metrics" logcollect_transfer_documents_indexed_total
+            metric_is_positive "127.0.0.1:$port" logcollect_transfer_documents_indexed_total
         echo "    first document indexed $(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s after the restart"
-        assert_eq "partitions held" 4 "$(metric "http://127.0.0.1:$port/metrics" logcollect_transfer_partitions_assigned)"
+        assert_eq "partitions held" 4 "$(metric "127.0.0.1:$port" logcollect_transfer_partitions_assigned)"
         wait "$writer"
         wait_until 90 "9000 documents" es_count 'tback-*' 9000
         python3 "$CHECK_ES" seq "$LC_ES_URL" 'tback-*' 9000
     }
-    # metric_is_positive URL NAME: the metric NAME at URL is above 0.
+    # metric_is_positive ADDR NAME: the metric NAME at ADDR is above 0.
     metric_is_positive() { [ "$(metric "$1" "$2")" -gt 0 ] 2>/dev/null; }
 
     # A member that gets no partition (here: more consumers than partitions) while subscribed
@@ -391,7 +289,7 @@ if [ "$LC_KAFKA_ENGINE" = apache ]; then
         transfer_ini "$TEST_TMP/a.ini" $((LC_FREE_PORT + 5)) 4 spare-group "instance_id = a"
         transfer_ini "$TEST_TMP/b.ini" $((LC_FREE_PORT + 6)) 1 spare-group "instance_id = b"
         start_transfer "$TEST_TMP/a.ini" a
-        wait_until 30 "A holds the four partitions" yields 4 metric "http://$a/metrics" logcollect_transfer_partitions_assigned
+        wait_until 30 "A holds the four partitions" yields 4 metric "$a" logcollect_transfer_partitions_assigned
         start_transfer "$TEST_TMP/b.ini" b
         wait_until 30 "B in the group" grep -q 'partitions assigned: none' "$TEST_TMP/b.log"
         wait_until 20 "B's /health reports it" yields 503 curl -s -o /dev/null -w '%{http_code}' "http://$b/health"
@@ -399,9 +297,9 @@ if [ "$LC_KAFKA_ENGINE" = apache ]; then
         why=$(curl -s "http://$b/health")
         [[ $why == "subscribed for "*" s with no partition assigned, longer than the session timeout (6 s)"* ]] ||
             fail "B's /health: $why"
-        assert_eq "B's partitions" 0 "$(metric "http://$b/metrics" logcollect_transfer_partitions_assigned)"
+        assert_eq "B's partitions" 0 "$(metric "$b" logcollect_transfer_partitions_assigned)"
         assert_eq "A's /health" ok "$(curl -s "http://$a/health")"
-        assert_eq "A's partitions" 4 "$(metric "http://$a/metrics" logcollect_transfer_partitions_assigned)"
+        assert_eq "A's partitions" 4 "$(metric "$a" logcollect_transfer_partitions_assigned)"
     }
 
     # Two transfers given the same instance_id would take each other's place in the group in

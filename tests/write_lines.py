@@ -14,6 +14,9 @@
       With --wait-caught-up, copytruncate first waits until the agent's /metrics shows no
       bytes behind for PATH (lines written between the copy and the truncation are lost to
       any tailer, by the nature of copytruncate).
+
+  write_lines.py odd PATH
+      Four lines: "first", one that is not UTF-8, one of 5 MiB, "after the big one".
 """
 import os
 import random
@@ -87,9 +90,19 @@ def seq(path, first, last, rate, every, how, metrics):
     os.close(fd)
 
 
+def odd(path):
+    with open(path, "wb") as f:
+        f.write(b"first\n")
+        f.write(b"caf\xe9 \xff\xfe not utf-8\n")
+        f.write(b"B" * (5 * 1024 * 1024) + b"\n")
+        f.write(b"after the big one\n")
+
+
 def main():
     a = sys.argv[1:]
-    if len(a) == 4 and a[0] == "mixed":
+    if len(a) == 2 and a[0] == "odd":
+        odd(a[1])
+    elif len(a) == 4 and a[0] == "mixed":
         mixed(a[1], int(a[2]), int(a[3]))
     elif len(a) >= 5 and a[0] == "seq":
         opts = dict(zip(a[5::2], a[6::2]))
