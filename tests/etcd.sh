@@ -22,7 +22,7 @@ GOOD2='[{"path":"/var/log/one.log","topic":"one"},{"path":"/var/log/two/*.log","
 test_agent_keeps_last_good_config() {
     agent_ini "$TEST_TMP/agent.ini" "$TEST_TMP/data" "" collect_log_conf
     etcd_put collect_log_conf "$GOOD1"
-    lc_spawn agent "$BIN_DIR/log-agent" -c "$TEST_TMP/agent.ini"
+    start_agent
     local log=$TEST_TMP/agent.log
     wait_until 10 "first config applied" grep -q 'revision [0-9]*: 1 entries' "$log"
 
@@ -46,7 +46,7 @@ test_agent_starts_from_cache_while_etcd_is_down() {
     # The previous test left GOOD2 in the cache.
     agent_ini "$TEST_TMP/agent.ini" "$TEST_TMP/data" "" collect_log_conf
     "$SERVICES" stop etcd
-    lc_spawn agent "$BIN_DIR/log-agent" -c "$TEST_TMP/agent.ini"
+    start_agent
     local log=$TEST_TMP/agent.log
     wait_until 10 "cached config applied" grep -q 'revision [0-9]*: 2 entries' "$log"
     assert_grep "cache used" "$log" 'using the cached configuration'
@@ -66,7 +66,7 @@ test_agent_per_host_key_falls_back_to_plain_key() {
     agent_ini "$TEST_TMP/agent.ini" "$TEST_TMP/data-host" "" 'collect_log_{hostname}'
     etcd_put collect_log_conf "$GOOD1"
     etcd_del "collect_log_$host"
-    lc_spawn agent "$BIN_DIR/log-agent" -c "$TEST_TMP/agent.ini"
+    start_agent
     local log=$TEST_TMP/agent.log
     wait_until 10 "plain key applied" grep -q 'key "collect_log_conf" revision [0-9]*: 1 entries' "$log"
     etcd_put "collect_log_$host" "$GOOD2"
@@ -82,7 +82,7 @@ test_agent_fails_over_when_an_etcd_member_dies() {
     local m0=http://127.0.0.1:$port m1=http://127.0.0.1:$((port + 10)) m2=http://127.0.0.1:$((port + 20))
     LC_ETCD_URL="$m0,$m1,$m2" agent_ini "$TEST_TMP/agent.ini" "$TEST_TMP/data-cluster" "" collect_log_conf
     etcdctl --endpoints "$m0" put collect_log_conf "$GOOD1" >/dev/null
-    lc_spawn agent "$BIN_DIR/log-agent" -c "$TEST_TMP/agent.ini"
+    start_agent
     local log=$TEST_TMP/agent.log
     wait_until 10 "config applied from the first member" grep -q 'revision [0-9]*: 1 entries' "$log"
 
