@@ -181,8 +181,7 @@ mod tests {
 
     #[test]
     fn cache_round_trip() {
-        let dir = std::env::temp_dir().join(format!("lc-agent-cache-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testing::temp_dir("agent-cache");
         let mut s = ConfigSource::new("collect_log_conf".into(), &dir);
         assert_eq!(s.load_cached().unwrap(), None);
         let c = s

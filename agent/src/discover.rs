@@ -67,8 +67,7 @@ mod tests {
 
     #[test]
     fn file_dir_and_glob() {
-        let d = std::env::temp_dir().join(format!("lc-discover-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
+        let d = crate::testing::temp_dir("discover");
         std::fs::create_dir_all(d.join("sub")).unwrap();
         for f in ["a.log", "b.log", "c.txt", "sub/d.log"] {
             std::fs::write(d.join(f), b"x\n").unwrap();

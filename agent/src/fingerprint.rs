@@ -153,23 +153,11 @@ pub enum Whereabouts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-
-    fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("lc-fp-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    fn append(path: &Path, bytes: &[u8]) {
-        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
-        f.write_all(bytes).unwrap();
-    }
+    use crate::testing::{append, temp_dir};
 
     #[test]
     fn a_short_head_grows_and_a_rewritten_one_is_changed() {
-        let dir = tmpdir("check");
+        let dir = temp_dir("fp-check");
         let log = dir.join("a.log");
         std::fs::write(&log, b"ab\n").unwrap();
         let f = File::open(&log).unwrap();
@@ -194,7 +182,7 @@ mod tests {
 
     #[test]
     fn a_renamed_file_is_found_by_inode_and_head() {
-        let dir = tmpdir("locate");
+        let dir = temp_dir("fp-locate");
         let log = dir.join("app.log");
         std::fs::write(&log, b"first\nsecond\n").unwrap();
         let f = File::open(&log).unwrap();

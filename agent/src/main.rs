@@ -19,6 +19,8 @@ mod settings;
 mod stuck;
 mod supervisor;
 mod tail;
+#[cfg(test)]
+mod testing;
 mod watch;
 
 use std::path::Path;

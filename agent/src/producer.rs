@@ -458,8 +458,7 @@ mod tests {
 
     impl Fixture {
         fn new(name: &str, brokers: &str) -> Fixture {
-            let dir = std::env::temp_dir().join(format!("lc-{name}-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
+            let dir = crate::testing::temp_dir(name);
             let log = dir.join("a.log");
             std::fs::write(&log, b"a\nb\nc\n").unwrap();
             let mut registry = Registry::load(&dir).unwrap();

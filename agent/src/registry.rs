@@ -367,18 +367,12 @@ fn parse(raw: &[u8]) -> Option<Vec<Entry>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::temp_dir;
     use std::io::Write;
-
-    fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("lc-registry-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
 
     #[test]
     fn resume_truncate_and_reload() {
-        let dir = tmpdir("resume");
+        let dir = temp_dir("registry-resume");
         let log = dir.join("app.log");
         std::fs::write(&log, b"line one\nline two\n").unwrap();
         let mut r = Registry::load(&dir).unwrap();
@@ -411,7 +405,7 @@ mod tests {
 
     #[test]
     fn fingerprint_grows_with_a_short_file() {
-        let dir = tmpdir("fp");
+        let dir = temp_dir("registry-fp");
         let log = dir.join("a.log");
         std::fs::write(&log, b"ab\n").unwrap();
         let mut r = Registry::load(&dir).unwrap();
@@ -436,7 +430,7 @@ mod tests {
 
     #[test]
     fn a_lost_file_stays_reported_and_a_closed_one_is_forgotten() {
-        let dir = tmpdir("lost");
+        let dir = temp_dir("registry-lost");
         let log = dir.join("app.log");
         std::fs::write(&log, b"first\nsecond\n").unwrap();
         let mut r = Registry::load(&dir).unwrap();
@@ -465,7 +459,7 @@ mod tests {
 
     #[test]
     fn corrupt_registry_is_moved_aside() {
-        let dir = tmpdir("corrupt");
+        let dir = temp_dir("registry-corrupt");
         std::fs::write(dir.join("registry.json"), b"{not json").unwrap();
         let r = Registry::load(&dir).unwrap();
         assert!(r.entries.is_empty());

@@ -278,22 +278,13 @@ impl Supervisor {
 mod tests {
     use super::*;
     use crate::tail::{test_context, Batch};
+    use crate::testing::{append, temp_dir};
     use crossbeam_channel::Receiver;
     use logcollect::collect::parse_collect_conf;
     use logcollect::sync::lock;
-    use std::io::Write;
 
     fn entries(json: &str) -> Vec<CollectEntry> {
         parse_collect_conf("collect_log_conf", json.as_bytes()).unwrap()
-    }
-
-    fn append(path: &std::path::Path, bytes: &[u8]) {
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
-            .unwrap();
-        f.write_all(bytes).unwrap();
     }
 
     /// The next batch, acknowledged as the producer would: its topic, tailer session and
@@ -323,9 +314,7 @@ mod tests {
 
     #[test]
     fn only_changed_and_removed_entries_restart_or_stop_their_tailers() {
-        let dir = std::env::temp_dir().join(format!("lc-supervisor-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("supervisor");
         let (a, b) = (dir.join("a.log"), dir.join("b.log"));
         let entry = |path: &std::path::Path, topic: &str| {
             format!(r#"{{"path":"{}","topic":"{topic}"}}"#, path.display())
@@ -381,9 +370,7 @@ mod tests {
 
     #[test]
     fn a_file_renamed_while_no_tailer_had_it_is_finished_and_a_deleted_one_reported() {
-        let dir = std::env::temp_dir().join(format!("lc-supervisor-moved-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("supervisor-moved");
         let (a, gone) = (dir.join("a.log"), dir.join("gone.log"));
         // What an earlier run left: a.log acknowledged up to "a1", gone.log up to "g1".
         append(&a, b"a1\na2\n");

@@ -477,7 +477,6 @@ pub fn test_context(dir: &std::path::Path) -> (Context, Receiver<Batch>, Receive
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     /// A tailer's world: a temp directory with a registry, and the ends of its channels.
     struct World {
@@ -489,9 +488,7 @@ mod tests {
 
     impl World {
         fn new(name: &str) -> World {
-            let dir = std::env::temp_dir().join(format!("lc-tail-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
+            let dir = crate::testing::temp_dir(&format!("tail-{name}"));
             let (ctx, batches, exits) = test_context(&dir);
             World {
                 dir,
@@ -529,13 +526,7 @@ mod tests {
         }
 
         fn append(&self, name: &str, bytes: &[u8]) {
-            let path = self.dir.join(name);
-            let mut f = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(path)
-                .unwrap();
-            f.write_all(bytes).unwrap();
+            crate::testing::append(&self.dir.join(name), bytes);
         }
     }
 

@@ -112,9 +112,7 @@ mod tests {
 
     #[test]
     fn events_wake_the_watcher_until_the_watch_is_dropped() {
-        let dir = std::env::temp_dir().join(format!("lc-watch-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testing::temp_dir("watch");
         let watcher = Watcher::start().unwrap();
         let (wake, woken) = crossbeam_channel::bounded(1);
         let watch = watcher.watch(&dir, DIR_EVENTS, wake).unwrap();
