@@ -13,7 +13,8 @@
 //! is acknowledged. An entry whose file is no longer at its path is looked for by identity in
 //! the same directory (see [`Identity::locate`]), so a file renamed while the agent was down
 //! is still finished. One that cannot be found is marked `lost` (reported once) and kept for
-//! the usual [`FORGET_AFTER_MS`], in case its directory comes back (a late mount).
+//! the usual [`FORGET_AFTER_MS`], looked for again at each start and configuration change,
+//! in case its directory comes back (a late mount).
 //!
 //! Written atomically (`persist::write_atomic`) at most once per [`FLUSH_INTERVAL`] while it
 //! changes, at once for a new identity, and at shutdown.

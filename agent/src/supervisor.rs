@@ -110,7 +110,7 @@ impl Supervisor {
             self.applied.insert(entry.path.clone());
             self.scan(i, start);
         }
-        self.finish_moved();
+        self.finish_moved(true);
         self.sync_dirs();
     }
 
@@ -119,18 +119,20 @@ impl Supervisor {
         for i in 0..self.entries.len() {
             self.scan(i, NewFileStart::Beginning);
         }
-        self.finish_moved();
+        self.finish_moved(false);
         self.sync_dirs();
     }
 
     /// Finishes the configured files of the registry that no tailer has and that are no
     /// longer at their path: found renamed in their directory, a tailer reads them to their
     /// end under their old path (so their records keep their key and headers) and closes
-    /// them; not found, they are reported once.
-    fn finish_moved(&mut self) {
+    /// them; not found, they are reported once. Files reported lost are looked for again only
+    /// when `lost_too` (a configuration applied): a rescan comes with every directory event,
+    /// and each look reads a directory.
+    fn finish_moved(&mut self, lost_too: bool) {
         let known = lock(&self.ctx.registry).open_entries();
         for known in known {
-            if self.tailers.contains_key(&(known.dev, known.ino)) {
+            if self.tailers.contains_key(&(known.dev, known.ino)) || (known.lost && !lost_too) {
                 continue;
             }
             let old_path = PathBuf::from(&known.path);
