@@ -25,6 +25,7 @@ set -uo pipefail
 # --- Helpers that need no harness: the daemons' ini files and /metrics. scripts/demo.sh and
 # scripts/bench.sh source this file with LC_HELPERS_ONLY=1 for them alone. They use the
 # services' variables (LC_ETCD_URL, LC_KAFKA_BROKERS, LC_KAFKA_ENGINE: scripts/services.sh env).
+# etcd is polled every LC_ETCD_POLL_MS (200 here, so that the tests see changes fast).
 
 # agent_ini FILE DATA_DIR [METRICS_ADDR] [ETCD_KEY]: an agent ini for these services.
 agent_ini() {
@@ -32,7 +33,7 @@ agent_ini() {
 [etcd]
 endpoints = $LC_ETCD_URL
 key = ${4:-collect_log_conf}
-poll_interval_ms = 200
+poll_interval_ms = ${LC_ETCD_POLL_MS:-200}
 [kafka]
 brokers = $LC_KAFKA_BROKERS
 [agent]
@@ -57,7 +58,7 @@ transfer_ini() {
     cat >"$1" <<INI
 [etcd]
 endpoints = $LC_ETCD_URL
-poll_interval_ms = 200
+poll_interval_ms = ${LC_ETCD_POLL_MS:-200}
 [kafka]
 brokers = $LC_KAFKA_BROKERS
 $kafka
