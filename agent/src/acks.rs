@@ -21,13 +21,20 @@ pub struct Tag {
     pub seq: u64,
 }
 
-/// What the session's source is to the tracker: whether its tailer still uses it.
+/// What the session's source is to the tracker: its session, and whether its tailer still
+/// uses it.
 pub trait Owner {
+    /// The tailer session the source's records belong to.
+    fn session(&self) -> u64;
     /// Whether no tailer sends under this source any more (it moved on to another session).
     fn retired(&self) -> bool;
 }
 
 impl Owner for Arc<Source> {
+    fn session(&self) -> u64 {
+        self.session
+    }
+
     fn retired(&self) -> bool {
         // The tracker holds the last reference.
         Arc::strong_count(self) == 1
@@ -72,21 +79,23 @@ impl<S: Owner + Clone> Default for Acks<S> {
 }
 
 impl<S: Owner + Clone> Acks<S> {
-    fn session(&mut self, id: u64, source: &S) -> &mut Session<S> {
-        self.sessions.entry(id).or_insert_with(|| Session {
-            source: source.clone(),
-            base: 0,
-            next: 0,
-            marks: VecDeque::new(),
-            closed_at: None,
-        })
+    fn session(&mut self, source: &S) -> &mut Session<S> {
+        self.sessions
+            .entry(source.session())
+            .or_insert_with(|| Session {
+                source: source.clone(),
+                base: 0,
+                next: 0,
+                marks: VecDeque::new(),
+                closed_at: None,
+            })
     }
 
-    /// A record of session `id` whose line ends at `end` is sent: its tag.
-    pub fn sent(&mut self, id: u64, source: &S, end: u64) -> Tag {
-        let s = self.session(id, source);
+    /// A record of `source`'s session whose line ends at `end` is sent: its tag.
+    pub fn sent(&mut self, source: &S, end: u64) -> Tag {
+        let s = self.session(source);
         let tag = Tag {
-            session: id,
+            session: source.session(),
             seq: s.next,
         };
         s.next += 1;
@@ -106,10 +115,10 @@ impl<S: Owner + Clone> Acks<S> {
         self.advance(tag.session)
     }
 
-    /// The tailer of session `id` closed its file, read to `end`.
-    pub fn closed(&mut self, id: u64, source: &S, end: u64) -> Option<(S, Advance)> {
-        self.session(id, source).closed_at = Some(end);
-        self.advance(id)
+    /// The tailer of `source` closed its file, read to `end`.
+    pub fn closed(&mut self, source: &S, end: u64) -> Option<(S, Advance)> {
+        self.session(source).closed_at = Some(end);
+        self.advance(source.session())
     }
 
     fn advance(&mut self, id: u64) -> Option<(S, Advance)> {
@@ -128,10 +137,13 @@ impl<S: Owner + Clone> Acks<S> {
                 advance.finished = true;
             }
         }
-        let source = s.source.clone();
-        if s.marks.is_empty() && (advance.finished || s.source.retired()) {
-            self.sessions.remove(&id);
-        }
+        // Decided before the source is cloned for the caller: a clone would keep it in use.
+        let over = s.marks.is_empty() && (advance.finished || s.source.retired());
+        let source = if over {
+            self.sessions.remove(&id)?.source
+        } else {
+            s.source.clone()
+        };
         Some((source, advance))
     }
 
@@ -160,18 +172,23 @@ mod tests {
     use super::*;
     use std::rc::Rc;
 
-    /// A source whose tailer has moved on when the test says so.
+    /// A source counted as the tailer's `Arc<Source>` is: retired once only the tracker's
+    /// copies are left.
     #[derive(Clone)]
-    struct Src(Rc<std::cell::Cell<bool>>);
+    struct Src(u64, Rc<()>);
 
     impl Owner for Src {
+        fn session(&self) -> u64 {
+            self.0
+        }
+
         fn retired(&self) -> bool {
-            self.0.get()
+            Rc::strong_count(&self.1) == 1
         }
     }
 
-    fn src() -> Src {
-        Src(Rc::new(std::cell::Cell::new(false)))
+    fn src(session: u64) -> Src {
+        Src(session, Rc::new(()))
     }
 
     fn adv(lines: u64, offset: Option<u64>, finished: bool) -> Advance {
@@ -185,8 +202,8 @@ mod tests {
     #[test]
     fn out_of_order_acks_advance_only_over_a_contiguous_prefix() {
         let mut acks = Acks::default();
-        let s = src();
-        let tags: Vec<Tag> = [10, 20, 30, 40].map(|end| acks.sent(7, &s, end)).into();
+        let s = src(7);
+        let tags: Vec<Tag> = [10, 20, 30, 40].map(|end| acks.sent(&s, end)).into();
         let ack = |acks: &mut Acks<Src>, i: usize| acks.acked(tags[i]).map(|(_, a)| a);
         // The third and second first: nothing before them is acknowledged yet.
         assert_eq!(ack(&mut acks, 2), Some(adv(0, None, false)));
@@ -203,12 +220,12 @@ mod tests {
     #[test]
     fn a_closed_file_is_finished_once_all_before_its_end_is_acknowledged() {
         let mut acks = Acks::default();
-        let s = src();
-        let a = acks.sent(1, &s, 5);
-        let b = acks.sent(1, &s, 9);
+        let s = src(1);
+        let a = acks.sent(&s, 5);
+        let b = acks.sent(&s, 9);
         // Closed at 11: an empty line after the last record.
         assert_eq!(
-            acks.closed(1, &s, 11).map(|(_, a)| a),
+            acks.closed(&s, 11).map(|(_, a)| a),
             Some(adv(0, None, false))
         );
         assert_eq!(acks.acked(b).map(|(_, a)| a), Some(adv(0, None, false)));
@@ -216,7 +233,7 @@ mod tests {
         assert!(acks.is_empty(), "the session is over");
         // Closed with nothing in flight: finished at once.
         assert_eq!(
-            acks.closed(2, &s, 3).map(|(_, a)| a),
+            acks.closed(&src(2), 3).map(|(_, a)| a),
             Some(adv(0, Some(3), true))
         );
         assert!(acks.is_empty());
@@ -225,11 +242,11 @@ mod tests {
     #[test]
     fn a_retired_session_goes_when_nothing_is_in_flight() {
         let mut acks = Acks::default();
-        let (old, new) = (src(), src());
-        let a = acks.sent(1, &old, 4);
-        let b = acks.sent(2, &new, 6);
+        let (old, new) = (src(1), src(2));
+        let a = acks.sent(&old, 4);
+        let b = acks.sent(&new, 6);
         assert!(acks.waiting().is_some());
-        old.0.set(true); // its tailer moved on (truncation: a new session)
+        drop(old); // its tailer moved on (truncation: a new session)
         acks.acked(a);
         assert!(acks.source(1).is_none(), "retired and done: dropped");
         acks.acked(b);

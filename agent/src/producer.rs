@@ -173,7 +173,7 @@ impl ProducerThread {
         }
         let source = batch.source;
         for line in batch.lines {
-            let tag = self.acks.sent(source.session, &source, line.end);
+            let tag = self.acks.sent(&source, line.end);
             let line_headers = LineHeaders {
                 host: &source.host,
                 path: &source.entry.path,
@@ -232,7 +232,7 @@ impl ProducerThread {
 
     /// The tailer of `source` closed its file, read to `end`.
     fn close(&mut self, source: &Arc<Source>, end: u64) {
-        if let Some((source, advance)) = self.acks.closed(source.session, source, end) {
+        if let Some((source, advance)) = self.acks.closed(source, end) {
             self.apply(&source, advance);
         }
     }
