@@ -18,9 +18,9 @@ use logcollect::collect::EsConfig;
 use logcollect::shutdown::Shutdown;
 use logcollect::sync;
 use logcollect::Result;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::bulk::{EsClient, Failure, Outcome};
+use crate::bulk::{EsClient, Failure, Outcome, Store};
 use crate::dlq::DeadLetters;
 use crate::doc::Doc;
 use crate::document::{self, TEMPLATE};
@@ -55,36 +55,6 @@ pub struct Setup {
     pub shutdown_timeout: Duration,
     /// Counters.
     pub metrics: Arc<Metrics>,
-}
-
-/// Where batches go: the Elasticsearch client, or a scripted store in unit tests.
-pub trait Store: Send + 'static {
-    /// Sends `ndjson`, `items` documents, to `_bulk`; each document's outcome.
-    fn bulk(
-        &mut self,
-        es: &EsConfig,
-        ndjson: &[u8],
-        gzip: bool,
-        items: usize,
-    ) -> std::result::Result<Vec<Outcome>, Failure>;
-    /// Installs the index template `name`, `body`.
-    fn put_template(&mut self, es: &EsConfig, name: &str, body: &Value) -> Result<()>;
-}
-
-impl Store for EsClient {
-    fn bulk(
-        &mut self,
-        es: &EsConfig,
-        ndjson: &[u8],
-        gzip: bool,
-        items: usize,
-    ) -> std::result::Result<Vec<Outcome>, Failure> {
-        EsClient::bulk(self, es, ndjson, gzip, items)
-    }
-
-    fn put_template(&mut self, es: &EsConfig, name: &str, body: &Value) -> Result<()> {
-        EsClient::put_template(self, es, name, body)
-    }
 }
 
 /// Starts the batch thread, sending to Elasticsearch.
@@ -356,6 +326,7 @@ mod tests {
     use logcollect::sync::lock;
     use rdkafka::config::ClientConfig;
     use rdkafka::producer::{BaseProducer, Producer};
+    use serde_json::Value;
     use std::sync::Mutex;
 
     /// A store that answers from a script and remembers what it was sent.

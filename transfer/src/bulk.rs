@@ -41,6 +41,23 @@ pub enum Failure {
     TooLarge,
 }
 
+/// Where batches go: the Elasticsearch client, or a scripted store in the batch thread's
+/// unit tests.
+pub trait Store: Send + 'static {
+    /// Sends `ndjson` (action and document lines of `items` documents) to `_bulk`; each
+    /// document's outcome.
+    fn bulk(
+        &mut self,
+        es: &EsConfig,
+        ndjson: &[u8],
+        gzip: bool,
+        items: usize,
+    ) -> Result<Vec<Outcome>, Failure>;
+
+    /// Installs (or replaces) the index template `name`, `body`.
+    fn put_template(&mut self, es: &EsConfig, name: &str, body: &Value) -> Result<(), Error>;
+}
+
 /// A synchronous Elasticsearch client.
 pub struct EsClient {
     agent: ureq::Agent,
@@ -156,9 +173,10 @@ impl EsClient {
             }
         }
     }
+}
 
-    /// Sends `ndjson` (action and document lines of `items` documents) to `_bulk`.
-    pub fn bulk(
+impl Store for EsClient {
+    fn bulk(
         &mut self,
         es: &EsConfig,
         ndjson: &[u8],
@@ -178,8 +196,7 @@ impl EsClient {
         }
     }
 
-    /// Installs (or replaces) the index template `name`, `body`.
-    pub fn put_template(&mut self, es: &EsConfig, name: &str, body: &Value) -> Result<(), Error> {
+    fn put_template(&mut self, es: &EsConfig, name: &str, body: &Value) -> Result<(), Error> {
         let path = format!("/_index_template/{name}");
         let (status, text, node) = self.send(
             es,
