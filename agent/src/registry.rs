@@ -30,10 +30,11 @@ use logcollect::{persist, record, Error, Result};
 use serde_json::{json, Value};
 
 use crate::fingerprint::{Head, Identity, Whereabouts};
+
 /// Longest time a changed registry waits before it is written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// An entry whose file has not been open for this long is forgotten.
-pub const FORGET_AFTER_MS: i64 = 7 * 24 * 3600 * 1000;
+const FORGET_AFTER_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// What the registry knows of one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
