@@ -2,7 +2,7 @@
 //! acknowledged by Kafka. It is what makes a restart, even after `kill -9`, resume without
 //! losing a line.
 //!
-//! A file is known by its [`fingerprint::Identity`] (device, inode, head) and a generation:
+//! A file is known by its [`Identity`] (device, inode, head) and a generation:
 //! the time in ms when this content was first seen. The registry only stores them. The generation
 //! changes when the file is truncated or the inode is reused by other content, so new content
 //! never inherits the identity (and so the transfer's document ids) or the offset of old
