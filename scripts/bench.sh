@@ -31,7 +31,7 @@ etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf \
 etcdctl --endpoints "$LC_ETCD_URL" put elasticsearch_config "{\"url_address\":[\"$LC_ES_URL\"]}" >/dev/null
 # The tests' ini writers (tests/lib.sh), for these services; RUST_LOG=warn below. etcd is
 # polled at the daemons' default interval, so the idle figure is that of a default set-up.
-LC_ETCD_POLL_MS=1000
+LC_ETCD_POLL_MS=30000
 LC_HELPERS_ONLY=1 . tests/lib.sh
 agent_ini "$WORK/log-agent.ini" "$WORK/data" 127.0.0.1:23796
 

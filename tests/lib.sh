@@ -25,7 +25,8 @@ set -uo pipefail
 # --- Helpers that need no harness: the daemons' ini files and /metrics. scripts/demo.sh and
 # scripts/bench.sh source this file with LC_HELPERS_ONLY=1 for them alone. They use the
 # services' variables (LC_ETCD_URL, LC_KAFKA_BROKERS, LC_KAFKA_ENGINE: scripts/services.sh env).
-# etcd is polled every LC_ETCD_POLL_MS (200 here, so that the tests see changes fast).
+# Changes reach the daemons through etcd watches; the safety-net poll runs every LC_ETCD_POLL_MS
+# (60 s here, so that a change a watch missed makes a test fail instead of arriving by poll).
 
 # agent_ini FILE DATA_DIR [METRICS_ADDR] [ETCD_KEY]: an agent ini for these services.
 agent_ini() {
@@ -33,7 +34,7 @@ agent_ini() {
 [etcd]
 endpoints = $LC_ETCD_URL
 key = ${4:-collect_log_conf}
-poll_interval_ms = ${LC_ETCD_POLL_MS:-200}
+poll_interval_ms = ${LC_ETCD_POLL_MS:-60000}
 [kafka]
 brokers = $LC_KAFKA_BROKERS
 [agent]
@@ -58,7 +59,7 @@ transfer_ini() {
     cat >"$1" <<INI
 [etcd]
 endpoints = $LC_ETCD_URL
-poll_interval_ms = ${LC_ETCD_POLL_MS:-200}
+poll_interval_ms = ${LC_ETCD_POLL_MS:-60000}
 [kafka]
 brokers = $LC_KAFKA_BROKERS
 $kafka

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use logcollect::collect::{parse_collect_conf, CollectEntry};
 use logcollect::etcd::{KeyChange, KeyValue};
 use logcollect::settings::DEFAULT_COLLECT_KEY;
-use logcollect::{persist, Error, Result};
+use logcollect::{fleet, persist, Error, Result};
 use serde_json::{json, Value};
 
 /// A validated configuration, ready to apply.
@@ -20,6 +20,17 @@ pub struct Config {
     pub revision: i64,
     /// The entries.
     pub entries: Vec<CollectEntry>,
+    /// [`fleet::hash`] of the raw value, for the status.
+    pub hash: String,
+}
+
+/// A value in force that is not a valid configuration.
+#[derive(Debug)]
+pub struct Refused {
+    /// Its `mod_revision`.
+    pub revision: i64,
+    /// What is wrong with it.
+    pub error: Error,
 }
 
 /// Tracks the watched keys and decides which value is in force.
@@ -55,7 +66,7 @@ impl ConfigSource {
 
     /// Records a change. Returns the configuration to apply when the value in force changed;
     /// an error when that value is invalid (the caller keeps what it has).
-    pub fn update(&mut self, change: KeyChange) -> Option<Result<Config>> {
+    pub fn update(&mut self, change: KeyChange) -> Option<Result<Config, Refused>> {
         self.values.insert(change.key, change.value);
         // Decide only once every key was read, so a per-host value is never preceded by the
         // plain one.
@@ -72,11 +83,17 @@ impl ConfigSource {
         }
         self.current = Some(id);
         Some(
-            parse_collect_conf(&kv.key, &kv.value).map(|entries| Config {
-                key: kv.key.clone(),
-                revision: kv.mod_revision,
-                entries,
-            }),
+            parse_collect_conf(&kv.key, &kv.value)
+                .map(|entries| Config {
+                    key: kv.key.clone(),
+                    revision: kv.mod_revision,
+                    entries,
+                    hash: fleet::hash(&kv.value),
+                })
+                .map_err(|error| Refused {
+                    revision: kv.mod_revision,
+                    error,
+                }),
         )
     }
 
@@ -118,6 +135,7 @@ impl ConfigSource {
             key: key.to_string(),
             revision,
             entries,
+            hash: fleet::hash(value.as_bytes()),
         }))
     }
 }
@@ -173,7 +191,12 @@ mod tests {
             .update(change("collect_log_conf", 7, Some("{oops")))
             .unwrap()
             .unwrap_err();
-        assert!(e.to_string().contains("not valid JSON"), "{e}");
+        assert_eq!(e.revision, 7);
+        assert!(
+            e.error.to_string().contains("not valid JSON"),
+            "{}",
+            e.error
+        );
         assert!(s
             .update(change("collect_log_conf", 7, Some("{oops")))
             .is_none());

@@ -30,7 +30,9 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::select;
 use logcollect::etcd::{EtcdClient, Poller};
+use logcollect::fleet::{self, ConfigReport, Heartbeat, Status};
 use logcollect::shutdown::Shutdown;
+use logcollect::sync::lock;
 use logcollect::{host, logging, Error, Result};
 
 use crate::config::ConfigSource;
@@ -113,10 +115,27 @@ fn run(path: &Path) -> Result<()> {
         .map(|c| c.entries.clone())
         .unwrap_or_default();
     let mut supervisor = Supervisor::new(ctx, settings.agent.max_line_bytes, dir_tx, &previous);
+    let report = Arc::new(Mutex::new(ConfigReport::new(source.keys())));
     if let Some(cached) = cached {
         log::info!("using the cached configuration until etcd answers");
-        apply(&cached, &mut supervisor, &metrics);
+        apply(&cached, &mut supervisor, &metrics, &report);
     }
+    let (heartbeat, nudge) = {
+        let (metrics, report) = (metrics.clone(), report.clone());
+        let status = move || Status {
+            config: lock(&report).clone(),
+            ..metrics.status()
+        };
+        fleet::spawn_heartbeat(
+            etcd.clone(),
+            Heartbeat {
+                kind: "agent",
+                name: settings.fleet.name.clone(),
+                status: Box::new(status),
+            },
+            shutdown.clone(),
+        )?
+    };
 
     let (changes_tx, changes) = crossbeam_channel::bounded(16);
     let poll_thread = Poller::new(etcd, source.keys().to_vec()).spawn(
@@ -132,16 +151,19 @@ fn run(path: &Path) -> Result<()> {
                 match source.update(change) {
                     None => {}
                     Some(Ok(config)) => {
-                        apply(&config, &mut supervisor, &metrics);
+                        apply(&config, &mut supervisor, &metrics, &report);
                         if let Err(e) = source.save(&config) {
                             log::warn!("{e}; the configuration is applied but not cached");
                         }
                     }
-                    Some(Err(e)) => {
+                    Some(Err(refused)) => {
                         metrics.error("config");
-                        log::error!("{e}; keeping the last good configuration");
+                        log::error!("{}; keeping the last good configuration", refused.error);
+                        lock(&report).refused(refused.revision, &refused.error.to_string());
                     }
                 }
+                // A rollout waits for this: say it now, not at the next heartbeat.
+                let _ = nudge.try_send(());
             }
             recv(dir_events) -> _ => supervisor.rescan(),
             recv(exits) -> exited => {
@@ -157,15 +179,22 @@ fn run(path: &Path) -> Result<()> {
     supervisor.stop();
     let _ = producer.join();
     let _ = poll_thread.join();
+    let _ = heartbeat.join();
     log::info!("log-agent stopped");
     Ok(())
 }
 
 /// Puts `config` in force, then says so: once the entries are logged, their files present
 /// then have been found (and start at their end), and any file created later is read whole.
-fn apply(config: &config::Config, supervisor: &mut Supervisor, metrics: &Metrics) {
+fn apply(
+    config: &config::Config,
+    supervisor: &mut Supervisor,
+    metrics: &Metrics,
+    report: &Mutex<ConfigReport>,
+) {
     supervisor.apply(&config.entries);
     metrics.config_revision.store(config.revision, Relaxed);
+    lock(report).applied(&config.key, config.revision, config.hash.clone());
     log::info!(
         "applied configuration from etcd key {:?} revision {}: {} entries",
         config.key,

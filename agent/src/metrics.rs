@@ -2,9 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+use logcollect::clock::rfc3339_ms;
+use logcollect::fleet::{FileReport, Status, MAX_FILES};
 use logcollect::http::{describe, escape_label, ErrorCounts};
 use logcollect::sync::lock;
 
@@ -21,6 +23,36 @@ pub struct FileStats {
     pub size: AtomicU64,
     /// Offset up to which every line is acknowledged.
     pub acked_offset: AtomicU64,
+    /// When Kafka last acknowledged a line of it (ms since the epoch; 0: not yet).
+    pub last_ack_ms: AtomicI64,
+    topic: Mutex<Arc<str>>,
+    /// Tailers reading the file now (see [`Tailing`]); the status lists only these files.
+    tailers: AtomicU32,
+}
+
+impl FileStats {
+    fn bytes_behind(&self) -> u64 {
+        self.size
+            .load(Relaxed)
+            .saturating_sub(self.acked_offset.load(Relaxed))
+    }
+}
+
+/// Held by a tailer while it reads the file: the file is in the agent's status.
+pub struct Tailing(Arc<FileStats>);
+
+impl Tailing {
+    /// Counts a tailer of the file of `stats`.
+    pub fn new(stats: Arc<FileStats>) -> Tailing {
+        stats.tailers.fetch_add(1, Relaxed);
+        Tailing(stats)
+    }
+}
+
+impl Drop for Tailing {
+    fn drop(&mut self) {
+        self.0.tailers.fetch_sub(1, Relaxed);
+    }
 }
 
 /// Everything `/metrics` shows.
@@ -42,12 +74,52 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// The counters of the file at `path`, created on first use.
-    pub fn file(&self, path: &str) -> Arc<FileStats> {
-        lock(&self.files)
+    /// The counters of the file at `path`, created on first use; `topic` is where it goes now.
+    pub fn file(&self, path: &str, topic: &Arc<str>) -> Arc<FileStats> {
+        let stats = lock(&self.files)
             .entry(path.to_string())
             .or_default()
-            .clone()
+            .clone();
+        *lock(&stats.topic) = topic.clone();
+        stats
+    }
+
+    /// The files being read, for the agent's status: the [`MAX_FILES`] furthest behind, and
+    /// the totals of all.
+    pub fn status(&self) -> Status {
+        let files = lock(&self.files);
+        let mut reports: Vec<FileReport> = files
+            .iter()
+            .filter(|(_, s)| s.tailers.load(Relaxed) > 0)
+            .map(|(path, s)| FileReport {
+                path: path.clone(),
+                topic: lock(&s.topic).to_string(),
+                acked_offset: s.acked_offset.load(Relaxed),
+                size: s.size.load(Relaxed),
+                bytes_behind: s.bytes_behind(),
+                last_ack_at: at(s.last_ack_ms.load(Relaxed)),
+            })
+            .collect();
+        drop(files);
+        let last_ack = reports.iter().filter_map(|f| f.last_ack_at.clone()).max();
+        let status = Status {
+            files_total: reports.len(),
+            bytes_behind: reports.iter().map(|f| f.bytes_behind).sum(),
+            last_ack_at: last_ack,
+            kafka_queue_depth: self.kafka_queue_depth.load(Relaxed),
+            errors: self.errors.snapshot(),
+            ..Status::default()
+        };
+        reports.sort_by(|a, b| {
+            b.bytes_behind
+                .cmp(&a.bytes_behind)
+                .then(a.path.cmp(&b.path))
+        });
+        reports.truncate(MAX_FILES);
+        Status {
+            files: reports,
+            ..status
+        }
     }
 
     /// Reports the file of `entry`, gone or replaced before all of it was read: `what`
@@ -89,11 +161,7 @@ impl Metrics {
                 "bytes_behind",
                 "gauge",
                 "File size minus the acknowledged offset.",
-                |s| {
-                    s.size
-                        .load(Relaxed)
-                        .saturating_sub(s.acked_offset.load(Relaxed))
-                },
+                FileStats::bytes_behind,
             ),
         ];
         for (name, kind, help, get) in per_file {
@@ -152,6 +220,11 @@ impl Metrics {
     }
 }
 
+/// An RFC 3339 time, or `None` for 0 (never).
+fn at(ms: i64) -> Option<String> {
+    (ms > 0).then(|| rfc3339_ms(ms))
+}
+
 /// A per-file series: name, type, help, and how to read it.
 type PerFile = (
     &'static str,
@@ -167,7 +240,7 @@ mod tests {
     #[test]
     fn renders_files_and_errors() {
         let m = Metrics::default();
-        let f = m.file("/var/log/a \"b\".log");
+        let f = m.file("/var/log/a \"b\".log", &Arc::from("t"));
         f.lines_read.store(3, Relaxed);
         f.size.store(100, Relaxed);
         f.acked_offset.store(40, Relaxed);
@@ -184,5 +257,42 @@ mod tests {
             text.contains("logcollect_agent_bytes_behind{path=\"/var/log/a \\\"b\\\".log\"} 60\n")
         );
         assert!(text.contains("logcollect_agent_errors_total{kind=\"open\"} 2\n"));
+    }
+
+    #[test]
+    fn status_lists_the_files_being_read_furthest_behind_first() {
+        let m = Metrics::default();
+        let topic = Arc::from("t");
+        let mut tailing = Vec::new();
+        for (path, size, acked) in [
+            ("/a", 10, 10),
+            ("/b", 50, 20),
+            ("/c", 7, 0),
+            ("/gone", 99, 0),
+        ] {
+            let f = m.file(path, &topic);
+            f.size.store(size, Relaxed);
+            f.acked_offset.store(acked, Relaxed);
+            if path != "/gone" {
+                tailing.push(Tailing::new(f));
+            }
+        }
+        m.file("/a", &topic)
+            .last_ack_ms
+            .store(1_795_765_261_318, Relaxed);
+        m.error("open");
+        let s = m.status();
+        let order: Vec<_> = s
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.bytes_behind))
+            .collect();
+        assert_eq!(order, [("/b", 30), ("/c", 7), ("/a", 0)]);
+        assert_eq!((s.files_total, s.bytes_behind), (3, 37));
+        assert_eq!(s.last_ack_at.as_deref(), Some("2026-11-27T07:41:01.318Z"));
+        assert_eq!(s.files[0].topic, "t");
+        assert_eq!(s.errors["open"], 1);
+        drop(tailing);
+        assert_eq!(m.status().files_total, 0);
     }
 }

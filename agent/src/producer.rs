@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
+use logcollect::clock::now_ms;
 use logcollect::record::LineHeaders;
 use logcollect::shutdown::Shutdown;
 use logcollect::sync::{self, lock};
@@ -384,6 +385,9 @@ impl ProducerThread {
     /// Puts what the acknowledgements advanced in the file's counters and registry entry.
     fn apply(&self, source: &Source, advance: Advance) {
         source.stats.lines_acked.fetch_add(advance.lines, Relaxed);
+        if advance.lines > 0 {
+            source.stats.last_ack_ms.store(now_ms(), Relaxed);
+        }
         let e = &source.entry;
         if let Some(end) = advance.offset {
             source.stats.acked_offset.store(end, Relaxed);

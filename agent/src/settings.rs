@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use logcollect::settings::{EtcdSettings, IniFile, KafkaSettings, LogSettings};
+use logcollect::settings::{EtcdSettings, FleetSettings, IniFile, KafkaSettings, LogSettings};
 use logcollect::Result;
 
 /// Everything the agent reads from its ini file.
@@ -15,6 +15,8 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     /// `[log]`.
     pub log: LogSettings,
+    /// `[fleet]`.
+    pub fleet: FleetSettings,
     /// `[agent]`.
     pub agent: AgentSettings,
 }
@@ -56,6 +58,7 @@ impl Settings {
             etcd: EtcdSettings::from_ini(&ini)?,
             kafka: KafkaSettings::from_ini(&ini)?,
             log: LogSettings::from_ini(&ini)?,
+            fleet: FleetSettings::from_ini(&ini)?,
             agent,
         })
     }

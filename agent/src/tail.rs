@@ -31,7 +31,7 @@ use regex::bytes::Regex;
 
 use crate::fingerprint::{Check, Head};
 use crate::lines::{Line, Splitter};
-use crate::metrics::{FileStats, Metrics};
+use crate::metrics::{FileStats, Metrics, Tailing};
 use crate::multiline::Multiline;
 use crate::registry::{Entry, NewFileStart, Registry};
 use crate::watch::{Watch, Watcher, FILE_EVENTS};
@@ -166,6 +166,8 @@ pub fn spawn(spec: Spec, file: File, ctx: Context) -> Result<Handle> {
 }
 
 struct Tailer {
+    /// While this tailer lives, its file is in the agent's status.
+    _tailing: Tailing,
     spec: Spec,
     ctx: Context,
     file: File,
@@ -223,6 +225,7 @@ impl Tailer {
         let head = entry.head;
         let source = new_source(&spec, &ctx, entry);
         Ok(Tailer {
+            _tailing: Tailing::new(source.stats.clone()),
             splitter: Splitter::new(source.entry.offset, spec.max_line_bytes),
             spec,
             ctx,
@@ -452,7 +455,7 @@ fn new_source(spec: &Spec, ctx: &Context, entry: Entry) -> Source {
         topic: spec.topic.clone(),
         key: record::key(&ctx.host, &path),
         host: ctx.host.clone(),
-        stats: ctx.metrics.file(&path),
+        stats: ctx.metrics.file(&path, &spec.topic),
         entry,
     }
 }

@@ -10,6 +10,8 @@ use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
 use serde_json::{Map, Value};
 
 use crate::settings::check_url;
@@ -182,6 +184,20 @@ pub struct EsConfig {
     pub username: Option<String>,
     /// Basic-auth password.
     pub password: Option<String>,
+}
+
+impl EsConfig {
+    /// The `Authorization` header value, if the config has credentials.
+    pub fn authorization(&self) -> Option<String> {
+        if let Some(key) = &self.api_key {
+            return Some(format!("ApiKey {key}"));
+        }
+        let (user, password) = (self.username.as_ref()?, self.password.as_ref()?);
+        Some(format!(
+            "Basic {}",
+            B64.encode(format!("{user}:{password}"))
+        ))
+    }
 }
 
 impl fmt::Debug for EsConfig {

@@ -68,6 +68,14 @@ impl ErrorCounts {
         *lock(&self.0).entry(kind).or_default() += 1;
     }
 
+    /// The counts by kind.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        lock(&self.0)
+            .iter()
+            .map(|(k, n)| (k.to_string(), *n))
+            .collect()
+    }
+
     /// Writes the counter `name` with one `kind` label per kind seen.
     pub fn render(&self, out: &mut String, name: &str) {
         describe(out, name, "counter", "Errors by kind.");

@@ -1,13 +1,15 @@
 //! Code shared by `log-agent` and `log-transfer`.
 //!
 //! - [`settings`]: the ini files, read into typed structs with errors naming file, section and key.
-//! - [`etcd`]: a synchronous client for etcd's v3 JSON gateway, and a poller that reports changes.
+//! - [`etcd`]: a synchronous client for etcd's v3 JSON gateway, and a poller woken by watches.
+//! - [`fleet`]: each daemon's status in etcd under a lease (heartbeats), read by `logctl status`.
 //! - [`collect`]: the JSON values kept in etcd (`collect_log_conf`, `elasticsearch_config`).
 //! - [`cli`], [`logging`], [`shutdown`], [`host`]: what every daemon needs at start and stop.
 //! - [`persist`]: atomic file writes for state that must survive a crash.
 //! - [`clock`]: milliseconds since the epoch, for registry entries and record timestamps.
 //! - [`record`]: the record contract between the daemons: Kafka key, headers, file identity.
 //! - [`http`]: the `/metrics` and `/health` server both daemons expose.
+//! - [`topic`]: a whole Kafka topic read to its end, outside any group (`logctl dlq`, tests).
 //! - [`sync`]: named threads and poison-proof locks.
 //! - [`error`]: the one error type, with the context (path, key, url) a user needs to fix the cause.
 
@@ -16,6 +18,7 @@ pub mod clock;
 pub mod collect;
 pub mod error;
 pub mod etcd;
+pub mod fleet;
 pub mod host;
 pub mod http;
 pub mod logging;
@@ -24,5 +27,6 @@ pub mod record;
 pub mod settings;
 pub mod shutdown;
 pub mod sync;
+pub mod topic;
 
 pub use error::{Error, Result};

@@ -14,6 +14,23 @@ pub const FILE: &str = "file";
 /// Header, present only on a line cut at `max_line_bytes`: `true`.
 pub const TRUNCATED: &str = "truncated";
 
+/// Header of a dead letter: why the store refused the record.
+pub const DLQ_REASON: &str = "dlq.reason";
+/// Header of a dead letter: where the record was, `topic/partition/offset`.
+pub const DLQ_SOURCE: &str = "dlq.source";
+
+/// The dead-letter topic of `topic`.
+pub fn dlq_topic(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
+
+/// The topic of a `dlq.source` header value (`topic/partition/offset`).
+pub fn dlq_source_topic(source: &str) -> Option<&str> {
+    let mut parts = source.rsplitn(3, '/');
+    let (_, _, topic) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(topic)
+}
+
 /// The file identity `dev:ino:generation`: device and inode, and when this content of the
 /// inode was first seen (ms since the epoch), so new content never shares an identity.
 pub fn identity(dev: u64, ino: u64, generation: i64) -> String {
@@ -95,6 +112,14 @@ impl Origin {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dead_letter_names() {
+        assert_eq!(dlq_topic("web"), "web.dlq");
+        assert_eq!(dlq_source_topic("web/3/41"), Some("web"));
+        assert_eq!(dlq_source_topic("a/b/3/41"), Some("a/b"));
+        assert_eq!(dlq_source_topic("web/3"), None);
+    }
 
     /// What the agent encodes, the transfer decodes to the same values.
     fn round_trip(headers: LineHeaders<'_>) -> Origin {

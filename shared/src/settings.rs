@@ -114,7 +114,7 @@ pub struct EtcdSettings {
     pub endpoints: Vec<String>,
     /// Key of the collect configuration; may contain `{hostname}` or `{ip}`.
     pub key: String,
-    /// How often the keys are read.
+    /// How often the keys are read anyway (±20%), besides being watched: the safety net.
     pub poll_interval: Duration,
     /// User for etcd authentication, if enabled.
     pub username: Option<String>,
@@ -168,7 +168,7 @@ impl EtcdSettings {
                 .map(|u| u.trim_end_matches('/').to_string())
                 .collect(),
             key,
-            poll_interval: ini.millis_or(S, "poll_interval_ms", 1000)?,
+            poll_interval: ini.millis_or(S, "poll_interval_ms", 30_000)?,
             username,
             password,
         })
@@ -246,6 +246,30 @@ impl LogSettings {
     }
 }
 
+/// Section `[fleet]`: how the daemon appears in the fleet's status (`logctl status`).
+#[derive(Debug, Clone)]
+pub struct FleetSettings {
+    /// The daemon's name in its status key (default: the host name).
+    pub name: String,
+}
+
+impl FleetSettings {
+    /// Reads `[fleet] name`.
+    pub fn from_ini(ini: &IniFile) -> Result<FleetSettings> {
+        let name = ini
+            .optional("fleet", "name")
+            .unwrap_or_else(crate::host::hostname);
+        if name.is_empty() || name.contains('/') || name.chars().any(char::is_control) {
+            return Err(ini.error(
+                "fleet",
+                "name",
+                format!("{name:?}: must be non-empty, without '/' or control characters"),
+            ));
+        }
+        Ok(FleetSettings { name })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,7 +285,7 @@ mod tests {
                 .unwrap();
         assert_eq!(s.endpoints, ["http://a:2379", "https://b:2379"]);
         assert_eq!(s.key, "collect_log_conf");
-        assert_eq!(s.poll_interval, Duration::from_millis(1000));
+        assert_eq!(s.poll_interval, Duration::from_secs(30));
         assert!(s.username.is_none());
     }
 

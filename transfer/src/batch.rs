@@ -173,7 +173,7 @@ impl<S: Store> Batcher<S> {
                         .metrics
                         .retried
                         .fetch_add(docs.len() as u64, Relaxed);
-                    self.setup.metrics.error("bulk");
+                    self.setup.metrics.bulk_failed(&reason);
                     log::warn!("batch: {reason}; sending {} documents again", docs.len());
                     continue;
                 }

@@ -10,8 +10,6 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use logcollect::collect::EsConfig;
 use logcollect::Error;
 use serde_json::Value;
@@ -81,18 +79,6 @@ impl Default for EsClient {
     }
 }
 
-/// The `Authorization` header value, if the config has credentials.
-fn authorization(es: &EsConfig) -> Option<String> {
-    if let Some(key) = &es.api_key {
-        return Some(format!("ApiKey {key}"));
-    }
-    let (user, password) = (es.username.as_ref()?, es.password.as_ref()?);
-    Some(format!(
-        "Basic {}",
-        B64.encode(format!("{user}:{password}"))
-    ))
-}
-
 impl EsClient {
     /// The next node to use: round-robin over those not skipped; if all are skipped, the
     /// one that comes back first.
@@ -134,7 +120,7 @@ impl EsClient {
             _ => self.agent.post(&url),
         }
         .header("Content-Type", content_type);
-        if let Some(auth) = authorization(es) {
+        if let Some(auth) = es.authorization() {
             request = request.header("Authorization", &auth);
         }
         let compressed;
@@ -298,12 +284,12 @@ mod tests {
             username: user.map(String::from),
             password: user.map(|_| "pw".to_string()),
         };
-        assert_eq!(authorization(&es(Some("k1"), None)).unwrap(), "ApiKey k1");
+        assert_eq!(es(Some("k1"), None).authorization().unwrap(), "ApiKey k1");
         assert_eq!(
-            authorization(&es(None, Some("u"))).unwrap(),
-            format!("Basic {}", B64.encode("u:pw"))
+            es(None, Some("u")).authorization().unwrap(),
+            "Basic dTpwdw==" // base64 of u:pw
         );
-        assert_eq!(authorization(&es(None, None)), None);
+        assert_eq!(es(None, None).authorization(), None);
 
         let conf = es(None, None);
         let mut c = EsClient::default();

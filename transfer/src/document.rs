@@ -5,8 +5,7 @@
 //! headers), or of where the record is in Kafka (topic, partition, offset) for records
 //! written by another producer: a record delivered twice can never become two documents.
 
-use std::time::{Duration, UNIX_EPOCH};
-
+use logcollect::clock::rfc3339_ms;
 use logcollect::record::Origin;
 use serde_json::{json, Map, Value};
 
@@ -51,12 +50,6 @@ pub fn document_id(origin: &Origin, pos: Position<'_>) -> String {
         _ => format!("kafka\0{}\0{}\0{}", pos.topic, pos.partition, pos.offset),
     };
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
-}
-
-/// RFC 3339 UTC with milliseconds, e.g. `2026-11-27T08:00:00.123Z`.
-pub fn rfc3339_ms(timestamp_ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(timestamp_ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
 }
 
 /// The index for a record of `topic` with timestamp `timestamp_ms`: `pattern` with
@@ -193,7 +186,6 @@ mod tests {
 
     #[test]
     fn timestamps_and_indices() {
-        assert_eq!(rfc3339_ms(1_795_765_261_318), "2026-11-27T07:41:01.318Z");
         assert_eq!(
             index_name("{topic}-%Y.%m.%d", "Web_Log", 1_795_765_261_318),
             "web_log-2026.11.27"

@@ -21,12 +21,14 @@ mod watched;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::select;
 use logcollect::collect::{parse_collect_conf, parse_es_config};
 use logcollect::etcd::{EtcdClient, KeyChange, Poller};
+use logcollect::fleet::{self, ConfigReport, Heartbeat, Status};
 use logcollect::shutdown::Shutdown;
+use logcollect::sync::lock;
 use logcollect::{logging, Result};
 
 use crate::metrics::Metrics;
@@ -116,6 +118,27 @@ fn run(path: &Path) -> Result<()> {
     drop(docs_tx);
 
     let etcd = Arc::new(EtcdClient::new(&settings.etcd));
+    let reports = Arc::new(Reports {
+        collect: Mutex::new(ConfigReport::new(&keys[..1])),
+        es: Mutex::new(ConfigReport::new(&keys[1..])),
+    });
+    let (heartbeat, nudge) = {
+        let (metrics, reports) = (metrics.clone(), reports.clone());
+        let status = move || Status {
+            config: lock(&reports.collect).clone(),
+            es_config: Some(lock(&reports.es).clone()),
+            ..metrics.status()
+        };
+        fleet::spawn_heartbeat(
+            etcd.clone(),
+            Heartbeat {
+                kind: "transfer",
+                name: settings.fleet.name.clone(),
+                status: Box::new(status),
+            },
+            shutdown.clone(),
+        )?
+    };
     let (changes_tx, changes) = crossbeam_channel::bounded(16);
     let poll_thread =
         Poller::new(etcd, keys).spawn(settings.etcd.poll_interval, changes_tx, shutdown.clone())?;
@@ -125,7 +148,9 @@ fn run(path: &Path) -> Result<()> {
         select! {
             recv(changes) -> change => {
                 let Ok(change) = change else { break };
-                apply(&settings, &change, &routing, &es, &metrics);
+                apply(&settings, &change, &routing, &es, &metrics, &reports);
+                // A rollout waits for this: say it now, not at the next heartbeat.
+                let _ = nudge.try_send(());
             }
             recv(failed) -> error => {
                 // A consumer failed for good (fenced out of the group): stop the whole transfer.
@@ -143,11 +168,18 @@ fn run(path: &Path) -> Result<()> {
         let _ = c.join();
     }
     let _ = poll_thread.join();
+    let _ = heartbeat.join();
     if let Some(e) = failure {
         return Err(e);
     }
     log::info!("log-transfer stopped");
     Ok(())
+}
+
+/// What the transfer applied of its two keys, for its status.
+struct Reports {
+    collect: Mutex<ConfigReport>,
+    es: Mutex<ConfigReport>,
 }
 
 /// Validates a changed value and publishes it; an invalid one leaves the last good one.
@@ -157,6 +189,7 @@ fn apply(
     routing: &Watched<Routing>,
     es: &Watched<Option<logcollect::collect::EsConfig>>,
     metrics: &Metrics,
+    reports: &Reports,
 ) {
     let Some(kv) = &change.value else {
         log::warn!(
@@ -165,39 +198,37 @@ fn apply(
         );
         return;
     };
-    if kv.key == settings.transfer.es_key {
-        match parse_es_config(&kv.key, &kv.value) {
-            Ok(config) => {
-                log::info!(
-                    "etcd key {:?} revision {}: elasticsearch at {:?}",
-                    kv.key,
-                    kv.mod_revision,
-                    config.urls
-                );
-                es.set(Some(config));
-            }
-            Err(e) => {
-                metrics.error("config");
-                log::error!("{e}; keeping the last good configuration");
-            }
-        }
+    let is_es = kv.key == settings.transfer.es_key;
+    let result = if is_es {
+        parse_es_config(&kv.key, &kv.value).map(|config| {
+            log::info!(
+                "etcd key {:?} revision {}: elasticsearch at {:?}",
+                kv.key,
+                kv.mod_revision,
+                config.urls
+            );
+            es.set(Some(config));
+        })
     } else {
-        match parse_collect_conf(&kv.key, &kv.value) {
-            Ok(entries) => {
-                let new = Routing::new(&entries, &settings.transfer.index_pattern);
-                log::info!(
-                    "etcd key {:?} revision {}: topics {:?}",
-                    kv.key,
-                    kv.mod_revision,
-                    new.topics
-                );
-                metrics.config_revision.store(kv.mod_revision, Relaxed);
-                routing.set(new);
-            }
-            Err(e) => {
-                metrics.error("config");
-                log::error!("{e}; keeping the last good configuration");
-            }
+        parse_collect_conf(&kv.key, &kv.value).map(|entries| {
+            let new = Routing::new(&entries, &settings.transfer.index_pattern);
+            log::info!(
+                "etcd key {:?} revision {}: topics {:?}",
+                kv.key,
+                kv.mod_revision,
+                new.topics
+            );
+            metrics.config_revision.store(kv.mod_revision, Relaxed);
+            routing.set(new);
+        })
+    };
+    let mut report = lock(if is_es { &reports.es } else { &reports.collect });
+    match result {
+        Ok(()) => report.applied(&kv.key, kv.mod_revision, fleet::hash(&kv.value)),
+        Err(e) => {
+            metrics.error("config");
+            log::error!("{e}; keeping the last good configuration");
+            report.refused(kv.mod_revision, &e.to_string());
         }
     }
 }

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use logcollect::clock::{now_ms, rfc3339_ms};
+use logcollect::fleet::{PartitionReport, Status};
 use logcollect::http::{describe, escape_label, ErrorCounts};
 use logcollect::sync::lock;
 
@@ -34,6 +36,8 @@ pub struct Metrics {
     /// What the consumer threads hold of the group.
     pub membership: Membership,
     errors: ErrorCounts,
+    /// The last bulk request that failed as a whole: when, and why.
+    last_bulk_error: Mutex<Option<String>>,
 }
 
 impl Metrics {
@@ -68,6 +72,34 @@ impl Metrics {
     fn update_partition(&self, topic: &str, partition: i32, update: impl FnOnce(&mut (i64, i64))) {
         let mut partitions = lock(&self.partitions);
         update(partitions.entry((topic.into(), partition)).or_default());
+    }
+
+    /// A bulk request failed as a whole (it is sent again): counted, and kept for the status.
+    pub fn bulk_failed(&self, reason: &str) {
+        self.error("bulk");
+        *lock(&self.last_bulk_error) = Some(format!("{}: {reason}", rfc3339_ms(now_ms())));
+    }
+
+    /// The partitions held, the counters and the last bulk error, for the transfer's status.
+    pub fn status(&self) -> Status {
+        let partitions: Vec<PartitionReport> = lock(&self.partitions)
+            .iter()
+            .map(|((topic, partition), &(committed, lag))| PartitionReport {
+                topic: topic.clone(),
+                partition: *partition,
+                committed,
+                lag,
+            })
+            .collect();
+        Status {
+            lag: partitions.iter().map(|p| p.lag.max(0)).sum(),
+            partitions,
+            indexed: self.indexed.load(Relaxed),
+            dead_lettered: self.dead_lettered.load(Relaxed),
+            last_bulk_error: lock(&self.last_bulk_error).clone(),
+            errors: self.errors.snapshot(),
+            ..Status::default()
+        }
     }
 
     /// Counts an error of `kind`.

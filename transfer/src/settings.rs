@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use logcollect::settings::{EtcdSettings, IniFile, KafkaSettings, LogSettings};
+use logcollect::settings::{EtcdSettings, FleetSettings, IniFile, KafkaSettings, LogSettings};
 use logcollect::{host, Result};
 
 /// Everything the transfer reads from its ini file.
@@ -16,6 +16,8 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     /// `[log]`.
     pub log: LogSettings,
+    /// `[fleet]`.
+    pub fleet: FleetSettings,
     /// The transfer's own settings.
     pub transfer: TransferSettings,
 }
@@ -99,6 +101,7 @@ impl Settings {
             etcd: EtcdSettings::from_ini(ini)?,
             kafka: KafkaSettings::from_ini(ini)?,
             log: LogSettings::from_ini(ini)?,
+            fleet: FleetSettings::from_ini(ini)?,
             transfer: TransferSettings {
                 es_key,
                 consumer_threads,

@@ -11,17 +11,15 @@
 //! records go to one partition at a time (librdkafka's sticky partitioner), which would leave
 //! a consumer of the other partitions with nothing to read.
 
-use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use serde_json::{json, Map, Value};
 
 fn main() {
@@ -42,96 +40,35 @@ fn main() {
 }
 
 fn consume(brokers: &str, topic: &str, min: usize, timeout: Duration) -> Result<(), String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "lc-kafka-unused")
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + timeout;
-    let partitions = loop {
-        let found = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(5))
-            .ok()
-            .and_then(|m| {
-                m.topics()
-                    .first()
-                    .map(|t| t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>())
-            })
-            .unwrap_or_default();
-        if !found.is_empty() {
-            break found;
-        }
-        if Instant::now() > deadline {
-            return Err(format!("topic {topic} not found"));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let mut assignment = TopicPartitionList::new();
-    for p in &partitions {
-        assignment
-            .add_partition_offset(topic, *p, Offset::Beginning)
-            .map_err(|e| e.to_string())?;
-    }
-    consumer.assign(&assignment).map_err(|e| e.to_string())?;
-    let mut next: HashMap<i32, i64> = HashMap::new();
-    let mut records = 0usize;
     let out = std::io::stdout();
     let mut out = out.lock();
-    loop {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                next.insert(m.partition(), m.offset() + 1);
-                records += 1;
-                let mut headers = Map::new();
-                if let Some(h) = m.headers() {
-                    for header in h.iter() {
-                        let v = header
-                            .value
-                            .map(|v| String::from_utf8_lossy(v).into_owned());
-                        headers.insert(header.key.to_string(), json!(v));
-                    }
-                }
-                let payload = m.payload().unwrap_or_default();
-                let line = json!({
-                    "partition": m.partition(),
-                    "offset": m.offset(),
-                    "timestamp": m.timestamp().to_millis(),
-                    "key": m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                    "headers": Value::Object(headers),
-                    "value": String::from_utf8_lossy(payload),
-                    "value_b64": B64.encode(payload),
-                });
-                writeln!(out, "{line}").map_err(|e| e.to_string())?;
-            }
-            Some(Err(e)) => eprintln!("lc-kafka: {e}"),
-            None => {
-                if records >= min && caught_up(&consumer, topic, &partitions, &next) {
-                    return Ok(());
-                }
+    logcollect::topic::read_to_end(brokers, topic, min, timeout, |m| {
+        let mut headers = Map::new();
+        if let Some(h) = m.headers() {
+            for header in h.iter() {
+                let v = header
+                    .value
+                    .map(|v| String::from_utf8_lossy(v).into_owned());
+                headers.insert(header.key.to_string(), json!(v));
             }
         }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "timed out with {records} records (wanted at least {min})"
-            ));
-        }
-    }
-}
-
-/// Every partition is read up to its high watermark.
-fn caught_up(
-    consumer: &BaseConsumer,
-    topic: &str,
-    partitions: &[i32],
-    next: &HashMap<i32, i64>,
-) -> bool {
-    partitions.iter().all(
-        |p| match consumer.fetch_watermarks(topic, *p, Duration::from_secs(5)) {
-            Ok((low, high)) => next.get(p).copied().unwrap_or(low) >= high,
-            Err(_) => false,
-        },
-    )
+        let payload = m.payload().unwrap_or_default();
+        let line = json!({
+            "partition": m.partition(),
+            "offset": m.offset(),
+            "timestamp": m.timestamp().to_millis(),
+            "key": m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            "headers": Value::Object(headers),
+            "value": String::from_utf8_lossy(payload),
+            "value_b64": B64.encode(payload),
+        });
+        writeln!(out, "{line}").map_err(|e| logcollect::Error::System {
+            what: "stdout".into(),
+            msg: e.to_string(),
+        })
+    })
+    .map(drop)
+    .map_err(|e| e.to_string())
 }
 
 fn produce(brokers: &str, topic: &str) -> Result<(), String> {

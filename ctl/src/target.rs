@@ -1,0 +1,80 @@
+//! Where logctl finds the services: `-c FILE` (an agent's or transfer's ini), overridden by
+//! `--endpoints` and `--brokers`; the defaults of a local install otherwise.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use logcollect::etcd::EtcdClient;
+use logcollect::settings::{check_url, EtcdSettings, IniFile, DEFAULT_COLLECT_KEY};
+use logcollect::{Error, Result};
+
+use crate::Global;
+
+/// The services and key names one invocation works with.
+pub struct Target {
+    /// The etcd client.
+    pub etcd: Arc<EtcdClient>,
+    /// `[etcd] key` of the ini: the collect key, possibly with `{hostname}`/`{ip}`.
+    pub key_template: String,
+    /// `[etcd] es_key`.
+    pub es_key: String,
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+}
+
+impl Target {
+    /// Reads the ini file if given, then applies the flags.
+    pub fn new(global: &Global) -> Result<Target> {
+        let ini = global.config.as_deref().map(IniFile::load).transpose()?;
+        let mut etcd = match &ini {
+            Some(ini) => EtcdSettings::from_ini(ini)?,
+            None => EtcdSettings {
+                endpoints: vec!["http://127.0.0.1:2379".into()],
+                key: DEFAULT_COLLECT_KEY.into(),
+                poll_interval: Duration::from_secs(30),
+                username: None,
+                password: None,
+            },
+        };
+        if let Some(list) = &global.endpoints {
+            etcd.endpoints = Vec::new();
+            for url in list.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+                check_url(url).map_err(|msg| Error::Setting {
+                    file: "command line".into(),
+                    section: String::new(),
+                    key: "--endpoints".into(),
+                    msg,
+                })?;
+                etcd.endpoints.push(url.trim_end_matches('/').to_string());
+            }
+        }
+        let from_ini = |section: &str, key: &str, default: &str| {
+            ini.as_ref()
+                .map_or(default.to_string(), |i| i.string_or(section, key, default))
+        };
+        Ok(Target {
+            key_template: etcd.key.clone(),
+            es_key: from_ini("etcd", "es_key", "elasticsearch_config"),
+            brokers: global
+                .brokers
+                .clone()
+                .unwrap_or_else(|| from_ini("kafka", "brokers", "127.0.0.1:9092")),
+            etcd: Arc::new(EtcdClient::new(&etcd)),
+        })
+    }
+
+    /// The collect key for `host` (a name or an address): the ini's key template with
+    /// `{hostname}`/`{ip}` replaced, or `collect_log_{host}` when the template has neither;
+    /// the plain `collect_log_conf` without a host.
+    pub fn collect_key(&self, host: Option<&str>) -> String {
+        let Some(host) = host else {
+            return DEFAULT_COLLECT_KEY.to_string();
+        };
+        let t = &self.key_template;
+        if t.contains("{hostname}") || t.contains("{ip}") {
+            t.replace("{hostname}", host).replace("{ip}", host)
+        } else {
+            format!("collect_log_{host}")
+        }
+    }
+}
