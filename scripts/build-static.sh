@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds log-agent and log-transfer as static musl binaries, for old servers: no shared
+# Builds log-agent, log-transfer and logctl as static musl binaries, for old servers: no shared
 # library needed, not even libc. Output: target/static/x86_64-unknown-linux-musl/release/.
 #
 # The rustup toolchain here has no musl target and cannot download one, so this uses Debian's
@@ -59,10 +59,10 @@ RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
     CFLAGS_x86_64_unknown_linux_musl="-isystem $KIT/include" \
     CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-L native=$KIT/link -C target-feature=+crt-static" \
     /usr/bin/cargo build --release --quiet --target "$TARGET" --target-dir target/static \
-    -Zbuild-std=std,panic_abort -p log-agent -p log-transfer
+    -Zbuild-std=std,panic_abort -p log-agent -p log-transfer -p logctl
 
 out=target/static/$TARGET/release
-for b in log-agent log-transfer; do
+for b in log-agent log-transfer logctl; do
     env -i "$out/$b" --version >/dev/null
     printf '%s: %s, %s\n' "$out/$b" "$(du -h "$out/$b" | cut -f1)" "$(file -b "$out/$b" | cut -d, -f1-2)"
 done

@@ -91,8 +91,8 @@ pub fn top(target: &Target, args: &StatusArgs) -> Result<Outcome> {
 
 /// Every daemon, live ones and those offline for less than `offline_for`, by kind and name.
 fn rows(target: &Target, args: &StatusArgs) -> Result<Vec<Row>> {
-    let live = parse_all(target.etcd.list(STATUS_PREFIX)?);
-    let seen = parse_all(target.etcd.list(SEEN_PREFIX)?);
+    let live = parse_all(target.etcd.list(STATUS_PREFIX)?, STATUS_PREFIX);
+    let seen = parse_all(target.etcd.list(SEEN_PREFIX)?, SEEN_PREFIX);
     let mut revisions = HashMap::new();
     let mut rows = Vec::new();
     for status in live.values() {
@@ -126,11 +126,14 @@ fn rows(target: &Target, args: &StatusArgs) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// Status values by `kind/name`; values that are not statuses are skipped.
-fn parse_all(kvs: Vec<logcollect::etcd::KeyValue>) -> BTreeMap<(String, String), Status> {
+/// Status values by their key's `kind/name` (after `prefix`); values that are not statuses
+/// are skipped.
+fn parse_all(kvs: Vec<logcollect::etcd::KeyValue>, prefix: &str) -> BTreeMap<String, Status> {
     kvs.iter()
-        .filter_map(|kv| Status::parse(&kv.value))
-        .map(|s| ((s.kind.clone(), s.name.clone()), s))
+        .filter_map(|kv| {
+            let id = kv.key.strip_prefix(prefix)?.to_string();
+            Some((id, Status::parse(&kv.value)?))
+        })
         .collect()
 }
 
