@@ -105,6 +105,13 @@ test_rollout_and_errors_in_logctl_status() {
     assert_eq "rollout" "[[\"agent\", \"r1\", \"ok\", $rev, $rev], [\"agent\", \"r2\", \"ok\", $rev, $rev], [\"transfer\", \"t1\", \"ok\", $rev, $rev]]" \
         "$(fleet_json | python3 "$Q" '[[r[k] for k in ("kind", "name", "state", "config_revision", "current_revision")] for r in d]')"
 
+    printf '%s' "$good" >"$TEST_TMP/good.json"
+    "$LOGCTL" --endpoints "$LC_ETCD_URL" config diff "$TEST_TMP/good.json" >"$TEST_TMP/diff.txt"
+    assert_eq "an unchanged value, and whom the key reaches" "no change to collect_log_conf (revision $rev)
+reaches 3 running daemon(s): agent/r1, agent/r2, transfer/t1" "$(cat "$TEST_TMP/diff.txt")"
+    timeout 3 "$LOGCTL" --endpoints "$LC_ETCD_URL" top >"$TEST_TMP/top.txt" || true
+    assert_grep "top shows the table" "$TEST_TMP/top.txt" '^transfer +t1 +0\.1\.0 +ok '
+
     # A new value reaches every daemon: the rollout is complete within seconds.
     rev=$(put_rev collect_log_conf "[{\"path\":\"$TEST_TMP/r/app.log\",\"topic\":\"r\"},{\"path\":\"$TEST_TMP/r/b.log\",\"topic\":\"r\"}]")
     wait_until 5 "every daemon at revision $rev" yields "[$rev, $rev, $rev]" \
@@ -155,6 +162,13 @@ test_config_put_validates_and_refuses_a_conflict() {
     "${c[@]}" config diff "$TEST_TMP/a.json" >"$TEST_TMP/diff.txt"
     assert_grep "diff" "$TEST_TMP/diff.txt" '^-  \{"path":"/var/log/b.log","topic":"b"\}$'
     "${c[@]}" config validate "$TEST_TMP/a.json" | grep -qx 'collect_log_conf: valid' || fail "validate"
+
+    # Per host: its own key; without one, the global value is what is in force for it.
+    "${E[@]}" del collect_log_web9 >/dev/null
+    "${c[@]}" config put --host web9 "$TEST_TMP/a.json" | grep -q '^collect_log_web9: written at revision [0-9]*$' || fail "put --host"
+    assert_eq "per-host value" "$(cat "$TEST_TMP/a.json")" "$("${E[@]}" get --print-value-only collect_log_web9)"
+    "${c[@]}" config get --host web8 -o json 2>"$TEST_TMP/get.err" | python3 "$Q" 'd["key"]' | grep -qx collect_log_conf || fail "fallback"
+    assert_eq "fallback said" "collect_log_web8 has no value; the global collect_log_conf is in force" "$(cat "$TEST_TMP/get.err")"
 }
 
 test_logctl_search_and_follow() {

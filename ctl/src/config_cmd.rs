@@ -275,28 +275,72 @@ fn print_diff(key: &str, current: Option<&KeyValue>, value: &[u8]) {
     }
 }
 
-/// The running daemons whose configuration comes from `key`: those that apply it now, and
-/// those that watch it ahead of the key they apply (a per-host key not yet set).
+/// The running daemons whose configuration comes from `key` (see [`reaches`]).
 fn reached_by(target: &Target, key: &str) -> Result<Vec<String>> {
-    let mut names = Vec::new();
-    for kv in target.etcd.list(STATUS_PREFIX)? {
-        let Some(s) = Status::parse(&kv.value) else {
-            continue;
-        };
-        let reports = std::iter::once(&s.config).chain(s.es_config.as_ref());
-        let reached = reports.into_iter().any(|r| {
-            let applied = r.key.as_deref();
-            match r.keys.iter().position(|k| k == key) {
-                None => false,
-                Some(i) => {
-                    applied == Some(key)
-                        || applied.is_none_or(|a| r.keys.iter().position(|k| k == a) > Some(i))
-                }
+    Ok(target
+        .etcd
+        .list(STATUS_PREFIX)?
+        .iter()
+        .filter_map(|kv| Status::parse(&kv.value))
+        .filter(|s| reaches(s, key))
+        .map(|s| format!("{}/{}", s.kind, s.name))
+        .collect())
+}
+
+/// Whether a value put under `key` reaches the daemon of status `s`: it applies that key now,
+/// or watches it ahead of the key it applies (a per-host key not yet set).
+fn reaches(s: &Status, key: &str) -> bool {
+    std::iter::once(&s.config)
+        .chain(s.es_config.as_ref())
+        .any(|r| {
+            let rank = |k: &str| r.keys.iter().position(|x| x == k);
+            match (rank(key), r.key.as_deref()) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some(i), Some(applied)) => rank(applied).is_none_or(|a| i <= a),
             }
-        });
-        if reached {
-            names.push(format!("{}/{}", s.kind, s.name));
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logcollect::fleet::ConfigReport;
+
+    fn agent(keys: &[&str], applied: Option<&str>) -> Status {
+        let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        let mut config = ConfigReport::new(&keys);
+        if let Some(k) = applied {
+            config.applied(k, 5, "h".into());
+        }
+        Status {
+            config,
+            ..Status::default()
         }
     }
-    Ok(names)
+
+    #[test]
+    fn which_daemons_a_key_reaches() {
+        let host = ["collect_log_web1", "collect_log_conf"];
+        // On the plain key: a put of the plain key reaches it, and so would one of its own key.
+        let on_plain = agent(&host, Some("collect_log_conf"));
+        assert!(reaches(&on_plain, "collect_log_conf"));
+        assert!(reaches(&on_plain, "collect_log_web1"));
+        // On its own key: the plain key no longer matters to it.
+        let on_own = agent(&host, Some("collect_log_web1"));
+        assert!(!reaches(&on_own, "collect_log_conf"));
+        assert!(reaches(&on_own, "collect_log_web1"));
+        // Another host's key, or nothing applied yet.
+        assert!(!reaches(&on_plain, "collect_log_web2"));
+        assert!(reaches(&agent(&host, None), "collect_log_conf"));
+    }
+
+    #[test]
+    fn arrays_one_entry_per_line() {
+        assert_eq!(
+            pretty(br#"[{"topic":"a","path":"/a"},{"path":"/b","topic":"b"}]"#),
+            "[\n  {\"path\":\"/a\",\"topic\":\"a\"},\n  {\"path\":\"/b\",\"topic\":\"b\"}\n]"
+        );
+        assert_eq!(pretty(b"{oops"), "{oops");
+    }
 }

@@ -228,3 +228,14 @@ fn clip(text: &str, n: usize) -> String {
     }
     one_line.chars().take(n - 1).collect::<String>() + "…"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clipped_to_one_line() {
+        assert_eq!(clip("a\nb", 10), "a b");
+        assert_eq!(clip("abcdef", 4), "abc…");
+    }
+}

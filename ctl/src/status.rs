@@ -263,3 +263,59 @@ fn print_table(rows: &[Row]) {
         &cells,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: StatusArgs,
+    }
+
+    fn status(kind: &str, applied: i64) -> Status {
+        let mut config = ConfigReport::new(&["collect_log_conf".into()]);
+        config.applied("collect_log_conf", applied, "h".into());
+        Status {
+            kind: kind.into(),
+            config,
+            ..Status::default()
+        }
+    }
+
+    #[test]
+    fn states() {
+        let args = Wrap::parse_from(["t"]).args;
+        let judged = |s: &Status, current| judge(s, current, &args);
+        assert_eq!(judged(&status("agent", 7), 7), (State::Ok, None));
+        let (state, why) = judged(&status("agent", 6), 7);
+        assert_eq!(
+            (state, why.as_deref()),
+            (State::Lagging, Some("config revision 6 applied, 7 in etcd"))
+        );
+        let behind = Status {
+            bytes_behind: 2 << 20,
+            ..status("agent", 7)
+        };
+        assert_eq!(judged(&behind, 7).0, State::Lagging);
+        let lag = Status {
+            lag: 10_001,
+            ..status("transfer", 7)
+        };
+        assert_eq!(judged(&lag, 7).0, State::Lagging);
+        // A refused value wins over everything else, with the daemon's message.
+        let mut refused = status("agent", 6);
+        refused
+            .config
+            .refused(7, "etcd key \"collect_log_conf\": not valid JSON");
+        assert_eq!(
+            judged(&refused, 7),
+            (
+                State::Error,
+                Some("etcd key \"collect_log_conf\": not valid JSON".into())
+            )
+        );
+    }
+}

@@ -335,6 +335,14 @@ impl Beat {
     /// At a clean exit: the last-seen copy gets the final status, the lease goes (and the
     /// status key with it).
     fn leave(self) {
+        if self.failures > 0 {
+            // etcd is failing: do not hold up the exit for it; the lease expires by itself.
+            log::info!(
+                "status {:?} will expire within {LEASE_TTL:?}",
+                self.status_key
+            );
+            return;
+        }
         let status = Status {
             updated_at: rfc3339_ms(now_ms()),
             ..self.current()

@@ -201,17 +201,18 @@ fn run(client: &EtcdClient, key: &str, wake: &Sender<()>, shutdown: &Shutdown) {
             }
         };
         next = Some(start);
-        loop {
+        let mut created = false;
+        let ended = loop {
             match stream.next_message() {
                 Ok(Message::Created) => {
+                    created = true;
                     if failures > 0 {
                         log::info!(
                             "etcd {}: watching {key:?} again from revision {start}",
                             stream.endpoint
                         );
                         failures = 0;
-                        // Nothing is lost (the watch resumed), but wake anyway: cheap, and a
-                        // change could have been missed by a poll during the outage.
+                        // The poller backs off while etcd fails: this ends its wait.
                         if !nudge(wake) {
                             return;
                         }
@@ -223,22 +224,37 @@ fn run(client: &EtcdClient, key: &str, wake: &Sender<()>, shutdown: &Shutdown) {
                         return;
                     }
                 }
-                Ok(Message::Canceled { compacted, reason }) => {
+                Ok(Message::Canceled {
+                    compacted: Some(at),
+                    ..
+                }) => {
                     log::info!(
-                        "etcd {}: watch of {key:?} cancelled ({}); reading it again",
-                        stream.endpoint,
-                        compacted.map_or(reason, |r| format!("revision {start} compacted at {r}"))
+                        "etcd {}: watch of {key:?} cancelled (revision {start} compacted at {at}); reading it again",
+                        stream.endpoint
                     );
                     next = None;
-                    break;
+                    break None;
                 }
-                Err(e) => {
-                    if shutdown.is_requested() {
-                        return;
-                    }
+                Ok(Message::Canceled { reason, .. }) => {
+                    break Some(Error::Etcd {
+                        url: stream.endpoint.clone(),
+                        key: key.to_string(),
+                        msg: format!("watch cancelled: {reason}"),
+                    })
+                }
+                // Broken after it was in place: resume at once. Before: etcd is failing.
+                Err(_) if shutdown.is_requested() => return,
+                Err(e) if created => {
                     log::debug!("{e}; resuming from revision {}", next.unwrap_or(start));
-                    break;
+                    break None;
                 }
+                Err(e) => break Some(e),
+            }
+        };
+        if let Some(e) = ended {
+            failures += 1;
+            if retry(&e, failures, shutdown) {
+                return;
             }
         }
     }
