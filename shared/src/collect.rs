@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{Map, Value};
 
+use crate::pipeline::Pipeline;
 use crate::settings::check_url;
 use crate::{Error, Result};
 
@@ -44,7 +45,21 @@ pub struct CollectEntry {
     pub json: bool,
     /// Elasticsearch index for this entry, instead of the transfer's pattern.
     pub index: Option<String>,
+    /// The processors: line filters at the agent, document processors at the transfer.
+    pub processors: Pipeline,
 }
+
+/// The keys a collect entry may have.
+const ENTRY_KEYS: [&str; 8] = [
+    "path",
+    "topic",
+    "multiline_start",
+    "multiline_timeout_ms",
+    "start",
+    "json",
+    "index",
+    "processors",
+];
 
 /// Default of `multiline_timeout_ms`.
 pub const DEFAULT_MULTILINE_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -66,7 +81,11 @@ pub fn parse_collect_conf(key: &str, raw: &[u8]) -> Result<Vec<CollectEntry>> {
     let mut seen = HashSet::new();
     let mut entries = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let entry = parse_entry(item).map_err(|msg| invalid(format!("entry {i}: {msg}")))?;
+        // A processor's error starts with "(path)": "entry 2 (/var/log/x.log): processor 3 ...".
+        let entry = parse_entry(item).map_err(|msg| {
+            let sep = if msg.starts_with('(') { " " } else { ": " };
+            invalid(format!("entry {i}{sep}{msg}"))
+        })?;
         if !seen.insert(entry.path.clone()) {
             return Err(invalid(format!(
                 "entry {i}: duplicate path {:?}",
@@ -82,6 +101,10 @@ fn parse_entry(item: &Value) -> std::result::Result<CollectEntry, String> {
     let Value::Object(obj) = item else {
         return Err(format!("expected an object, got {}", kind(item)));
     };
+    // A typo would otherwise be a setting that silently does nothing.
+    if let Some(key) = obj.keys().find(|k| !ENTRY_KEYS.contains(&k.as_str())) {
+        return Err(unknown_key(key, &ENTRY_KEYS));
+    }
     let path = required_str(obj, "path")?;
     let topic = required_str(obj, "topic")?;
     check_topic(&topic).map_err(|m| format!("topic {topic:?}: {m}"))?;
@@ -111,6 +134,10 @@ fn parse_entry(item: &Value) -> std::result::Result<CollectEntry, String> {
         Some(v) => return Err(format!("json: expected true or false, got {v}")),
     };
     let index = optional_str(obj, "index")?;
+    let processors = match obj.get("processors") {
+        None | Some(Value::Null) => Pipeline::default(),
+        Some(v) => Pipeline::parse(v).map_err(|e| format!("({}): {e}", path.trim()))?,
+    };
     Ok(CollectEntry {
         path: path.trim().to_string(),
         topic,
@@ -119,6 +146,7 @@ fn parse_entry(item: &Value) -> std::result::Result<CollectEntry, String> {
         start,
         json,
         index,
+        processors,
     })
 }
 
@@ -160,6 +188,20 @@ pub fn check_topic(topic: &str) -> std::result::Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// `unknown key "multline_start" (did you mean "multiline_start"?)`: the nearest of `known`
+/// is suggested when it is close enough to be a typo.
+pub(crate) fn unknown_key(key: &str, known: &[&str]) -> String {
+    let nearest = known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(key, k), *k))
+        .min()
+        .filter(|(distance, k)| *distance <= 2.max(k.len() / 4));
+    match nearest {
+        Some((_, k)) => format!("unknown key {key:?} (did you mean {k:?}?)"),
+        None => format!("unknown key {key:?} (known: {})", known.join(", ")),
+    }
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -291,11 +333,11 @@ mod tests {
     }
 
     #[test]
-    fn optional_fields_and_unknown_ones() {
+    fn optional_fields() {
         let e = parse_collect_conf(
             "k",
             br#"[{"path":"/a","topic":"t","multiline_start":"^\\d{4}-","multiline_timeout_ms":250,
-                 "start":"beginning","json":true,"index":"app-logs","owner":"ops"}]"#,
+                 "start":"beginning","json":true,"index":"app-logs"}]"#,
         )
         .unwrap();
         assert_eq!(e[0].multiline_start.as_deref(), Some("^\\d{4}-"));
@@ -303,6 +345,25 @@ mod tests {
         assert_eq!(e[0].start, StartAt::Beginning);
         assert!(e[0].json);
         assert_eq!(e[0].index.as_deref(), Some("app-logs"));
+    }
+
+    #[test]
+    fn unknown_keys_and_processor_errors_are_named() {
+        assert_eq!(
+            err(r#"[{"path":"/a","topic":"t"},{"path":"/b","topic":"t","multline_start":"^x"}]"#),
+            "etcd key \"collect_log_conf\": entry 1: unknown key \"multline_start\" (did you mean \"multiline_start\"?)"
+        );
+        assert_eq!(
+            err(r#"[{"path":"/a","topic":"t","owner":"ops"}]"#),
+            "etcd key \"collect_log_conf\": entry 0: unknown key \"owner\" (known: path, topic, multiline_start, multiline_timeout_ms, start, json, index, processors)"
+        );
+        assert_eq!(
+            err(r#"[{"path":"/a","topic":"t"},{"path":"/b","topic":"t"},
+                    {"path":"/var/log/nginx/access.log","topic":"t","processors":[
+                      {"exclude_lines":["x"]},{"add_fields":{"tags":["a"]}},{"drop_fields":{"fields":["a"]}},
+                      {"dissect":{"tokenizer":"%{a}%{b}"}}]}]"#),
+            "etcd key \"collect_log_conf\": entry 2 (/var/log/nginx/access.log): processor 3 (dissect): tokenizer: two keys without a delimiter between them at byte 4"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod host;
 pub mod http;
 pub mod logging;
 pub mod persist;
+pub mod pipeline;
 pub mod record;
 pub mod settings;
 pub mod shutdown;

@@ -1,0 +1,183 @@
+//! Dissect: splits a text by the literal delimiters of a tokenizer, as Filebeat's `dissect`
+//! does, without regular expressions: `%{source.ip} - %{user.name} [%{ts}] "%{verb} ...`.
+//!
+//! Keys: `%{name}` captures, `%{?name}` and `%{}` skip, `%{+name}` appends to `name` (with a
+//! space), `%{name->}` also skips repeats of the delimiter that follows (padding).
+
+/// A parsed tokenizer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tokenizer {
+    /// Literal text before the first key.
+    prefix: String,
+    /// Each key and the literal that follows it (empty after the last key: the rest).
+    keys: Vec<(Key, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key {
+    name: String,
+    skip: bool,
+    append: bool,
+    padded: bool,
+}
+
+impl Tokenizer {
+    /// Parses `pattern`; the error says what is wrong with it.
+    pub fn parse(pattern: &str) -> Result<Tokenizer, String> {
+        let mut prefix = String::new();
+        let mut keys: Vec<(Key, String)> = Vec::new();
+        let mut rest = pattern;
+        while let Some(start) = rest.find("%{") {
+            let literal = &rest[..start];
+            match keys.last_mut() {
+                None => prefix = literal.to_string(),
+                Some((_, after)) => {
+                    if literal.is_empty() {
+                        return Err(format!(
+                            "two keys without a delimiter between them at byte {}",
+                            pattern.len() - rest.len()
+                        ));
+                    }
+                    *after = literal.to_string();
+                }
+            }
+            let body_start = start + 2;
+            let Some(len) = rest[body_start..].find('}') else {
+                return Err(format!(
+                    "unclosed %{{ at byte {}",
+                    pattern.len() - rest.len() + start
+                ));
+            };
+            let mut name = &rest[body_start..body_start + len];
+            let padded = name.ends_with("->");
+            if padded {
+                name = &name[..name.len() - 2];
+            }
+            let (skip, append) = match name.chars().next() {
+                None => (true, false),
+                Some('?') => (true, false),
+                Some('+') => (false, true),
+                Some('&' | '*') => {
+                    return Err(format!("%{{{name}}}: reference keys are not supported"))
+                }
+                Some(_) => (false, false),
+            };
+            let name = name.trim_start_matches(['?', '+']).to_string();
+            if !skip && name.is_empty() {
+                return Err("a key without a name".into());
+            }
+            keys.push((
+                Key {
+                    name,
+                    skip,
+                    append,
+                    padded,
+                },
+                String::new(),
+            ));
+            rest = &rest[body_start + len + 1..];
+        }
+        match keys.last_mut() {
+            None => return Err("no %{key} in the tokenizer".into()),
+            Some((_, after)) => *after = rest.to_string(),
+        }
+        Ok(Tokenizer { prefix, keys })
+    }
+
+    /// The captured (name, value) pairs of `text`, in order; an error naming the delimiter
+    /// that was not found.
+    pub fn dissect(&self, text: &str) -> Result<Vec<(String, String)>, String> {
+        let Some(mut rest) = text.strip_prefix(self.prefix.as_str()) else {
+            return Err(format!("the text does not start with {:?}", self.prefix));
+        };
+        let mut out: Vec<(String, String)> = Vec::with_capacity(self.keys.len());
+        for (i, (key, delimiter)) in self.keys.iter().enumerate() {
+            let last = i + 1 == self.keys.len();
+            let value = if delimiter.is_empty() {
+                std::mem::take(&mut rest)
+            } else {
+                let Some(at) = rest.find(delimiter.as_str()) else {
+                    return Err(format!("delimiter {delimiter:?} not found"));
+                };
+                let value = &rest[..at];
+                rest = &rest[at + delimiter.len()..];
+                if key.padded {
+                    while let Some(more) = rest.strip_prefix(delimiter.as_str()) {
+                        rest = more;
+                    }
+                }
+                value
+            };
+            if last && !delimiter.is_empty() && !rest.is_empty() {
+                return Err(format!("text left after the last delimiter: {rest:.40?}"));
+            }
+            if key.skip {
+                continue;
+            }
+            match out.iter_mut().find(|(n, _)| key.append && *n == key.name) {
+                Some((_, v)) => {
+                    v.push(' ');
+                    v.push_str(value);
+                }
+                None => out.push((key.name.clone(), value.to_string())),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NGINX: &str = r#"%{source.ip} - %{user.name} [%{ts}] "%{http.request.method} %{url.original} %{?proto}" %{http.response.status_code} %{http.response.body.bytes}"#;
+
+    #[test]
+    fn nginx_line() {
+        let t = Tokenizer::parse(NGINX).unwrap();
+        let line = r#"203.0.113.9 - alice [28/Nov/2026:10:00:01 +0100] "GET /api/orders?id=7 HTTP/1.1" 200 1534"#;
+        let got = t.dissect(line).unwrap();
+        let want = [
+            ("source.ip", "203.0.113.9"),
+            ("user.name", "alice"),
+            ("ts", "28/Nov/2026:10:00:01 +0100"),
+            ("http.request.method", "GET"),
+            ("url.original", "/api/orders?id=7"),
+            ("http.response.status_code", "200"),
+            ("http.response.body.bytes", "1534"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            t.dissect("not an access log").unwrap_err(),
+            "delimiter \" - \" not found"
+        );
+    }
+
+    #[test]
+    fn padding_append_and_errors() {
+        let t = Tokenizer::parse("%{a->} %{+a} %{b}").unwrap();
+        assert_eq!(
+            t.dissect("x    y z").unwrap(),
+            [
+                ("a".to_string(), "x y".to_string()),
+                ("b".to_string(), "z".to_string())
+            ]
+        );
+        assert_eq!(
+            Tokenizer::parse("%{a}%{b}").unwrap_err(),
+            "two keys without a delimiter between them at byte 4"
+        );
+        assert_eq!(
+            Tokenizer::parse("x %{a").unwrap_err(),
+            "unclosed %{ at byte 2"
+        );
+        assert_eq!(
+            Tokenizer::parse("plain").unwrap_err(),
+            "no %{key} in the tokenizer"
+        );
+    }
+}

@@ -1,0 +1,141 @@
+use super::*;
+
+fn pipeline(v: Value) -> Pipeline {
+    Pipeline::parse(&v).unwrap()
+}
+
+fn err(v: Value) -> String {
+    Pipeline::parse(&v).unwrap_err()
+}
+
+/// The value of the issue, which must work as it is.
+fn nginx() -> Value {
+    json!([
+        {"exclude_lines": ["GET /healthz"]},
+        {"dissect": {"field": "message", "tokenizer": "%{source.ip} - %{user.name} [%{ts}] \"%{http.request.method} %{url.original} %{?proto}\" %{http.response.status_code} %{http.response.body.bytes}"}},
+        {"timestamp": {"field": "ts", "layouts": ["%d/%b/%Y:%H:%M:%S %z"]}},
+        {"convert": {"fields": {"http.response.status_code": "integer", "http.response.body.bytes": "integer"}}},
+        {"drop_fields": {"fields": ["ts"]}}
+    ])
+}
+
+fn doc(message: &str) -> Map<String, Value> {
+    let Value::Object(m) = json!({"@timestamp": "2026-11-28T12:00:00.000Z", "message": message})
+    else {
+        unreachable!()
+    };
+    m
+}
+
+#[test]
+fn nginx_pipeline() {
+    let p = pipeline(nginx());
+    assert!(!p
+        .lines
+        .keeps(b"10.0.0.1 - - [x] \"GET /healthz HTTP/1.1\" 200 2"));
+    assert!(p.lines.keeps(b"10.0.0.1 - - [x] \"GET / HTTP/1.1\" 200 2"));
+    let mut d =
+        doc(r#"203.0.113.9 - alice [28/Nov/2026:10:00:01 +0100] "GET /api?id=7 HTTP/1.1" 404 153"#);
+    assert_eq!(p.apply(&mut d, 0), []);
+    assert_eq!(
+        Value::Object(d),
+        json!({
+            "@timestamp": "2026-11-28T09:00:01.000Z",
+            "message": "203.0.113.9 - alice [28/Nov/2026:10:00:01 +0100] \"GET /api?id=7 HTTP/1.1\" 404 153",
+            "source": {"ip": "203.0.113.9"},
+            "user": {"name": "alice"},
+            "http": {"request": {"method": "GET"}, "response": {"status_code": 404, "body": {"bytes": 153}}},
+            "url": {"original": "/api?id=7"}
+        })
+    );
+}
+
+#[test]
+fn a_failure_keeps_the_document_and_says_why() {
+    let p = pipeline(nginx());
+    let mut d = doc("garbage");
+    let failures = p.apply(&mut d, 0);
+    let names: Vec<_> = failures.iter().map(|f| (f.processor, f.kind)).collect();
+    assert_eq!(
+        names,
+        [("dissect", "no_match"), ("timestamp", "missing_field")]
+    );
+    assert_eq!(d["message"], "garbage");
+    assert_eq!(d["@timestamp"], "2026-11-28T12:00:00.000Z");
+    assert_eq!(d["tags"], json!(["_dissect_failure", "_timestamp_failure"]));
+    assert_eq!(
+        d["error"]["message"],
+        "dissect: delimiter \" - \" not found; timestamp: field \"ts\" is missing or not text"
+    );
+}
+
+#[test]
+fn other_processors_and_conditions() {
+    let p = pipeline(json!([
+        {"decode_json": {"field": "message"}},
+        {"regex": {"field": "msg", "pattern": "user=(?P<user.name>\\w+)"}},
+        {"add_fields": {"fields": {"service.name": "shop"}, "tags": ["web"], "when": {"equals": {"level": "error"}}}},
+        {"rename": {"fields": {"level": "log.level"}}},
+        {"convert": {"fields": {"took": "float", "ok": "boolean"}}},
+        {"truncate_fields": {"fields": ["msg"], "max_bytes": 8}},
+        {"drop_fields": {"fields": ["ok"], "when": {"has_fields": ["nothing"]}}},
+        {"add_fields": {"tags": ["slow"], "when": {"regexp": {"took": "^[0-9]{4,}"}}}}
+    ]));
+    let mut d =
+        doc(r#"{"level":"error","msg":"login user=bob failed","took":"1500","ok":"false"}"#);
+    assert_eq!(p.apply(&mut d, 0), []);
+    let d = Value::Object(d);
+    assert_eq!(d["user"]["name"], "bob");
+    assert_eq!(d["service"]["name"], "shop");
+    assert_eq!(d["log"]["level"], "error");
+    assert_eq!(
+        (d["took"].clone(), d["ok"].clone()),
+        (json!(1500.0), json!(false))
+    );
+    assert_eq!(
+        (d["msg"].clone(), d["truncated"].clone()),
+        (json!("login us"), json!(true))
+    );
+    // The regexp condition sees the converted number as text: "1500.0" matches.
+    assert_eq!(d["tags"], json!(["web", "slow"]));
+    assert!(d.get("level").is_none());
+
+    let mut bad = doc("{not json");
+    let f = p.apply(&mut bad, 0);
+    assert_eq!((f[0].processor, f[0].kind), ("decode_json", "bad_value"));
+}
+
+#[test]
+fn validation_names_the_processor() {
+    assert_eq!(
+        err(json!([{"dissect": {"tokenizer": "%{a}%{b}"}}])),
+        "processor 0 (dissect): tokenizer: two keys without a delimiter between them at byte 4"
+    );
+    assert_eq!(
+        err(json!([{"exclude_lines": ["("]}]))
+            .lines()
+            .next()
+            .unwrap(),
+        "processor 0 (exclude_lines): \"(\": regex parse error:"
+    );
+    assert_eq!(
+        err(json!([{"drop_fields": {"fields": ["a"]}}, {"disect": {}}])),
+        "processor 1: unknown processor \"disect\" (did you mean \"dissect\"?)"
+    );
+    assert_eq!(
+        err(json!([{"timestamp": {"field": "ts", "layouts": ["dd/MM/yyyy"]}}])),
+        "processor 0 (timestamp): layout \"dd/MM/yyyy\" is not a strftime pattern (e.g. \"%d/%b/%Y:%H:%M:%S %z\") or one of RFC3339, UNIX, UNIX_MS"
+    );
+    assert_eq!(
+        err(json!([{"dissect": {"tokenizer": "%{a} %{b}", "when": {"equals": {}}}}])),
+        "processor 0 (dissect): when: equals: expected an object {\"field\": value} naming at least one field"
+    );
+    assert_eq!(
+        err(json!([{"dissect": {"tokenizer": "%{a} %{b}", "feild": "x"}}])),
+        "processor 0 (dissect): unknown key \"feild\" (did you mean \"field\"?)"
+    );
+    assert_eq!(
+        err(json!([{"convert": {"fields": {"a": "int"}}}])),
+        "processor 0 (convert): fields: \"a\": type \"int\" is not integer, float, boolean or keyword"
+    );
+}
