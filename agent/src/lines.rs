@@ -17,6 +17,8 @@ pub struct Line {
     pub data: Vec<u8>,
     /// The line was longer than the limit and was cut.
     pub truncated: bool,
+    /// The entry's `include_lines`/`exclude_lines` drop it: not sent, but acknowledged.
+    pub excluded: bool,
 }
 
 /// Turns a stream of bytes into [`Line`]s.
@@ -90,6 +92,7 @@ impl Splitter {
                 end: self.pos,
                 data: std::mem::take(&mut self.buf),
                 truncated: self.truncated,
+                excluded: false,
             });
         }
         self.buf.clear();
@@ -117,6 +120,7 @@ mod tests {
             end,
             data: data.to_vec(),
             truncated,
+            excluded: false,
         }
     }
 

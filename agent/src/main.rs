@@ -101,6 +101,11 @@ fn run(path: &Path) -> Result<()> {
         batches: batches_tx,
         exits: exits_tx,
         host: Arc::from(hostname.as_str()),
+        agent: Arc::from(format!(
+            "{}/{}",
+            settings.fleet.name,
+            env!("CARGO_PKG_VERSION")
+        )),
         metrics: metrics.clone(),
     };
     let cached = match source.load_cached() {

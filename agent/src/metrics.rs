@@ -17,8 +17,10 @@ use crate::registry::Entry;
 pub struct FileStats {
     /// Lines (or multiline events) read and sent to the producer.
     pub lines_read: AtomicU64,
-    /// Lines acknowledged by Kafka.
+    /// Lines acknowledged by Kafka, or excluded (done without being sent).
     pub lines_acked: AtomicU64,
+    /// Lines the entry's `include_lines`/`exclude_lines` kept from Kafka.
+    pub lines_excluded: AtomicU64,
     /// File size when last looked at.
     pub size: AtomicU64,
     /// Offset up to which every line is acknowledged.
@@ -144,7 +146,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let files = lock(&self.files);
-        let per_file: [PerFile; 3] = [
+        let per_file: [PerFile; 4] = [
             (
                 "lines_read_total",
                 "counter",
@@ -156,6 +158,12 @@ impl Metrics {
                 "counter",
                 "Lines acknowledged by Kafka.",
                 |s| s.lines_acked.load(Relaxed),
+            ),
+            (
+                "lines_excluded_total",
+                "counter",
+                "Lines not sent because of the entry's include_lines/exclude_lines (their offset advances all the same).",
+                |s| s.lines_excluded.load(Relaxed),
             ),
             (
                 "bytes_behind",

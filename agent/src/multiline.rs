@@ -78,6 +78,7 @@ mod tests {
             end: offset + data.len() as u64 + 1,
             data: data.as_bytes().to_vec(),
             truncated: false,
+            excluded: false,
         }
     }
 

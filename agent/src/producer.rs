@@ -175,12 +175,20 @@ impl ProducerThread {
         let source = batch.source;
         for line in batch.lines {
             let tag = self.acks.sent(&source, line.end);
+            if line.excluded {
+                // Nothing to send: done as if Kafka had it, so the offset moves past it.
+                source.stats.lines_excluded.fetch_add(1, Relaxed);
+                self.acknowledge(tag);
+                continue;
+            }
             let line_headers = LineHeaders {
                 host: &source.host,
                 path: &source.entry.path,
                 offset: line.offset,
                 file: &source.identity,
                 truncated: line.truncated,
+                entry: &source.entry_path,
+                agent: &source.agent,
             };
             let headers = line_headers.fold(OwnedHeaders::new_with_capacity(5), |h, key, v| {
                 h.insert(Header {
@@ -449,8 +457,10 @@ mod tests {
     use super::*;
     use crate::lines::Line;
     use crate::registry::NewFileStart;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::producer::BaseProducer;
     use rdkafka::types::RDKafkaRespErr;
+    use rdkafka::TopicPartitionList;
 
     /// A producer thread for brokers `brokers`, without its thread, and a file of three
     /// two-byte lines to send.
@@ -488,6 +498,8 @@ mod tests {
                 topic: "t".into(),
                 key: b"h a.log".to_vec(),
                 host: "h".into(),
+                entry_path: "a.log".into(),
+                agent: "h/0".into(),
                 stats: Default::default(),
             });
             Fixture { p, source, dir }
@@ -500,12 +512,23 @@ mod tests {
 
         /// Sends lines `lines`, and with `closed_at` says the tailer closed the file there.
         fn send_closing(&mut self, lines: std::ops::Range<u64>, closed_at: Option<u64>) {
+            self.send_lines(lines, closed_at, &[]);
+        }
+
+        /// Sends lines `lines`, those in `excluded` marked excluded.
+        fn send_lines(
+            &mut self,
+            lines: std::ops::Range<u64>,
+            closed_at: Option<u64>,
+            excluded: &[u64],
+        ) {
             let lines = lines
                 .map(|n| Line {
                     offset: 2 * n,
                     end: 2 * n + 2,
                     data: vec![b'a' + n as u8],
                     truncated: false,
+                    excluded: excluded.contains(&n),
                 })
                 .collect();
             self.p.produce(Batch {
@@ -572,6 +595,30 @@ mod tests {
         assert_eq!(f.p.resend[0].1.payload.len(), 1);
         // Nothing was taken as acknowledged: the file's offset has not moved.
         assert_eq!(f.acked(), 0);
+    }
+
+    #[test]
+    fn excluded_lines_are_not_sent_but_their_offset_advances() {
+        let (_owner, servers) = mock_kafka();
+        let mut f = Fixture::new("excluded", &servers);
+        // Lines 1 and 2 (the last) are excluded: only line 0 goes to Kafka.
+        f.send_lines(0..3, None, &[1, 2]);
+        run_until(&mut f, 10, |f| f.acked() == 6);
+        assert_eq!(f.acked(), 6, "the offset moves past the excluded lines");
+        assert_eq!(f.source.stats.lines_excluded.load(Relaxed), 2);
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &servers)
+            .set("group.id", "excluded-test")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("t", 0, rdkafka::Offset::Beginning)
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        let (_, high) = consumer
+            .fetch_watermarks("t", 0, Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(high, 1, "one record in Kafka");
     }
 
     /// Runs the producer thread's loop steps (without taking batches) for up to `secs`

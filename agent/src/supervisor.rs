@@ -235,6 +235,8 @@ impl Supervisor {
                 Regex::new(re).ok().map(|re| (re, entry.multiline_timeout))
             }),
             max_line_bytes: self.max_line_bytes,
+            entry: Arc::from(entry.path.as_str()),
+            lines: entry.processors.lines.clone(),
         };
         match tail::spawn(spec, file, self.ctx.clone()) {
             Ok(handle) => {

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
 use logcollect::clock::now_ms;
+use logcollect::pipeline::LineFilter;
 use logcollect::record;
 use logcollect::sync::{self, lock};
 use logcollect::{Error, Result};
@@ -59,6 +60,10 @@ pub struct Source {
     pub key: Vec<u8>,
     /// This host's name, the Kafka header `host`.
     pub host: Arc<str>,
+    /// The collect entry's `path`, the Kafka header `entry`.
+    pub entry_path: Arc<str>,
+    /// The agent, the Kafka header `agent`.
+    pub agent: Arc<str>,
     /// Counters of this file.
     pub stats: Arc<FileStats>,
 }
@@ -89,6 +94,10 @@ pub struct Spec {
     pub multiline: Option<(Regex, Duration)>,
     /// Longest line (or event) shipped.
     pub max_line_bytes: usize,
+    /// The `path` of the collect entry, for the record header `entry`.
+    pub entry: Arc<str>,
+    /// The entry's `include_lines`/`exclude_lines`.
+    pub lines: LineFilter,
 }
 
 /// What every tailer shares.
@@ -104,6 +113,8 @@ pub struct Context {
     pub exits: Sender<Exited>,
     /// This host's name, for the Kafka key.
     pub host: Arc<str>,
+    /// `[fleet] name` and version, the record header `agent`.
+    pub agent: Arc<str>,
     /// Counters.
     pub metrics: Arc<Metrics>,
 }
@@ -333,7 +344,12 @@ impl Tailer {
 
     /// Sends the lines collected so far (even none, with `closed_at`).
     fn send_batch(&mut self, closed_at: Option<u64>) -> Result<(), Stopped> {
-        let lines = std::mem::take(&mut self.out);
+        let mut lines = std::mem::take(&mut self.out);
+        if !self.spec.lines.is_empty() {
+            for line in &mut lines {
+                line.excluded = !self.spec.lines.keeps(&line.data);
+            }
+        }
         self.source
             .stats
             .lines_read
@@ -455,6 +471,8 @@ fn new_source(spec: &Spec, ctx: &Context, entry: Entry) -> Source {
         topic: spec.topic.clone(),
         key: record::key(&ctx.host, &path),
         host: ctx.host.clone(),
+        entry_path: spec.entry.clone(),
+        agent: ctx.agent.clone(),
         stats: ctx.metrics.file(&path, &spec.topic),
         entry,
     }
@@ -472,6 +490,7 @@ pub fn test_context(dir: &std::path::Path) -> (Context, Receiver<Batch>, Receive
         batches: batches_tx,
         exits: exits_tx,
         host: "h".into(),
+        agent: "h/0".into(),
         metrics: Arc::default(),
     };
     (ctx, batches, exits)
@@ -510,6 +529,8 @@ mod tests {
                 start: NewFileStart::Beginning,
                 multiline: None,
                 max_line_bytes: 1024,
+                entry: "e".into(),
+                lines: LineFilter::default(),
             };
             spawn(spec, File::open(&path).unwrap(), self.ctx.clone()).unwrap()
         }

@@ -13,6 +13,11 @@ pub const OFFSET: &str = "offset";
 pub const FILE: &str = "file";
 /// Header, present only on a line cut at `max_line_bytes`: `true`.
 pub const TRUNCATED: &str = "truncated";
+/// Header: the `path` of the collect entry the file belongs to (a file, directory or glob), so
+/// the transfer runs that entry's processors.
+pub const ENTRY: &str = "entry";
+/// Header: the agent that read the line, `name/version` (ECS `agent.name`, `agent.version`).
+pub const AGENT: &str = "agent";
 
 /// Header of a dead letter: why the store refused the record.
 pub const DLQ_REASON: &str = "dlq.reason";
@@ -56,6 +61,10 @@ pub struct LineHeaders<'a> {
     pub file: &'a str,
     /// [`TRUNCATED`].
     pub truncated: bool,
+    /// [`ENTRY`].
+    pub entry: &'a str,
+    /// [`AGENT`].
+    pub agent: &'a str,
 }
 
 impl LineHeaders<'_> {
@@ -67,6 +76,8 @@ impl LineHeaders<'_> {
         acc = add(acc, PATH, self.path.as_bytes());
         acc = add(acc, OFFSET, offset.as_bytes());
         acc = add(acc, FILE, self.file.as_bytes());
+        acc = add(acc, ENTRY, self.entry.as_bytes());
+        acc = add(acc, AGENT, self.agent.as_bytes());
         if self.truncated {
             acc = add(acc, TRUNCATED, b"true");
         }
@@ -88,6 +99,10 @@ pub struct Origin {
     pub file: Option<String>,
     /// [`TRUNCATED`].
     pub truncated: bool,
+    /// [`ENTRY`].
+    pub entry: Option<String>,
+    /// [`AGENT`].
+    pub agent: Option<String>,
 }
 
 impl Origin {
@@ -102,6 +117,8 @@ impl Origin {
                 OFFSET => o.offset = text().parse().ok(),
                 FILE => o.file = Some(text()),
                 TRUNCATED => o.truncated = value == b"true",
+                ENTRY => o.entry = Some(text()),
+                AGENT => o.agent = Some(text()),
                 _ => {}
             }
         }
@@ -140,6 +157,8 @@ mod tests {
             offset: 42,
             file: &file,
             truncated: false,
+            entry: "/var/log/*.log",
+            agent: "web1/0.1.0",
         };
         let want = Origin {
             host: Some("web1".into()),
@@ -147,6 +166,8 @@ mod tests {
             offset: Some(42),
             file: Some(file.clone()),
             truncated: false,
+            entry: Some("/var/log/*.log".into()),
+            agent: Some("web1/0.1.0".into()),
         };
         assert_eq!(round_trip(line), want);
         let cut = LineHeaders {

@@ -594,9 +594,11 @@ fn step(name: &'static str, value: &Value) -> Result<Step, String> {
                     Some("float" | "double") => Kind::Float,
                     Some("boolean") => Kind::Boolean,
                     Some("keyword" | "string") => Kind::Keyword,
-                    _ => return Err(format!(
+                    _ => {
+                        return Err(format!(
                         "fields: {field:?}: type {kind} is not integer, float, boolean or keyword"
-                    )),
+                    ))
+                    }
                 };
                 list.push((field.clone(), kind));
             }
