@@ -7,6 +7,8 @@
 //! - [`cli`], [`logging`], [`shutdown`], [`host`]: what every daemon needs at start and stop.
 //! - [`persist`]: atomic file writes for state that must survive a crash.
 //! - [`clock`]: milliseconds since the epoch, for registry entries and record timestamps.
+//! - [`document`], [`routing`]: a record made a document (ECS fields, processors, index, id), as
+//!   the transfer indexes it and `logctl pipeline test` shows it.
 //! - [`record`]: the record contract between the daemons: Kafka key, headers, file identity.
 //! - [`http`]: the `/metrics` and `/health` server both daemons expose.
 //! - [`topic`]: a whole Kafka topic read to its end, outside any group (`logctl dlq`, tests).
@@ -16,6 +18,7 @@
 pub mod cli;
 pub mod clock;
 pub mod collect;
+pub mod document;
 pub mod error;
 pub mod etcd;
 pub mod fleet;
@@ -25,6 +28,7 @@ pub mod logging;
 pub mod persist;
 pub mod pipeline;
 pub mod record;
+pub mod routing;
 pub mod settings;
 pub mod shutdown;
 pub mod sync;

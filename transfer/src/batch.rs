@@ -23,10 +23,10 @@ use serde_json::json;
 use crate::bulk::{EsClient, Failure, Outcome, Store};
 use crate::dlq::DeadLetters;
 use crate::doc::Doc;
-use crate::document::{self, TEMPLATE};
 use crate::metrics::Metrics;
-use crate::routing::Routing;
 use crate::watched::Watched;
+use logcollect::document::{self, TEMPLATE};
+use logcollect::routing::Routing;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);

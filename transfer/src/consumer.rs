@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 use logcollect::clock::now_ms;
+use logcollect::document::{self, Position, Record};
 use logcollect::record::Origin;
+use logcollect::routing::Routing;
 use logcollect::shutdown::Shutdown;
 use logcollect::sync;
 use logcollect::{Error, Result};
@@ -25,9 +27,7 @@ use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{ClientContext, Message, Offset, Statistics, TopicPartitionList};
 
 use crate::doc::{Doc, Progress};
-use crate::document::{self, Position};
 use crate::metrics::Metrics;
-use crate::routing::Routing;
 use crate::watched::Watched;
 
 /// rdkafka callbacks of one consumer.
@@ -279,7 +279,7 @@ impl ConsumerThread {
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(message)) => {
                     if let Some(routing) = &self.routing {
-                        let doc = to_doc(routing, &self.progress, &message);
+                        let doc = to_doc(routing, &self.progress, &self.setup.metrics, &message);
                         self.backlog.push_back(doc);
                     }
                 }
@@ -424,7 +424,12 @@ impl ConsumerThread {
 }
 
 /// Turns a record into its document, and notes it as read.
-fn to_doc(routing: &Routing, progress: &Arc<Progress>, m: &BorrowedMessage<'_>) -> Doc {
+fn to_doc(
+    routing: &Routing,
+    progress: &Arc<Progress>,
+    metrics: &Metrics,
+    m: &BorrowedMessage<'_>,
+) -> Doc {
     let topic = m.topic();
     let timestamp = m.timestamp().to_millis().unwrap_or_else(now_ms);
     let headers: Vec<(String, Vec<u8>)> = m
@@ -442,21 +447,24 @@ fn to_doc(routing: &Routing, progress: &Arc<Progress>, m: &BorrowedMessage<'_>) 
         partition: m.partition(),
         offset: m.offset(),
     };
-    let source = document::source(
-        &origin,
-        topic,
-        timestamp,
+    let record = Record {
+        origin: &origin,
+        pos,
+        read_ms: timestamp,
         payload,
-        routing.decode_json(topic),
-    );
+    };
+    let rendered = document::render(routing, record, now_ms());
+    for failure in &rendered.failures {
+        metrics.processor_failed(failure);
+    }
     progress.read(topic, m.partition(), m.offset());
     Doc {
         topic: Arc::from(topic),
         partition: m.partition(),
         offset: m.offset(),
-        index: routing.index(topic, timestamp),
-        id: document::document_id(&origin, pos),
-        source: serde_json::to_vec(&source).unwrap_or_default(),
+        index: rendered.index,
+        id: rendered.id,
+        source: serde_json::to_vec(&rendered.source).unwrap_or_default(),
         key: m.key().map(<[u8]>::to_vec),
         payload: payload.to_vec(),
         headers,

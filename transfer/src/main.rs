@@ -11,10 +11,8 @@ mod bulk;
 mod consumer;
 mod dlq;
 mod doc;
-mod document;
 mod membership;
 mod metrics;
-mod routing;
 mod settings;
 mod watched;
 
@@ -32,9 +30,9 @@ use logcollect::sync::lock;
 use logcollect::{logging, Result};
 
 use crate::metrics::Metrics;
-use crate::routing::Routing;
 use crate::settings::Settings;
 use crate::watched::Watched;
+use logcollect::routing::Routing;
 
 /// Documents waiting for the batch thread: bounds the transfer's memory.
 const DOC_QUEUE: usize = 10_000;

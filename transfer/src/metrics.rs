@@ -9,6 +9,7 @@ use std::time::Duration;
 use logcollect::clock::{now_ms, rfc3339_ms};
 use logcollect::fleet::{PartitionReport, Status};
 use logcollect::http::{describe, escape_label, ErrorCounts};
+use logcollect::pipeline::Failure;
 use logcollect::sync::lock;
 
 use crate::membership::Membership;
@@ -38,6 +39,8 @@ pub struct Metrics {
     errors: ErrorCounts,
     /// The last bulk request that failed as a whole: when, and why.
     last_bulk_error: Mutex<Option<String>>,
+    /// Processor failures by (processor, kind).
+    processor_failures: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -100,6 +103,13 @@ impl Metrics {
             errors: self.errors.snapshot(),
             ..Status::default()
         }
+    }
+
+    /// Counts a processor's failure on a document (the document is indexed all the same).
+    pub fn processor_failed(&self, failure: &Failure) {
+        *lock(&self.processor_failures)
+            .entry((failure.processor, failure.kind))
+            .or_default() += 1;
     }
 
     /// Counts an error of `kind`.
@@ -193,6 +203,19 @@ impl Metrics {
         );
         self.errors
             .render(&mut out, "logcollect_transfer_errors_total");
+        let name = "logcollect_transfer_processor_failures_total";
+        describe(
+            &mut out,
+            name,
+            "counter",
+            "Documents a processor failed on (indexed all the same, tagged _PROCESSOR_failure).",
+        );
+        for ((processor, kind), n) in lock(&self.processor_failures).iter() {
+            let _ = writeln!(
+                out,
+                "{name}{{processor=\"{processor}\",kind=\"{kind}\"}} {n}"
+            );
+        }
         out
     }
 }

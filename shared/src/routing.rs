@@ -1,17 +1,20 @@
 //! The transfer's view of the collect configuration: which topics to consume, which index
-//! each topic's documents go to, whether their lines are decoded as JSON. Replaced as a whole
-//! by the main thread (a [`crate::watched::Watched`]), read by the consumer and batch threads.
+//! each topic's documents go to, whether their lines are decoded as JSON, which processors
+//! run on them. The transfer replaces it as a whole on every change; `logctl pipeline test`
+//! builds the same one.
 
 use std::collections::HashMap;
 
-use logcollect::collect::CollectEntry;
-
+use crate::collect::CollectEntry;
 use crate::document;
+use crate::pipeline::Pipeline;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct TopicRoute {
     json: bool,
     index: Option<String>,
+    /// Each entry's processors, by the entry's `path` (the record header `entry`).
+    pipelines: Vec<(String, Pipeline)>,
 }
 
 /// Topics and where their documents go.
@@ -32,8 +35,10 @@ impl Routing {
             let r = routes.entry(e.topic.clone()).or_insert(TopicRoute {
                 json: false,
                 index: None,
+                pipelines: Vec::new(),
             });
             r.json |= e.json;
+            r.pipelines.push((e.path.clone(), e.processors.clone()));
             if r.index.is_none() {
                 r.index = e.index.clone();
             }
@@ -58,6 +63,18 @@ impl Routing {
     /// just removed, uses the default pattern).
     pub fn index(&self, topic: &str, timestamp_ms: i64) -> String {
         document::index_name(self.pattern_of(topic), topic, timestamp_ms)
+    }
+
+    /// The processors for a record of `topic` from the collect entry `entry` (its header);
+    /// without the header (an older agent, another producer), those of the topic's only entry.
+    pub fn pipeline(&self, topic: &str, entry: Option<&str>) -> Option<&Pipeline> {
+        let pipelines = &self.routes.get(topic)?.pipelines;
+        let found = match entry {
+            Some(path) => pipelines.iter().find(|(p, _)| p == path),
+            None if pipelines.len() == 1 => pipelines.first(),
+            None => None,
+        };
+        found.map(|(_, p)| p).filter(|p| !p.is_empty())
     }
 
     /// Whether lines of `topic` that are JSON objects are decoded.
@@ -86,7 +103,7 @@ impl Routing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use logcollect::collect::parse_collect_conf;
+    use crate::collect::parse_collect_conf;
 
     #[test]
     fn routes_and_patterns() {

@@ -1,0 +1,384 @@
+//! Turns a Kafka record into an Elasticsearch document, its index and its id: what the
+//! transfer indexes, and what `logctl pipeline test` shows before anything is put in etcd.
+//!
+//! The document uses ECS field names, so Kibana's Discover and Logs work on it: `@timestamp`
+//! (the event's time when a `timestamp` processor found it, else the read time),
+//! `event.created` (the read time), `event.ingested` (the indexing time), `agent.*`, the
+//! origin, then whatever the entry's processors add. The id is a
+//! hash of where the line came from (host, file identity, byte offset, from the agent's
+//! headers), or of where the record is in Kafka (topic, partition, offset) for records
+//! written by another producer: a record delivered twice can never become two documents.
+
+use serde_json::{json, Map, Value};
+
+use crate::clock::rfc3339_ms;
+use crate::pipeline::Failure;
+use crate::record::Origin;
+use crate::routing::Routing;
+
+/// Name of the index template the transfer installs.
+pub const TEMPLATE: &str = "logcollect";
+
+/// The index template for the indices `patterns`: the types of the document's fields, so
+/// that `@timestamp` is a date and the origin fields are keywords for Discover's filters.
+pub fn index_template(patterns: &[String]) -> Value {
+    json!({
+        "index_patterns": patterns,
+        "priority": 200,
+        "template": { "mappings": { "properties": {
+            "@timestamp": { "type": "date" },
+            "message": { "type": "text" },
+            "host": { "properties": { "name": { "type": "keyword" } } },
+            "log": { "properties": {
+                "file": { "properties": { "path": { "type": "keyword" } } },
+                "offset": { "type": "long" },
+            } },
+            "event": { "properties": {
+                "dataset": { "type": "keyword" },
+                "created": { "type": "date" },
+                "ingested": { "type": "date" },
+            } },
+            "agent": { "properties": {
+                "name": { "type": "keyword" },
+                "version": { "type": "keyword" },
+            } },
+            "truncated": { "type": "boolean" },
+            "tags": { "type": "keyword" },
+            "error": { "properties": { "message": { "type": "text" } } },
+            // What processors commonly produce (ECS); a malformed address is kept, not refused.
+            "source": { "properties": { "ip": { "type": "ip", "ignore_malformed": true } } },
+            "client": { "properties": { "ip": { "type": "ip", "ignore_malformed": true } } },
+            "user": { "properties": { "name": { "type": "keyword" } } },
+            "url": { "properties": { "original": { "type": "keyword" }, "path": { "type": "keyword" } } },
+            "http": { "properties": {
+                "request": { "properties": { "method": { "type": "keyword" } } },
+                "response": { "properties": {
+                    "status_code": { "type": "long" },
+                    "body": { "properties": { "bytes": { "type": "long" } } },
+                } },
+            } },
+            "user_agent": { "properties": { "original": { "type": "keyword" } } },
+            "process": { "properties": { "name": { "type": "keyword" }, "pid": { "type": "long" } } },
+            "service": { "properties": { "name": { "type": "keyword" } } },
+        } } },
+    })
+}
+
+/// Where a record is in Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+}
+
+/// The document id: 32 hex digits of xxh3-128.
+pub fn document_id(origin: &Origin, pos: Position<'_>) -> String {
+    let key = match (&origin.host, &origin.file, origin.offset) {
+        (Some(host), Some(file), Some(offset)) => format!("line\0{host}\0{file}\0{offset}"),
+        _ => format!("kafka\0{}\0{}\0{}", pos.topic, pos.partition, pos.offset),
+    };
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
+}
+
+/// The index for a record of `topic` with timestamp `timestamp_ms`: `pattern` with
+/// `{topic}`, `%Y`, `%m`, `%d`, `%H` replaced (UTC), made valid for Elasticsearch.
+pub fn index_name(pattern: &str, topic: &str, timestamp_ms: i64) -> String {
+    let t = rfc3339_ms(timestamp_ms); // YYYY-MM-DDTHH:...
+    let name = pattern
+        .replace("{topic}", topic)
+        .replace("%Y", &t[0..4])
+        .replace("%m", &t[5..7])
+        .replace("%d", &t[8..10])
+        .replace("%H", &t[11..13]);
+    sanitize_index(&name)
+}
+
+/// Lowercase; `\ / * ? " < > | , #`, space and `:` become `_`; no leading `-`, `_`, `+`;
+/// not `.` or `..`; at most 255 bytes.
+pub fn sanitize_index(name: &str) -> String {
+    let mut s: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| if "\\/*?\"<>|,# :".contains(c) { '_' } else { c })
+        .collect();
+    while s.starts_with(['-', '_', '+']) {
+        s.remove(0);
+    }
+    if s.is_empty() || s == "." || s == ".." {
+        s = format!("logs{s}");
+    }
+    while s.len() > 255 {
+        s.pop();
+    }
+    s
+}
+
+/// A record as the transfer reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// Where its line came from (the agent's headers).
+    pub origin: &'a Origin,
+    /// Where it is in Kafka.
+    pub pos: Position<'a>,
+    /// Its timestamp: when the agent read the line.
+    pub read_ms: i64,
+    /// The line.
+    pub payload: &'a [u8],
+}
+
+/// A record made a document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    /// The index it goes to.
+    pub index: String,
+    /// Its `_id`.
+    pub id: String,
+    /// Its `_source`.
+    pub source: Value,
+    /// What its processors could not do (recorded in it too).
+    pub failures: Vec<Failure>,
+}
+
+/// The document of `record` under `routing`, indexed at `ingested_ms`: the base document,
+/// then the processors of its collect entry; the index from the (final) `@timestamp`.
+pub fn render(routing: &Routing, record: Record<'_>, ingested_ms: i64) -> Rendered {
+    let topic = record.pos.topic;
+    let mut doc = base(
+        record.origin,
+        topic,
+        record.read_ms,
+        record.payload,
+        routing.decode_json(topic),
+    );
+    doc.insert(
+        "event".into(),
+        json!({
+            "dataset": topic,
+            "created": rfc3339_ms(record.read_ms),
+            "ingested": rfc3339_ms(ingested_ms),
+        }),
+    );
+    if let Some((name, version)) = record
+        .origin
+        .agent
+        .as_deref()
+        .and_then(|a| a.rsplit_once('/'))
+    {
+        doc.insert("agent".into(), json!({ "name": name, "version": version }));
+    }
+    let failures = match routing.pipeline(topic, record.origin.entry.as_deref()) {
+        Some(p) => p.apply(&mut doc, record.read_ms),
+        None => Vec::new(),
+    };
+    let at = doc
+        .get("@timestamp")
+        .and_then(Value::as_str)
+        .and_then(crate::clock::parse_rfc3339_ms)
+        .unwrap_or(record.read_ms);
+    Rendered {
+        index: routing.index(topic, at),
+        id: document_id(record.origin, record.pos),
+        source: Value::Object(doc),
+        failures,
+    }
+}
+
+/// The document before processors: time, message, dataset, origin.
+fn base(
+    origin: &Origin,
+    topic: &str,
+    timestamp_ms: i64,
+    payload: &[u8],
+    decode_json: bool,
+) -> Map<String, Value> {
+    let message = String::from_utf8_lossy(payload);
+    let mut doc = Map::new();
+    doc.insert("@timestamp".into(), json!(rfc3339_ms(timestamp_ms)));
+    doc.insert("message".into(), json!(message));
+    doc.insert("event".into(), json!({ "dataset": topic }));
+    if let Some(host) = &origin.host {
+        doc.insert("host".into(), json!({ "name": host }));
+    }
+    let mut log = Map::new();
+    if let Some(path) = &origin.path {
+        log.insert("file".into(), json!({ "path": path }));
+    }
+    if let Some(offset) = origin.offset {
+        log.insert("offset".into(), json!(offset));
+    }
+    if !log.is_empty() {
+        doc.insert("log".into(), Value::Object(log));
+    }
+    if origin.truncated {
+        doc.insert("truncated".into(), json!(true));
+    }
+    if decode_json {
+        if let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(&message) {
+            doc.insert("json".into(), Value::Object(obj));
+        }
+    }
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> Origin {
+        Origin::from_headers(
+            [
+                ("host", &b"web1"[..]),
+                ("path", b"/var/log/a.log"),
+                ("offset", b"42"),
+                ("file", b"2049:77:1700000000000"),
+                ("truncated", b"true"),
+                ("other", b"x"),
+            ]
+            .into_iter(),
+        )
+    }
+
+    const POS: Position = Position {
+        topic: "web",
+        partition: 3,
+        offset: 9,
+    };
+
+    #[test]
+    fn headers_and_ids() {
+        let o = origin();
+        assert_eq!(o.offset, Some(42));
+        assert!(o.truncated);
+        let id = document_id(&o, POS);
+        assert_eq!(id.len(), 32);
+        // Same line, other Kafka position (a re-sent record): same id.
+        assert_eq!(
+            id,
+            document_id(
+                &o,
+                Position {
+                    offset: 1000,
+                    ..POS
+                }
+            )
+        );
+        // Another offset in the file: another id.
+        assert_ne!(
+            id,
+            document_id(
+                &Origin {
+                    offset: Some(43),
+                    ..o.clone()
+                },
+                POS
+            )
+        );
+        // No agent headers: the Kafka position decides.
+        let none = Origin::default();
+        assert_eq!(document_id(&none, POS), document_id(&none, POS));
+        assert_ne!(
+            document_id(&none, POS),
+            document_id(&none, Position { offset: 10, ..POS })
+        );
+    }
+
+    #[test]
+    fn timestamps_and_indices() {
+        assert_eq!(
+            index_name("{topic}-%Y.%m.%d", "Web_Log", 1_795_765_261_318),
+            "web_log-2026.11.27"
+        );
+        assert_eq!(
+            index_name("logs-{topic}-%Y.%m.%d.%H", "a", 1_795_765_261_318),
+            "logs-a-2026.11.27.07"
+        );
+        assert_eq!(sanitize_index("_My Index*:x"), "my_index__x");
+        assert_eq!(sanitize_index(".."), "logs..");
+    }
+
+    #[test]
+    fn ecs_document() {
+        let doc = Value::Object(base(
+            &origin(),
+            "web",
+            1_795_765_261_318,
+            b"{\"status\":200}",
+            true,
+        ));
+        assert_eq!(
+            doc,
+            json!({
+                "@timestamp": "2026-11-27T07:41:01.318Z",
+                "message": "{\"status\":200}",
+                "event": {"dataset": "web"},
+                "host": {"name": "web1"},
+                "log": {"file": {"path": "/var/log/a.log"}, "offset": 42},
+                "truncated": true,
+                "json": {"status": 200},
+            })
+        );
+        let plain = Value::Object(base(&Origin::default(), "t", 0, b"caf\xe9", false));
+        assert_eq!(plain["message"], "caf\u{fffd}");
+        assert!(plain.get("host").is_none() && plain.get("json").is_none());
+    }
+
+    #[test]
+    fn rendered_with_the_entry_processors() {
+        let conf = br#"[{"path":"/var/log/nginx/*.log","topic":"nginx","processors":[
+            {"dissect":{"tokenizer":"%{source.ip} [%{ts}] %{http.response.status_code}"}},
+            {"timestamp":{"field":"ts","layouts":["%d/%b/%Y:%H:%M:%S %z"]}},
+            {"convert":{"fields":{"http.response.status_code":"integer"}}},
+            {"drop_fields":{"fields":["ts"]}}]},
+            {"path":"/var/log/other.log","topic":"nginx"}]"#;
+        let entries = crate::collect::parse_collect_conf("k", conf).unwrap();
+        let routing = Routing::new(&entries, "{topic}-%Y.%m.%d");
+        let origin = Origin {
+            entry: Some("/var/log/nginx/*.log".into()),
+            agent: Some("web1/0.1.0".into()),
+            ..origin()
+        };
+        let record = Record {
+            origin: &origin,
+            pos: Position {
+                topic: "nginx",
+                ..POS
+            },
+            read_ms: 1_795_765_261_318,
+            payload: b"10.1.2.3 [26/Nov/2026:23:30:00 -0100] 503",
+        };
+        let r = render(&routing, record, 1_795_765_262_000);
+        assert_eq!(r.failures, []);
+        // The index follows the event's day, not the day it was read.
+        assert_eq!(r.index, "nginx-2026.11.27");
+        assert_eq!(r.source["@timestamp"], "2026-11-27T00:30:00.000Z");
+        assert_eq!(
+            r.source["event"],
+            json!({"dataset": "nginx", "created": "2026-11-27T07:41:01.318Z", "ingested": "2026-11-27T07:41:02.000Z"})
+        );
+        assert_eq!(
+            r.source["agent"],
+            json!({"name": "web1", "version": "0.1.0"})
+        );
+        assert_eq!(r.source["http"]["response"]["status_code"], 503);
+        assert!(r.source.get("ts").is_none());
+        // Another entry of the same topic has no processors.
+        let other = Origin {
+            entry: Some("/var/log/other.log".into()),
+            ..origin.clone()
+        };
+        let r = render(
+            &routing,
+            Record {
+                origin: &other,
+                ..record
+            },
+            0,
+        );
+        assert!(r.source.get("source").is_none());
+        assert_eq!(r.source["@timestamp"], "2026-11-27T07:41:01.318Z");
+    }
+}
