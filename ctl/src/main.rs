@@ -8,6 +8,7 @@
 
 mod config_cmd;
 mod dead_letters;
+mod pipeline_test;
 mod search;
 mod status;
 mod table;
@@ -74,6 +75,9 @@ enum Command {
     /// Read dead-letter topics and replay their records.
     #[command(subcommand)]
     Dlq(dead_letters::DlqCommand),
+    /// Try a collect entry's processors on sample lines.
+    #[command(subcommand)]
+    Pipeline(pipeline_test::PipelineCommand),
 }
 
 /// What a command found: success, or "no" (exit 1) after it has printed why.
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Top(a) => status::top(&target, &a),
         Command::Search(a) => search::run(&target, &a, cli.global.output),
         Command::Dlq(c) => dead_letters::run(&target, c, cli.global.output),
+        Command::Pipeline(c) => pipeline_test::run(&target, c, cli.global.output),
     });
     match result {
         Ok(Outcome::Yes) => ExitCode::SUCCESS,

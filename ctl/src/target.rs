@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use logcollect::etcd::EtcdClient;
+use logcollect::routing::DEFAULT_INDEX_PATTERN;
 use logcollect::settings::{check_url, EtcdSettings, IniFile, DEFAULT_COLLECT_KEY};
 use logcollect::{Error, Result};
 
@@ -20,6 +21,8 @@ pub struct Target {
     pub es_key: String,
     /// Kafka bootstrap servers.
     pub brokers: String,
+    /// `[transfer] index_pattern`.
+    pub index_pattern: String,
 }
 
 impl Target {
@@ -59,6 +62,7 @@ impl Target {
                 .brokers
                 .clone()
                 .unwrap_or_else(|| from_ini("kafka", "brokers", "127.0.0.1:9092")),
+            index_pattern: from_ini("transfer", "index_pattern", DEFAULT_INDEX_PATTERN),
             etcd: Arc::new(EtcdClient::new(&etcd)),
         })
     }

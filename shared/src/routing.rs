@@ -9,6 +9,9 @@ use crate::collect::CollectEntry;
 use crate::document;
 use crate::pipeline::Pipeline;
 
+/// `[transfer] index_pattern` by default: one index per topic and day.
+pub const DEFAULT_INDEX_PATTERN: &str = "{topic}-%Y.%m.%d";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct TopicRoute {
     json: bool,

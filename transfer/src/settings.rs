@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use logcollect::routing::DEFAULT_INDEX_PATTERN;
 use logcollect::settings::{EtcdSettings, FleetSettings, IniFile, KafkaSettings, LogSettings};
 use logcollect::{host, Result};
 
@@ -80,7 +81,7 @@ impl Settings {
             return Err(ini.error("kafka", "instance_id", "longer than 236 characters"));
         }
         const T: &str = "transfer";
-        let index_pattern = ini.string_or(T, "index_pattern", "{topic}-%Y.%m.%d");
+        let index_pattern = ini.string_or(T, "index_pattern", DEFAULT_INDEX_PATTERN);
         if index_pattern.is_empty() {
             return Err(ini.error(T, "index_pattern", "empty"));
         }
