@@ -15,6 +15,10 @@
   check_es.py count-of ES_URL INDEX
       Prints the _count of INDEX as it is (no refresh), 0 if it cannot be had.
 
+  check_es.py docs ES_URL INDEX
+      Prints the _source of every document of INDEX (after a refresh) as one JSON array, in
+      the order of log.offset, each with its "_index" added.
+
   check_es.py mapping ES_URL INDEX
       The index template typed INDEX's fields: @timestamp date, message text, log.offset long,
       host.name keyword.
@@ -172,10 +176,19 @@ def dead_node_tries(log, url):
         fail([f"expected 2 to 6 tries at least 4.9 s apart, got {len(tries)}: {gaps}"])
 
 
+def docs(es, index):
+    hits = search(es, index, {"match_all": {}})
+    out = [dict(h["_source"], _index=h["_index"]) for h in hits]
+    out.sort(key=lambda d: d.get("log", {}).get("offset", 0))
+    print(json.dumps(out))
+
+
 def main():
     a = sys.argv[1:]
     if len(a) == 3 and a[0] == "count-of":
         count_of(a[1], a[2])
+    elif len(a) == 3 and a[0] == "docs":
+        docs(a[1], a[2])
     elif len(a) == 3 and a[0] == "mapping":
         mapping(a[1], a[2])
     elif len(a) == 4 and a[0] == "fallback":
