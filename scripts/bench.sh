@@ -17,7 +17,7 @@ export LC_RUN=$WORK/services LC_ETCD_PORT=23791 LC_ETCD_PEER_PORT=23792 LC_KAFKA
 trap 'kill $(jobs -p) 2>/dev/null || true; scripts/services.sh stop >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 scripts/services.sh start >/dev/null
 eval "$(scripts/services.sh env)"
-cargo build --release --quiet -p log-agent -p log-transfer -p logcollect-testkit
+cargo build --release --quiet -p log-agent -p log-transfer -p logctl -p logcollect-testkit
 
 python3 - "$WORK/app.log" "$LINES" <<'PY'
 import sys
@@ -79,3 +79,62 @@ printf '  idle afterwards: %.2f CPU-seconds in 10 s (%.1f%% of one core)\n' "$id
 echo "log-transfer, $DOCS documents into the store (es: ${LC_ES_ENGINE:-osmem}; including the group join, about 3 s):"
 printf '  %.2f s: %.0f documents/s; %s documents in the store; peak RSS %.1f MiB\n' "$tsecs" \
     "$(echo "$DOCS / $tsecs" | bc -l)" "$count" "$(echo "$trss / 1024" | bc -l)"
+
+# Processing: nginx access-log records through the transfer into an instant store (lc-faultproxy
+# answering every bulk item at once), with the typical pipeline (dissect, timestamp, convert)
+# and without processors; rates from the first document indexed to the last (no group join).
+python3 - "$WORK/access.log" "$DOCS" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    for i in range(int(sys.argv[2])):
+        f.write(f'203.0.113.{i % 250} - user{i % 97} [28/Nov/2026:10:{i // 60 % 60:02d}:{i % 60:02d} +0100] '
+                f'"GET /api/orders/{i % 977}?page={i % 13} HTTP/1.1" {200 + (i % 7 == 0) * 304} {i % 50000} '
+                f'"https://shop.example/cart" "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/133.0"\n')
+PY
+NGINX_ENTRY='{"path":"/nonexistent/access.log","topic":"bench_nginx"'
+PROCESSORS=',"processors":[
+  {"dissect":{"tokenizer":"%{source.ip} - %{user.name} [%{ts}] \"%{http.request.method} %{url.original} %{?proto}\" %{http.response.status_code} %{http.response.body.bytes} \"%{http.request.referrer}\" \"%{user_agent.original}\""}},
+  {"timestamp":{"field":"ts","layouts":["%d/%b/%Y:%H:%M:%S %z"]}},
+  {"convert":{"fields":{"http.response.status_code":"integer","http.response.body.bytes":"integer"}}},
+  {"drop_fields":{"fields":["ts"]}}]'
+target/release/lc-kafka produce "$LC_KAFKA_BROKERS" bench_nginx <"$WORK/access.log"
+target/release/lc-faultproxy 127.0.0.1:23799 sink 2>/dev/null &
+etcdctl --endpoints "$LC_ETCD_URL" put elasticsearch_config '{"url_address":["http://127.0.0.1:23799"]}' >/dev/null
+# processed GROUP VALUE: seconds from the first to the last of the DOCS documents indexed.
+processed() {
+    etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf "$2" >/dev/null
+    transfer_ini "$WORK/log-transfer.ini" 23797 2 "$1"
+    RUST_LOG=warn target/release/log-transfer -c "$WORK/log-transfer.ini" 2>"$WORK/$1.log" &
+    local pid=$! n=0 first=""
+    until [ "$n" = "$DOCS" ]; do
+        n=$(metric 127.0.0.1:23797 logcollect_transfer_documents_indexed_total)
+        [ -z "$first" ] && [ "${n:-0}" -gt 0 ] && first=$(date +%s.%N)
+        sleep 0.02
+    done
+    echo "$(date +%s.%N) - $first" | bc
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+}
+# Twice each, alternating, each run with a group of its own; the better of the two counts.
+with=999999 without=999999
+for round in 1 2; do
+    t=$(processed "bench-processed-$round" "[$NGINX_ENTRY$PROCESSORS}]")
+    with=$(echo "if ($t < $with) $t else $with" | bc -l)
+    t=$(processed "bench-plain-$round" "[$NGINX_ENTRY}]")
+    without=$(echo "if ($t < $without) $t else $without" | bc -l)
+done
+# Where the time goes: the same rendering code, single-threaded, in logctl's dry run.
+dry() {
+    printf '%s' "$1" >"$WORK/value.json"
+    local start
+    start=$(date +%s.%N)
+    target/release/logctl --endpoints "$LC_ETCD_URL" -o json pipeline test --value "$WORK/value.json" \
+        --entry /nonexistent/access.log <"$WORK/access.log" >/dev/null || true
+    echo "($(date +%s.%N) - $start) * 1000000 / $DOCS" | bc -l
+}
+dry_with=$(dry "[$NGINX_ENTRY$PROCESSORS}]")
+dry_without=$(dry "[$NGINX_ENTRY}]")
+echo "log-transfer processing, $DOCS nginx access-log records into an instant store (2 consumer threads):"
+printf '  with dissect + timestamp + convert: %.0f documents/s; without processors: %.0f documents/s; ratio %.2f (goal at least 0.7)\n' \
+    "$(echo "$DOCS / $with" | bc -l)" "$(echo "$DOCS / $without" | bc -l)" "$(echo "$without / $with" | bc -l)"
+printf '  rendering one document (one thread, logctl pipeline test): %.1f us with the processors, %.1f us without\n' "$dry_with" "$dry_without"

@@ -11,7 +11,8 @@
 //!    "max_body": 20000,    requests with a larger (decompressed) body answered 413
 //!    "seed": 1}
 //! `GET /_fault` returns the settings and counts of what was injected. Everything else is
-//! forwarded to UPSTREAM.
+//! forwarded to UPSTREAM; with UPSTREAM `sink` nothing is: every bulk item is answered 201 at
+//! once (the instant store of the processing benchmark), anything else `{}`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -254,6 +255,9 @@ fn forward(
     upstream: &str,
     agent: &ureq::Agent,
 ) -> Option<(u16, Vec<u8>)> {
+    if upstream == "sink" {
+        return Some(sink(req, body));
+    }
     let url = format!("{upstream}{}", req.path);
     let content_type = header(req, "content-type").unwrap_or("application/json");
     let result = match req.method.as_str() {
@@ -277,6 +281,32 @@ fn forward(
         .read_to_vec()
         .ok()?;
     Some((status, text))
+}
+
+/// The instant store: every bulk item indexed, without looking at it.
+fn sink(req: &Request, body: &[u8]) -> (u16, Vec<u8>) {
+    if !req.path.contains("_bulk") {
+        return (200, b"{}".to_vec());
+    }
+    let mut items = Vec::new();
+    for action in body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .step_by(2)
+    {
+        let action: Value = serde_json::from_slice(action).unwrap_or(Value::Null);
+        let op = action
+            .as_object()
+            .and_then(|o| o.keys().next().cloned())
+            .unwrap_or_else(|| "index".into());
+        items.push(json!({ op: { "status": 201 } }));
+    }
+    (
+        200,
+        json!({ "errors": false, "items": items })
+            .to_string()
+            .into_bytes(),
+    )
 }
 
 /// Forwards the items not dropped, and answers 429 for the dropped ones, in order.
