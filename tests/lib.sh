@@ -19,6 +19,7 @@
 #   start_agent                   the agent with $TEST_TMP/agent.ini
 #   collect_one NAME [FIELDS] / wait_applied LOG NAME   one entry $TEST_TMP/NAME/app.log -> NAME
 #   etcd_put KEY VALUE / etcd_del KEY   through etcdctl, on this file's etcd
+#   $LOGCTL, $Q                   the logctl binary; tests/json_query.py (the tests' jq)
 
 set -uo pipefail
 
@@ -90,6 +91,9 @@ yields() { [ "$("${@:2}")" = "$1" ]; }
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SERVICES=$REPO/scripts/services.sh
 BIN_DIR=${LC_BIN_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/debug}
+LOGCTL=$BIN_DIR/logctl
+# The tests' jq: tests/json_query.py EXPR prints EXPR over the JSON on stdin (bound to `d`).
+Q=$REPO/tests/json_query.py
 # Files marked "# engines: each set" run once per engine set (LC_ENGINE_SET=standin|real, with
 # LC_KAFKA_ENGINE and LC_ES_ENGINE, see scripts/test.sh); the set is part of their test names.
 TEST_NAME=$(basename "$0" .sh)${LC_ENGINE_SET:+[$LC_ENGINE_SET]}

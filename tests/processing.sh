@@ -8,8 +8,6 @@ export LC_KAFKA_ENGINE=apache LC_ES_ENGINE=opensearch
 
 lc_services etcd kafka es
 
-LOGCTL=$BIN_DIR/logctl
-Q=$REPO/tests/json_query.py
 AGENT=127.0.0.1:$LC_FREE_PORT
 TRANSFER=127.0.0.1:$((LC_FREE_PORT + 1))
 HOST=$(hostname)

@@ -143,42 +143,46 @@ mod tests {
     #[test]
     fn layouts() {
         let read = "2026-11-28T12:00:00.000Z";
-        assert_eq!(
-            at(
+        let cases = [
+            (
                 "%d/%b/%Y:%H:%M:%S %z",
                 "28/Nov/2026:10:00:01 +0100",
                 "UTC",
-                read
-            )
-            .unwrap(),
-            "2026-11-28T09:00:01.000Z"
-        );
-        assert_eq!(
-            at("RFC3339", "2026-11-28T10:00:00.5+01:00", "UTC", read).unwrap(),
-            "2026-11-28T09:00:00.500Z"
-        );
-        assert_eq!(
-            at("RFC3339", "2026-11-28T10:00:00", "Europe/Berlin", read).unwrap(),
-            "2026-11-28T09:00:00.000Z"
-        );
-        assert_eq!(
-            at("UNIX", "1795765261.318", "UTC", read).unwrap(),
-            "2026-11-27T07:41:01.318Z"
-        );
-        assert_eq!(
-            at("UNIX_MS", "1795765261318", "UTC", read).unwrap(),
-            "2026-11-27T07:41:01.318Z"
-        );
-        assert_eq!(
-            at(
+                "2026-11-28T09:00:01.000Z",
+            ),
+            (
+                "RFC3339",
+                "2026-11-28T10:00:00.5+01:00",
+                "UTC",
+                "2026-11-28T09:00:00.500Z",
+            ),
+            (
+                "RFC3339",
+                "2026-11-28T10:00:00",
+                "Europe/Berlin",
+                "2026-11-28T09:00:00.000Z",
+            ),
+            ("UNIX", "1795765261.318", "UTC", "2026-11-27T07:41:01.318Z"),
+            (
+                "UNIX_MS",
+                "1795765261318",
+                "UTC",
+                "2026-11-27T07:41:01.318Z",
+            ),
+            (
                 "%Y-%m-%d %H:%M:%S",
                 "2026-07-01 12:00:00",
                 "Europe/Berlin",
-                read
-            )
-            .unwrap(),
-            "2026-07-01T10:00:00.000Z"
-        );
+                "2026-07-01T10:00:00.000Z",
+            ),
+        ];
+        for (layout, text, zone, want) in cases {
+            assert_eq!(
+                at(layout, text, zone, read).as_deref(),
+                Some(want),
+                "{layout} {text}"
+            );
+        }
         assert_eq!(at("%d/%b/%Y:%H:%M:%S %z", "garbage", "UTC", read), None);
     }
 
