@@ -82,7 +82,7 @@ impl Supervisor {
         let unchanged: HashSet<&str> = self
             .entries
             .iter()
-            .filter(|e| entries.contains(e))
+            .filter(|e| entries.iter().any(|new| new.same_for_agent(e)))
             .map(|e| e.path.as_str())
             .collect();
         let stale: Vec<(u64, u64)> = self
@@ -359,6 +359,19 @@ mod tests {
         let (topic, session, line) = next(&s, &batches);
         assert_eq!((topic.as_str(), line.as_str()), ("three", "a3"));
         assert_ne!(session, a_session);
+
+        // Only what the transfer does changed: the tailer goes on (same session).
+        let with_processors = format!(
+            r#"{{"path":"{}","topic":"three","processors":[{{"drop_fields":{{"fields":["x"]}}}}]}}"#,
+            a.display()
+        );
+        s.apply(&entries(&format!(
+            "[{with_processors},{}]",
+            entry(&b, "two")
+        )));
+        append(&a, b"a3b\n");
+        let (_, same, line) = next(&s, &batches);
+        assert_eq!((same, line.as_str()), (session, "a3b"));
 
         // Removed: its tailer stops; the other goes on.
         s.apply(&entries(&format!("[{}]", entry(&a, "three"))));

@@ -49,6 +49,19 @@ pub struct CollectEntry {
     pub processors: Pipeline,
 }
 
+impl CollectEntry {
+    /// Whether the agent reads `other` exactly as this one: the same file, topic, multiline,
+    /// start and line filters (what only the transfer does may differ).
+    pub fn same_for_agent(&self, other: &CollectEntry) -> bool {
+        self.path == other.path
+            && self.topic == other.topic
+            && self.multiline_start == other.multiline_start
+            && self.multiline_timeout == other.multiline_timeout
+            && self.start == other.start
+            && self.processors.lines == other.processors.lines
+    }
+}
+
 /// The keys a collect entry may have.
 const ENTRY_KEYS: [&str; 8] = [
     "path",

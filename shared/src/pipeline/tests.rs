@@ -139,3 +139,18 @@ fn validation_names_the_processor() {
         "processor 0 (convert): fields: \"a\": type \"int\" is not integer, float, boolean or keyword"
     );
 }
+
+#[test]
+fn line_filters_apply_in_order() {
+    let p = pipeline(json!([
+        {"include_lines": ["^ERROR", "^WARN"]},
+        {"exclude_lines": ["timeout=0"]},
+    ]));
+    assert!(p.lines.keeps(b"ERROR disk full"));
+    assert!(p.lines.keeps(b"WARN slow"));
+    assert!(!p.lines.keeps(b"INFO started"));
+    assert!(!p.lines.keeps(b"ERROR retry timeout=0"));
+    // Bytes that are not UTF-8 are matched as they are.
+    assert!(p.lines.keeps(b"ERROR caf\xe9"));
+    assert!(p.is_empty(), "nothing for the transfer");
+}
