@@ -162,6 +162,14 @@ test_config_put_validates_and_refuses_a_conflict() {
     assert_grep "diff" "$TEST_TMP/diff.txt" '^-  \{"path":"/var/log/b.log","topic":"b"\}$'
     "${c[@]}" config validate "$TEST_TMP/a.json" | grep -qx 'collect_log_conf: valid' || fail "validate"
 
+    # edit: the value in $EDITOR, validated, then compare-and-swap over what was read.
+    EDITOR="sed -i s#/var/log/a.log#/var/log/c.log#" "${c[@]}" config edit >"$TEST_TMP/edit.txt"
+    assert_grep "edit wrote" "$TEST_TMP/edit.txt" '^collect_log_conf: written at revision [0-9]+$'
+    assert_eq "edited value, as laid out for the editor" "$(printf '[\n  {"path":"/var/log/c.log","topic":"a"},\n  {"path":"/var/log/b.log","topic":"b"}\n]')" \
+        "$("${E[@]}" get --print-value-only collect_log_conf)"
+    EDITOR="sed -i s#/var/log/c.log#/var/log/d.log#" "${c[@]}" config edit --host web7 | grep -qx 'collect_log_web7: unchanged' || fail "unchanged edit"
+    assert_eq "an edit of a key without a value starts from []" "" "$("${E[@]}" get --print-value-only collect_log_web7)"
+
     # Per host: its own key; without one, the global value is what is in force for it.
     "${E[@]}" del collect_log_web9 >/dev/null
     "${c[@]}" config put --host web9 "$TEST_TMP/a.json" | grep -q '^collect_log_web9: written at revision [0-9]*$' || fail "put --host"
