@@ -3,7 +3,7 @@
 //! origin filters, newest first; `--follow` keeps printing new matches as they are indexed.
 
 use std::collections::HashMap;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::Args;
 use logcollect::clock::{now_ms, parse_rfc3339_ms, rfc3339_ms};
@@ -115,16 +115,12 @@ fn time_arg(text: &str, flag: &str) -> Result<i64> {
     if let Ok(back) = humantime::parse_duration(text) {
         return Ok(now_ms() - back.as_millis() as i64);
     }
-    humantime::parse_rfc3339_weak(text)
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as i64)
-        .ok_or_else(|| Error::Setting {
-            file: "command line".into(),
-            section: String::new(),
-            key: flag.into(),
-            msg: format!("{text:?}: expected a duration (15m) or an RFC 3339 time"),
-        })
+    parse_rfc3339_ms(text).ok_or_else(|| Error::Setting {
+        file: "command line".into(),
+        section: String::new(),
+        key: flag.into(),
+        msg: format!("{text:?}: expected a duration (15m) or an RFC 3339 time"),
+    })
 }
 
 /// The search request.

@@ -2,7 +2,6 @@
 //! `--endpoints` and `--brokers`; the defaults of a local install otherwise.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use logcollect::etcd::EtcdClient;
 use logcollect::routing::DEFAULT_INDEX_PATTERN;
@@ -31,13 +30,7 @@ impl Target {
         let ini = global.config.as_deref().map(IniFile::load).transpose()?;
         let mut etcd = match &ini {
             Some(ini) => EtcdSettings::from_ini(ini)?,
-            None => EtcdSettings {
-                endpoints: vec!["http://127.0.0.1:2379".into()],
-                key: DEFAULT_COLLECT_KEY.into(),
-                poll_interval: Duration::from_secs(30),
-                username: None,
-                password: None,
-            },
+            None => EtcdSettings::with_endpoints(vec!["http://127.0.0.1:2379".into()]),
         };
         if let Some(list) = &global.endpoints {
             etcd.endpoints = Vec::new();

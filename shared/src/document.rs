@@ -147,29 +147,7 @@ pub struct Rendered {
 /// then the processors of its collect entry; the index from the (final) `@timestamp`.
 pub fn render(routing: &Routing, record: Record<'_>, ingested_ms: i64) -> Rendered {
     let topic = record.pos.topic;
-    let mut doc = base(
-        record.origin,
-        topic,
-        record.read_ms,
-        record.payload,
-        routing.decode_json(topic),
-    );
-    doc.insert(
-        "event".into(),
-        json!({
-            "dataset": topic,
-            "created": rfc3339_ms(record.read_ms),
-            "ingested": rfc3339_ms(ingested_ms),
-        }),
-    );
-    if let Some((name, version)) = record
-        .origin
-        .agent
-        .as_deref()
-        .and_then(|a| a.rsplit_once('/'))
-    {
-        doc.insert("agent".into(), json!({ "name": name, "version": version }));
-    }
+    let mut doc = base(record, ingested_ms, routing.decode_json(topic));
     let failures = match routing.pipeline(topic, record.origin.entry.as_deref()) {
         Some(p) => p.apply(&mut doc, record.read_ms),
         None => Vec::new(),
@@ -187,19 +165,25 @@ pub fn render(routing: &Routing, record: Record<'_>, ingested_ms: i64) -> Render
     }
 }
 
-/// The document before processors: time, message, dataset, origin.
-fn base(
-    origin: &Origin,
-    topic: &str,
-    timestamp_ms: i64,
-    payload: &[u8],
-    decode_json: bool,
-) -> Map<String, Value> {
-    let message = String::from_utf8_lossy(payload);
+/// The document before processors: time, message, event (dataset, read and indexing
+/// times), agent, origin.
+fn base(record: Record<'_>, ingested_ms: i64, decode_json: bool) -> Map<String, Value> {
+    let origin = record.origin;
+    let message = String::from_utf8_lossy(record.payload);
     let mut doc = Map::new();
-    doc.insert("@timestamp".into(), json!(rfc3339_ms(timestamp_ms)));
+    doc.insert("@timestamp".into(), json!(rfc3339_ms(record.read_ms)));
     doc.insert("message".into(), json!(message));
-    doc.insert("event".into(), json!({ "dataset": topic }));
+    doc.insert(
+        "event".into(),
+        json!({
+            "dataset": record.pos.topic,
+            "created": rfc3339_ms(record.read_ms),
+            "ingested": rfc3339_ms(ingested_ms),
+        }),
+    );
+    if let Some((name, version)) = origin.agent.as_deref().and_then(|a| a.rsplit_once('/')) {
+        doc.insert("agent".into(), json!({ "name": name, "version": version }));
+    }
     if let Some(host) = &origin.host {
         doc.insert("host".into(), json!({ "name": host }));
     }
@@ -302,26 +286,36 @@ mod tests {
 
     #[test]
     fn ecs_document() {
-        let doc = Value::Object(base(
-            &origin(),
-            "web",
-            1_795_765_261_318,
-            b"{\"status\":200}",
-            true,
-        ));
+        let o = origin();
+        let record = Record {
+            origin: &o,
+            pos: POS,
+            read_ms: 1_795_765_261_318,
+            payload: b"{\"status\":200}",
+        };
+        let doc = Value::Object(base(record, 1_795_765_262_000, true));
         assert_eq!(
             doc,
             json!({
                 "@timestamp": "2026-11-27T07:41:01.318Z",
                 "message": "{\"status\":200}",
-                "event": {"dataset": "web"},
+                "event": {"dataset": "web", "created": "2026-11-27T07:41:01.318Z", "ingested": "2026-11-27T07:41:02.000Z"},
                 "host": {"name": "web1"},
                 "log": {"file": {"path": "/var/log/a.log"}, "offset": 42},
                 "truncated": true,
                 "json": {"status": 200},
             })
         );
-        let plain = Value::Object(base(&Origin::default(), "t", 0, b"caf\xe9", false));
+        let none = Origin::default();
+        let plain = Value::Object(base(
+            Record {
+                origin: &none,
+                payload: b"caf\xe9",
+                ..record
+            },
+            0,
+            false,
+        ));
         assert_eq!(plain["message"], "caf\u{fffd}");
         assert!(plain.get("host").is_none() && plain.get("json").is_none());
     }

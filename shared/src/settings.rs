@@ -138,7 +138,22 @@ impl std::fmt::Debug for EtcdSettings {
 /// Default etcd key of the collect configuration, as in the original design.
 pub const DEFAULT_COLLECT_KEY: &str = "collect_log_conf";
 
+/// Default of `[etcd] poll_interval_ms`: the safety net behind the watches.
+const DEFAULT_POLL_INTERVAL_MS: u64 = 30_000;
+
 impl EtcdSettings {
+    /// The settings an ini file without more than these endpoints gives: the default key and
+    /// poll interval, no credentials.
+    pub fn with_endpoints(endpoints: Vec<String>) -> EtcdSettings {
+        EtcdSettings {
+            endpoints,
+            key: DEFAULT_COLLECT_KEY.into(),
+            poll_interval: Duration::from_millis(DEFAULT_POLL_INTERVAL_MS),
+            username: None,
+            password: None,
+        }
+    }
+
     /// Reads section `[etcd]`.
     pub fn from_ini(ini: &IniFile) -> Result<EtcdSettings> {
         const S: &str = "etcd";
@@ -168,7 +183,7 @@ impl EtcdSettings {
                 .map(|u| u.trim_end_matches('/').to_string())
                 .collect(),
             key,
-            poll_interval: ini.millis_or(S, "poll_interval_ms", 30_000)?,
+            poll_interval: ini.millis_or(S, "poll_interval_ms", DEFAULT_POLL_INTERVAL_MS)?,
             username,
             password,
         })

@@ -485,6 +485,18 @@ fn string(obj: &Map<String, Value>, key: &str, default: Option<&str>) -> Result<
     }
 }
 
+/// The object at `key`, with at least one member (`shape` shows one in the error).
+fn non_empty_object<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    shape: &str,
+) -> Result<&'a Map<String, Value>, String> {
+    match obj.get(key).and_then(Value::as_object) {
+        Some(map) if !map.is_empty() => Ok(map),
+        _ => Err(format!("{key}: expected an object {shape}")),
+    }
+}
+
 fn string_list(obj: &Map<String, Value>, key: &str) -> Result<Vec<String>, String> {
     match obj.get(key) {
         Some(Value::Array(list)) if !list.is_empty() => list
@@ -578,15 +590,11 @@ fn step(name: &'static str, value: &Value) -> Result<Step, String> {
         }
         "convert" => {
             let s = settings(value, &["fields"])?;
-            let Some(Value::Object(map)) = s
-                .get("fields")
-                .filter(|f| f.as_object().is_some_and(|m| !m.is_empty()))
-            else {
-                return Err(
-                    "fields: expected an object {\"field\": \"integer|float|boolean|keyword\"}"
-                        .into(),
-                );
-            };
+            let map = non_empty_object(
+                s,
+                "fields",
+                "{\"field\": \"integer|float|boolean|keyword\"}",
+            )?;
             let mut list = Vec::new();
             for (field, kind) in map {
                 let kind = match kind.as_str() {
@@ -623,12 +631,7 @@ fn step(name: &'static str, value: &Value) -> Result<Step, String> {
         }
         "rename" => {
             let s = settings(value, &["fields"])?;
-            let Some(Value::Object(map)) = s
-                .get("fields")
-                .filter(|f| f.as_object().is_some_and(|m| !m.is_empty()))
-            else {
-                return Err("fields: expected an object {\"from\": \"to\"}".into());
-            };
+            let map = non_empty_object(s, "fields", "{\"from\": \"to\"}")?;
             let mut pairs = Vec::new();
             for (from, to) in map {
                 match to.as_str() {

@@ -33,13 +33,9 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let client = Arc::new(EtcdClient::new(&EtcdSettings {
-        endpoints: vec![url.clone()],
-        key: KEY.into(),
-        poll_interval: Duration::from_secs(30),
-        username: None,
-        password: None,
-    }));
+    let client = Arc::new(EtcdClient::new(&EtcdSettings::with_endpoints(vec![
+        url.clone()
+    ])));
     let (_, start_rev) = client.get_at(KEY).expect("etcd answers");
 
     // Watchers: each records when it saw each revision.
