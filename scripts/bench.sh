@@ -2,7 +2,10 @@
 # Benchmark: prints figures and ratios, asserts nothing.
 #   agent:    LINES lines of ~100 bytes, already in a file, shipped to Kafka (start: beginning);
 #             time until Kafka acknowledged them all, CPU seconds, peak RSS, then CPU while idle.
-#   transfer: the same records indexed into the store; time until all are searchable.
+#   transfer: the same records indexed into the store; time until all are searchable. Then
+#             the transfer into an instant store (lc-faultproxy sink) beside a bare consumer
+#             (lc-bare consume, the transfer's consumer settings) reading the same records:
+#             the agent's (one file, so one partition) and the same lines over all partitions.
 # Uses release binaries and the services of scripts/services.sh on their own ports.
 #
 # Usage: scripts/bench.sh [LINES]   (default 500000; the transfer part indexes at most 50000)
@@ -80,6 +83,55 @@ echo "log-transfer, $DOCS documents into the store (es: ${LC_ES_ENGINE:-osmem}; 
 printf '  %.2f s: %.0f documents/s; %s documents in the store; peak RSS %.1f MiB\n' "$tsecs" \
     "$(echo "$DOCS / $tsecs" | bc -l)" "$count" "$(echo "$trss / 1024" | bc -l)"
 
+# rate_of SECONDS...: the median of the rates RECORDS / SECONDS, and their range.
+rate_of() {
+    printf '%s\n' "$@" | sort -g | awk -v n="$RECORDS" '{ r[NR] = n / $1 }
+        END { printf "%.0f/s (%.0f to %.0f)", r[int((NR + 1) / 2)], r[NR], r[1] }'
+}
+# median_ratio A B: the median of A's seconds over B's (B's rate over A's).
+median_ratio() {
+    local a b
+    a=$(printf '%s\n' $1 | sort -g | sed -n 2p)
+    b=$(printf '%s\n' $2 | sort -g | sed -n 2p)
+    echo "$b / $a" | bc -l
+}
+
+target/release/lc-faultproxy 127.0.0.1:23799 sink 2>/dev/null &
+etcdctl --endpoints "$LC_ETCD_URL" put elasticsearch_config '{"url_address":["http://127.0.0.1:23799"]}' >/dev/null
+# processed GROUP VALUE [RECORDS]: seconds from the first to the last of RECORDS (default
+# DOCS) documents indexed.
+processed() {
+    etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf "$2" >/dev/null
+    transfer_ini "$WORK/log-transfer.ini" 23797 2 "$1"
+    RUST_LOG=warn target/release/log-transfer -c "$WORK/log-transfer.ini" 2>"$WORK/$1.log" &
+    local pid=$! n=0 first="" want=${3:-$DOCS}
+    until [ "$n" = "$want" ]; do
+        n=$(metric 127.0.0.1:23797 logcollect_transfer_documents_indexed_total)
+        [ -z "$first" ] && [ "${n:-0}" -gt 0 ] && first=$(date +%s.%N)
+        sleep 0.02
+    done
+    echo "$(date +%s.%N) - $first" | bc
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+}
+# Three runs of each, alternating, each with a group of its own.
+RECORDS=$LINES
+target/release/lc-kafka produce "$LC_KAFKA_BROKERS" bench_spread <"$WORK/app.log"
+for topic in bench bench_spread; do
+    bare="" transfer=""
+    for round in 1 2 3; do
+        bare+=" $(target/release/lc-bare consume "$LC_KAFKA_BROKERS" "$topic" "$RECORDS" "bare-$topic-$round" | python3 tests/json_query.py 'd["secs"]')"
+        transfer+=" $(processed "transfer-$topic-$round" "[{\"path\":\"/nonexistent\",\"topic\":\"$topic\"}]" "$RECORDS")"
+    done
+    case $topic in
+        bench) what="the agent's records, one partition (goal at least 0.5)" ;;
+        *) what="the same lines over 4 partitions (goal at least 0.8)" ;;
+    esac
+    echo "log-transfer into an instant store beside a bare consumer, $RECORDS records: $what"
+    # shellcheck disable=SC2086
+    printf '  transfer %s; bare consumer %s; ratio %.2f\n' "$(rate_of $transfer)" "$(rate_of $bare)" "$(median_ratio "$transfer" "$bare")"
+done
+
 # Processing: nginx access-log records through the transfer into an instant store (lc-faultproxy
 # answering every bulk item at once), with the typical pipeline (dissect, timestamp, convert)
 # and without processors; rates from the first document indexed to the last (no group join).
@@ -98,23 +150,6 @@ PROCESSORS=',"processors":[
   {"convert":{"fields":{"http.response.status_code":"integer","http.response.body.bytes":"integer"}}},
   {"drop_fields":{"fields":["ts"]}}]'
 target/release/lc-kafka produce "$LC_KAFKA_BROKERS" bench_nginx <"$WORK/access.log"
-target/release/lc-faultproxy 127.0.0.1:23799 sink 2>/dev/null &
-etcdctl --endpoints "$LC_ETCD_URL" put elasticsearch_config '{"url_address":["http://127.0.0.1:23799"]}' >/dev/null
-# processed GROUP VALUE: seconds from the first to the last of the DOCS documents indexed.
-processed() {
-    etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf "$2" >/dev/null
-    transfer_ini "$WORK/log-transfer.ini" 23797 2 "$1"
-    RUST_LOG=warn target/release/log-transfer -c "$WORK/log-transfer.ini" 2>"$WORK/$1.log" &
-    local pid=$! n=0 first=""
-    until [ "$n" = "$DOCS" ]; do
-        n=$(metric 127.0.0.1:23797 logcollect_transfer_documents_indexed_total)
-        [ -z "$first" ] && [ "${n:-0}" -gt 0 ] && first=$(date +%s.%N)
-        sleep 0.02
-    done
-    echo "$(date +%s.%N) - $first" | bc
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
-}
 # Twice each, alternating, each run with a group of its own; the better of the two counts.
 with=999999 without=999999
 for round in 1 2; do

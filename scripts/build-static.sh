@@ -52,12 +52,15 @@ C
     # librdkafka's build looks for curl.h even with curl off (librdkafka#5135).
     : >"$KIT/include/curl/curl.h"
 fi
+# gcc's support library: C code built for the target (mimalloc) may call its helpers, such
+# as __popcountdi2 on CPUs without assuming POPCNT.
+[ -f "$KIT/link/libgcc.a" ] || cp "$(gcc -print-libgcc-file-name)" "$KIT/link/libgcc.a"
 
 echo "build-static: building (Debian rustc, -Zbuild-std; several minutes the first time)"
 RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
     CC_x86_64_unknown_linux_musl=musl-gcc AR_x86_64_unknown_linux_musl=ar CXX_x86_64_unknown_linux_musl=g++ \
     CFLAGS_x86_64_unknown_linux_musl="-isystem $KIT/include" \
-    CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-L native=$KIT/link -C target-feature=+crt-static" \
+    CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-L native=$KIT/link -C target-feature=+crt-static -C link-arg=-lgcc" \
     /usr/bin/cargo build --release --quiet --target "$TARGET" --target-dir target/static \
     -Zbuild-std=std,panic_abort -p log-agent -p log-transfer -p logctl
 

@@ -1,6 +1,11 @@
-//! The batch thread: collects documents from the consumer threads into `_bulk` requests
-//! (by count, bytes or age), sends them, and marks each document done only when
-//! Elasticsearch has it or its record is in the dead-letter topic.
+//! The batch thread: collects documents from the consumer threads into `_bulk` requests,
+//! sends them, and marks each document done only when Elasticsearch has it or its record is
+//! in the dead-letter topic.
+//!
+//! A request goes out when it is full (documents or bytes), when its oldest document is
+//! `batch_max_wait_ms` old, or as soon as the consumers have nothing more to give: at low
+//! rates a line waits for no timer, and at high rates requests fill up while the previous
+//! one is in flight.
 //!
 //! Items answered 429 or 5xx, and whole requests that fail, are sent again with jittered
 //! exponential backoff (about 100 ms up to 30 s; it grows only while rounds make no
@@ -13,16 +18,15 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{select, Receiver};
+use crossbeam_channel::{select, Receiver, Sender};
 use logcollect::collect::EsConfig;
 use logcollect::shutdown::Shutdown;
 use logcollect::sync;
 use logcollect::Result;
-use serde_json::json;
 
 use crate::bulk::{EsClient, Failure, Outcome, Store};
 use crate::dlq::DeadLetters;
-use crate::doc::Doc;
+use crate::doc::{self, Chunk, Doc};
 use crate::metrics::Metrics;
 use crate::watched::Watched;
 use logcollect::document::{self, TEMPLATE};
@@ -34,7 +38,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// What the batch thread needs.
 pub struct Setup {
     /// Documents from the consumer threads.
-    pub docs: Receiver<Doc>,
+    pub docs: Receiver<Chunk>,
     /// Where Elasticsearch is.
     pub es: Arc<Watched<Option<EsConfig>>>,
     /// Topics and indices (for the index template).
@@ -47,6 +51,8 @@ pub struct Setup {
     pub max_bytes: usize,
     /// Age of the oldest document before the request is sent.
     pub max_wait: Duration,
+    /// Requests in flight at once, each sent by a worker thread of its own.
+    pub workers: usize,
     /// gzip the requests.
     pub gzip: bool,
     /// Fired on SIGTERM: send what is collected, then stop.
@@ -57,78 +63,153 @@ pub struct Setup {
     pub metrics: Arc<Metrics>,
 }
 
-/// Starts the batch thread, sending to Elasticsearch.
+/// Starts the batch thread and its workers, sending to Elasticsearch. The thread ends when
+/// its workers have.
 pub fn spawn(setup: Setup) -> Result<JoinHandle<()>> {
-    spawn_with(setup, EsClient::default())
+    let client = EsClient::default();
+    spawn_with(setup, move || client.clone())
 }
 
-/// Starts the batch thread, sending to `store`.
-fn spawn_with<S: Store>(setup: Setup, store: S) -> Result<JoinHandle<()>> {
-    let mut batcher = Batcher {
-        setup,
-        client: store,
-        docs: Vec::new(),
+/// Starts the batch thread and its workers, each sending to a store made by `store`.
+fn spawn_with<S: Store + Send + 'static>(
+    setup: Setup,
+    store: impl Fn() -> S,
+) -> Result<JoinHandle<()>> {
+    // A request is handed over only when a worker is free to send it: meanwhile the next one
+    // fills up, and the consumers pause once the channel is full.
+    let (requests, work) = crossbeam_channel::bounded::<Vec<Doc>>(0);
+    let shared = Arc::new(Shared {
+        es: setup.es,
+        routing: setup.routing,
+        dead_letters: setup.dead_letters,
+        gzip: setup.gzip,
+        shutdown: setup.shutdown.clone(),
+        shutdown_timeout: setup.shutdown_timeout,
+        metrics: setup.metrics,
+    });
+    let mut workers = Vec::new();
+    for n in 0..setup.workers.max(1) {
+        let mut worker = Worker {
+            shared: shared.clone(),
+            client: store(),
+            work: work.clone(),
+            template_for: None,
+            stop_deadline: None,
+            rng: seed() ^ (n as u64) << 32,
+        };
+        workers.push(sync::spawn(&format!("bulk-{n}"), move || worker.run())?);
+    }
+    let batcher = Batcher {
+        docs: setup.docs,
+        shutdown: setup.shutdown,
+        max_docs: setup.max_docs,
+        max_bytes: setup.max_bytes,
+        max_wait: setup.max_wait,
+        requests,
+        workers,
+        batch: Vec::new(),
         bytes: 0,
         first_at: None,
-        template_for: None,
-        stop_deadline: None,
-        rng: seed(),
     };
     sync::spawn("batch", move || batcher.run())
 }
 
-struct Batcher<S> {
-    setup: Setup,
-    client: S,
-    docs: Vec<Doc>,
-    /// NDJSON bytes of `docs`.
+/// Collects documents into requests and hands each to a free worker.
+struct Batcher {
+    docs: Receiver<Chunk>,
+    shutdown: Shutdown,
+    max_docs: usize,
+    max_bytes: usize,
+    max_wait: Duration,
+    requests: Sender<Vec<Doc>>,
+    workers: Vec<JoinHandle<()>>,
+    /// The request being filled.
+    batch: Vec<Doc>,
+    /// NDJSON bytes of `batch`.
     bytes: usize,
     /// When the first document of the batch arrived.
     first_at: Option<Instant>,
-    /// Routing and Elasticsearch versions the template was installed for.
-    template_for: Option<(u64, u64)>,
-    stop_deadline: Option<Instant>,
-    rng: u64,
 }
 
-impl<S: Store> Batcher<S> {
-    fn run(&mut self) {
+impl Batcher {
+    fn run(mut self) {
         loop {
             let wait = self.first_at.map_or(Duration::MAX, |t| {
-                (t + self.setup.max_wait).saturating_duration_since(Instant::now())
+                (t + self.max_wait).saturating_duration_since(Instant::now())
             });
             select! {
-                recv(self.setup.docs) -> doc => match doc {
-                    Ok(doc) => {
-                        self.add(doc);
-                        if self.docs.len() >= self.setup.max_docs || self.bytes >= self.setup.max_bytes {
+                recv(self.docs) -> chunk => match chunk {
+                    Ok(chunk) => {
+                        let caught_up = chunk.caught_up;
+                        for doc in chunk.docs {
+                            self.add(doc);
+                            if self.batch.len() >= self.max_docs || self.bytes >= self.max_bytes {
+                                self.flush();
+                            }
+                        }
+                        if caught_up && self.docs.is_empty() {
                             self.flush();
                         }
                     }
                     Err(_) => break,
                 },
-                recv(self.setup.shutdown.receiver()) -> _ => break,
+                recv(self.shutdown.receiver()) -> _ => break,
                 default(wait) => self.flush(),
             }
         }
         // The documents collected so far go out (bounded by shutdown_timeout); what is still
         // in the channel is not done, so it is delivered again after the restart.
-        self.stop_deadline = Some(Instant::now() + self.setup.shutdown_timeout);
         self.flush();
+        drop(self.requests);
+        for worker in self.workers {
+            let _ = worker.join();
+        }
         log::info!("batch: stopped");
     }
 
     fn add(&mut self, doc: Doc) {
         self.bytes += doc.source.len() + doc.index.len() + doc.id.len() + 48;
         self.first_at.get_or_insert_with(Instant::now);
-        self.docs.push(doc);
+        self.batch.push(doc);
     }
 
     fn flush(&mut self) {
-        let docs = std::mem::take(&mut self.docs);
+        let batch = std::mem::take(&mut self.batch);
         self.bytes = 0;
         self.first_at = None;
-        if !docs.is_empty() {
+        if !batch.is_empty() {
+            // The workers end only after this sender is dropped.
+            let _ = self.requests.send(batch);
+        }
+    }
+}
+
+/// What the workers share.
+struct Shared {
+    es: Arc<Watched<Option<EsConfig>>>,
+    routing: Arc<Watched<Routing>>,
+    dead_letters: DeadLetters,
+    gzip: bool,
+    shutdown: Shutdown,
+    shutdown_timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+/// Sends requests, one at a time, until each document is done.
+struct Worker<S> {
+    shared: Arc<Shared>,
+    client: S,
+    work: Receiver<Vec<Doc>>,
+    /// Routing and Elasticsearch versions the template was installed for.
+    template_for: Option<(u64, u64)>,
+    /// Set once a stop is requested: no attempt starts after it.
+    stop_deadline: Option<Instant>,
+    rng: u64,
+}
+
+impl<S: Store> Worker<S> {
+    fn run(&mut self) {
+        while let Ok(docs) = self.work.recv() {
             self.deliver(docs);
         }
     }
@@ -137,11 +218,15 @@ impl<S: Store> Batcher<S> {
     fn deliver(&mut self, mut docs: Vec<Doc>) {
         let mut attempt = 0u32;
         while !docs.is_empty() {
+            // Stopping: what is not done is delivered again after the restart.
+            if self.stop_deadline.is_some_and(|d| Instant::now() >= d) {
+                return;
+            }
             if attempt > 0 && !self.pause(attempt) {
-                return; // stopping: not done, so delivered again after the restart
+                return;
             }
             attempt += 1;
-            let es = self.setup.es.get();
+            let es = self.shared.es.get();
             let Some(es) = es.as_ref() else {
                 if attempt == 1 {
                     log::warn!("batch: no elasticsearch_config in etcd yet; waiting for it");
@@ -151,8 +236,8 @@ impl<S: Store> Batcher<S> {
             self.install_template(es);
             let body = ndjson(&docs);
             let started = Instant::now();
-            let result = self.client.bulk(es, &body, self.setup.gzip, docs.len());
-            self.setup.metrics.bulk_latency(started.elapsed());
+            let result = self.client.bulk(es, &body, self.shared.gzip, docs.len());
+            self.shared.metrics.bulk_latency(started.elapsed());
             let outcomes = match result {
                 Ok(outcomes) => outcomes,
                 Err(Failure::TooLarge) if docs.len() > 1 => {
@@ -169,11 +254,11 @@ impl<S: Store> Batcher<S> {
                     "HTTP 413: document larger than the request limit".into(),
                 )],
                 Err(Failure::Retry(reason)) => {
-                    self.setup
+                    self.shared
                         .metrics
                         .retried
                         .fetch_add(docs.len() as u64, Relaxed);
-                    self.setup.metrics.bulk_failed(&reason);
+                    self.shared.metrics.bulk_failed(&reason);
                     log::warn!("batch: {reason}; sending {} documents again", docs.len());
                     continue;
                 }
@@ -192,12 +277,10 @@ impl<S: Store> Batcher<S> {
         let mut again = Vec::new();
         let mut rejected = Vec::new();
         let mut first_retry_reason = None;
+        let mut indexed = Vec::with_capacity(docs.len());
         for (doc, outcome) in docs.into_iter().zip(outcomes) {
             match outcome {
-                Outcome::Done => {
-                    doc.done();
-                    self.setup.metrics.indexed.fetch_add(1, Relaxed);
-                }
+                Outcome::Done => indexed.push(doc),
                 Outcome::Retry(reason) => {
                     first_retry_reason.get_or_insert(reason);
                     again.push(doc);
@@ -205,9 +288,12 @@ impl<S: Store> Batcher<S> {
                 Outcome::Reject(reason) => rejected.push((doc, reason)),
             }
         }
+        doc::done(&indexed);
+        let count = indexed.len() as u64;
+        self.shared.metrics.indexed.fetch_add(count, Relaxed);
         if !rejected.is_empty() {
             let refs: Vec<(&Doc, String)> = rejected.iter().map(|(d, r)| (d, r.clone())).collect();
-            match self.setup.dead_letters.send(&refs) {
+            match self.shared.dead_letters.send(&refs) {
                 Ok(()) => {
                     for (doc, reason) in &rejected {
                         log::warn!(
@@ -217,9 +303,9 @@ impl<S: Store> Batcher<S> {
                             doc.offset,
                             doc.topic
                         );
-                        doc.done();
                     }
-                    self.setup
+                    doc::done(rejected.iter().map(|(d, _)| d));
+                    self.shared
                         .metrics
                         .dead_lettered
                         .fetch_add(rejected.len() as u64, Relaxed);
@@ -229,13 +315,13 @@ impl<S: Store> Batcher<S> {
                         "batch: {e}; keeping {} rejected documents to try again",
                         rejected.len()
                     );
-                    self.setup.metrics.error("dlq");
+                    self.shared.metrics.error("dlq");
                     again.extend(rejected.into_iter().map(|(d, _)| d));
                 }
             }
         }
         if let Some(reason) = first_retry_reason {
-            self.setup
+            self.shared
                 .metrics
                 .retried
                 .fetch_add(again.len() as u64, Relaxed);
@@ -249,11 +335,11 @@ impl<S: Store> Batcher<S> {
 
     /// Installs the index template when the topics or the Elasticsearch settings changed.
     fn install_template(&mut self, es: &EsConfig) {
-        let versions = (self.setup.routing.version(), self.setup.es.version());
+        let versions = (self.shared.routing.version(), self.shared.es.version());
         if self.template_for == Some(versions) {
             return;
         }
-        let patterns = self.setup.routing.get().template_patterns();
+        let patterns = self.shared.routing.get().template_patterns();
         if patterns.is_empty() {
             return;
         }
@@ -287,9 +373,9 @@ impl<S: Store> Batcher<S> {
                 Instant::now() < deadline
             }
             None => {
-                if self.setup.shutdown.sleep(wait) {
+                if self.shared.shutdown.sleep(wait) {
                     // SIGTERM during the backoff: this attempt becomes the last, bounded one.
-                    self.stop_deadline = Some(Instant::now() + self.setup.shutdown_timeout);
+                    self.stop_deadline = Some(Instant::now() + self.shared.shutdown_timeout);
                 }
                 true
             }
@@ -309,13 +395,22 @@ fn seed() -> u64 {
 fn ndjson(docs: &[Doc]) -> Vec<u8> {
     let mut body = Vec::with_capacity(docs.iter().map(|d| d.source.len() + 128).sum());
     for doc in docs {
-        let action = json!({ "create": { "_index": doc.index, "_id": doc.id } });
-        body.extend_from_slice(action.to_string().as_bytes());
-        body.push(b'\n');
+        // Written in place: a `Value` per action cost an allocation of each of its parts.
+        body.extend_from_slice(b"{\"create\":{\"_index\":");
+        json_string(&mut body, &doc.index);
+        body.extend_from_slice(b",\"_id\":");
+        json_string(&mut body, &doc.id);
+        body.extend_from_slice(b"}}\n");
         body.extend_from_slice(&doc.source);
         body.push(b'\n');
     }
     body
+}
+
+/// `s` as a JSON string.
+fn json_string(body: &mut Vec<u8>, s: &str) {
+    // Writing a string to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *body, s);
 }
 
 #[cfg(test)]
@@ -388,7 +483,7 @@ mod tests {
 
     /// A running batch thread over `store`, with its document channel and progress.
     struct Run {
-        docs: crossbeam_channel::Sender<Doc>,
+        docs: crossbeam_channel::Sender<Chunk>,
         progress: Arc<Progress>,
         stop: Arc<logcollect::shutdown::Trigger>,
         thread: JoinHandle<()>,
@@ -419,12 +514,13 @@ mod tests {
             max_docs,
             max_bytes,
             max_wait,
+            workers: 1,
             gzip: false,
             shutdown,
             shutdown_timeout: Duration::from_secs(5),
             metrics: metrics.clone(),
         };
-        let thread = spawn_with(setup, store).unwrap();
+        let thread = spawn_with(setup, move || store.clone()).unwrap();
         Run {
             docs,
             progress: Arc::default(),
@@ -438,6 +534,15 @@ mod tests {
     impl Run {
         /// Sends the record at `offset` of topic t, partition 0, as a document.
         fn send(&self, offset: i64) {
+            self.send_chunk(offset, false);
+        }
+
+        /// Sends it as the last document its consumer had.
+        fn send_last(&self, offset: i64) {
+            self.send_chunk(offset, true);
+        }
+
+        fn send_chunk(&self, offset: i64, caught_up: bool) {
             self.progress.read("t", 0, offset);
             let doc = Doc {
                 topic: "t".into(),
@@ -451,7 +556,11 @@ mod tests {
                 headers: Vec::new(),
                 progress: self.progress.clone(),
             };
-            self.docs.send(doc).unwrap();
+            let chunk = Chunk {
+                docs: vec![doc],
+                caught_up,
+            };
+            self.docs.send(chunk).unwrap();
         }
 
         /// What may be committed of t/0.
@@ -504,6 +613,19 @@ mod tests {
         });
         assert_eq!(run.committable(), Some(1));
         assert_eq!(run.metrics.indexed.load(Relaxed), 1);
+        run.stop();
+    }
+
+    #[test]
+    fn a_batch_goes_out_when_the_consumers_caught_up() {
+        let store = Scripted::default();
+        let requests = store.requests.clone();
+        let run = start(store, 1000, usize::MAX, Duration::from_secs(3600));
+        run.send(0);
+        run.send_last(1);
+        // No timer: the consumer had nothing more, so the two go out at once.
+        wait_for("the caught-up batch", || lock(&requests).len() == 1);
+        assert_eq!(*lock(&requests), [vec![0, 1]]);
         run.stop();
     }
 

@@ -8,9 +8,11 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use logcollect::collect::EsConfig;
+use logcollect::sync::lock;
 use logcollect::Error;
 use serde_json::Value;
 
@@ -56,9 +58,17 @@ pub trait Store: Send + 'static {
     fn put_template(&mut self, es: &EsConfig, name: &str, body: &Value) -> Result<(), Error>;
 }
 
-/// A synchronous Elasticsearch client.
+/// A synchronous Elasticsearch client. Its clones share their connections and what they
+/// know of the nodes, so the bulk workers skip a dead node together.
+#[derive(Clone)]
 pub struct EsClient {
     agent: ureq::Agent,
+    nodes: Arc<Mutex<Nodes>>,
+}
+
+/// Round-robin over the nodes, and the ones to skip.
+#[derive(Default)]
+struct Nodes {
     next: usize,
     /// Nodes skipped until the given time.
     down: HashMap<String, Instant>,
@@ -73,8 +83,7 @@ impl Default for EsClient {
             .build();
         EsClient {
             agent: config.into(),
-            next: 0,
-            down: HashMap::new(),
+            nodes: Arc::default(),
         }
     }
 }
@@ -82,20 +91,28 @@ impl Default for EsClient {
 impl EsClient {
     /// The next node to use: round-robin over those not skipped; if all are skipped, the
     /// one that comes back first.
-    fn pick<'a>(&mut self, es: &'a EsConfig) -> &'a str {
+    fn pick<'a>(&self, es: &'a EsConfig) -> &'a str {
         let now = Instant::now();
         let n = es.urls.len();
+        let mut nodes = lock(&self.nodes);
         for i in 0..n {
-            let url = &es.urls[(self.next + i) % n];
-            if self.down.get(url).is_none_or(|until| *until <= now) {
-                self.next = (self.next + i + 1) % n;
+            let url = &es.urls[(nodes.next + i) % n];
+            if nodes.down.get(url).is_none_or(|until| *until <= now) {
+                nodes.next = (nodes.next + i + 1) % n;
                 return url;
             }
         }
         es.urls
             .iter()
-            .min_by_key(|u| self.down.get(*u).copied())
+            .min_by_key(|u| nodes.down.get(*u).copied())
             .map_or("", String::as_str)
+    }
+
+    /// Skips `node` for a while.
+    fn mark_down(&self, node: &str) {
+        lock(&self.nodes)
+            .down
+            .insert(node.to_string(), Instant::now() + NODE_BACKOFF);
     }
 
     /// Sends one request; returns status, body and the node used. A transport error (no
@@ -147,14 +164,12 @@ impl EsClient {
         match answer {
             Ok((status, text)) => {
                 if status >= 500 {
-                    self.down
-                        .insert(base.clone(), Instant::now() + NODE_BACKOFF);
+                    self.mark_down(&base);
                 }
                 Ok((status, text, base))
             }
             Err(e) => {
-                self.down
-                    .insert(base.clone(), Instant::now() + NODE_BACKOFF);
+                self.mark_down(&base);
                 Err(failed(e.to_string()))
             }
         }
@@ -292,12 +307,13 @@ mod tests {
         assert_eq!(es(None, None).authorization(), None);
 
         let conf = es(None, None);
-        let mut c = EsClient::default();
+        let c = EsClient::default();
+        let twin = c.clone();
         assert_eq!(c.pick(&conf), "http://a:1");
-        assert_eq!(c.pick(&conf), "http://b:2");
-        c.down
-            .insert("http://a:1".into(), Instant::now() + NODE_BACKOFF);
-        assert_eq!(c.pick(&conf), "http://b:2");
+        // Clones take turns with it, and skip what it found down.
+        assert_eq!(twin.pick(&conf), "http://b:2");
+        c.mark_down("http://a:1");
+        assert_eq!(twin.pick(&conf), "http://b:2");
         assert_eq!(c.pick(&conf), "http://b:2");
     }
 }

@@ -4,15 +4,20 @@
 //! Offsets are committed only up to the lowest offset of each partition whose document is
 //! not done yet ([`Progress`]), so `kill -9` at any moment loses nothing: what was not done
 //! is delivered again, and hits its existing document id. Before partitions are revoked,
-//! what is done is committed. A full channel never blocks the thread: it pauses its
-//! partitions and keeps polling (heartbeats, rebalances) until the batch thread catches up.
+//! what is done is committed.
+//!
+//! Documents go to the batch thread in chunks. A full channel blocks the thread for at most
+//! [`HANDOVER_WAIT`]: the batch thread takes a whole request's worth at once after each
+//! answer. Beyond that the thread pauses its partitions and keeps polling (rebalances) until
+//! the batch thread catches up; a pause makes librdkafka drop what it prefetched, so it is
+//! kept for a store that is really behind.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::{SendTimeoutError, Sender};
 use logcollect::clock::now_ms;
 use logcollect::document::{self, Position, Record};
 use logcollect::record::Origin;
@@ -26,7 +31,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{ClientContext, Message, Offset, Statistics, TopicPartitionList};
 
-use crate::doc::{Doc, Progress};
+use crate::doc::{Chunk, Doc, Progress};
 use crate::metrics::Metrics;
 use crate::watched::Watched;
 
@@ -152,7 +157,7 @@ pub struct Setup {
     /// Topics and indices.
     pub routing: Arc<Watched<Routing>>,
     /// To the batch thread.
-    pub docs: Sender<Doc>,
+    pub docs: Sender<Chunk>,
     /// Fired on SIGTERM: stop reading.
     pub shutdown: Shutdown,
     /// Fired when the batch thread finished: commit a last time and leave the group.
@@ -173,6 +178,7 @@ pub fn spawn(n: usize, setup: Setup) -> Result<JoinHandle<()>> {
         setup,
         topics_version: None,
         routing: None,
+        chunk: Vec::new(),
         backlog: VecDeque::new(),
         paused: false,
         last_commit: Instant::now(),
@@ -251,14 +257,22 @@ struct ConsumerThread {
     setup: Setup,
     topics_version: Option<u64>,
     routing: Option<Arc<Routing>>,
-    /// Documents read and not yet taken by the batch thread.
-    backlog: VecDeque<Doc>,
+    /// Documents read and not yet in a chunk.
+    chunk: Vec<Doc>,
+    /// Chunks not yet taken by the batch thread.
+    backlog: VecDeque<Chunk>,
     paused: bool,
     last_commit: Instant,
 }
 
 /// How often what is done is committed.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Documents per chunk handed to the batch thread.
+pub const CHUNK_DOCS: usize = 500;
+
+/// How long a consumer waits for room in the batch thread's channel before it pauses.
+const HANDOVER_WAIT: Duration = Duration::from_secs(1);
 
 impl ConsumerThread {
     fn run(&mut self) {
@@ -275,12 +289,21 @@ impl ConsumerThread {
                 self.setup.shutdown.sleep(Duration::from_millis(100));
                 continue;
             };
-            // 3. Read the next record (and serve rebalances and heartbeats).
-            match consumer.poll(Duration::from_millis(100)) {
+            // 3. Read the next record (and serve rebalances). With documents in hand, only
+            // what librdkafka already has: when it has nothing, they go out at once.
+            let wait = if self.chunk.is_empty() {
+                Duration::from_millis(100)
+            } else {
+                Duration::ZERO
+            };
+            match consumer.poll(wait) {
                 Some(Ok(message)) => {
                     if let Some(routing) = &self.routing {
                         let doc = to_doc(routing, &self.progress, &self.setup.metrics, &message);
-                        self.backlog.push_back(doc);
+                        self.chunk.push(doc);
+                        if self.chunk.len() >= CHUNK_DOCS {
+                            self.seal(false);
+                        }
                     }
                 }
                 Some(Err(e)) => {
@@ -291,6 +314,7 @@ impl ConsumerThread {
                     }
                     log::warn!("{}: {e}", self.name);
                 }
+                None if !self.chunk.is_empty() => self.seal(true),
                 None => {}
             }
             // 4. Commit what is done.
@@ -386,12 +410,26 @@ impl ConsumerThread {
         Ok(())
     }
 
+    /// Closes the chunk of documents read so far; `caught_up`: nothing more was there.
+    fn seal(&mut self, caught_up: bool) {
+        let docs = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_DOCS));
+        self.backlog.push_back(Chunk { docs, caught_up });
+        self.forward();
+    }
+
     fn forward(&mut self) {
-        while let Some(doc) = self.backlog.pop_front() {
-            match self.setup.docs.try_send(doc) {
+        while let Some(chunk) = self.backlog.pop_front() {
+            // Paused, the batch thread is known to be behind: no wait.
+            let wait = if self.paused {
+                Duration::ZERO
+            } else {
+                HANDOVER_WAIT
+            };
+            match self.setup.docs.send_timeout(chunk, wait) {
                 Ok(()) => {}
-                Err(TrySendError::Full(doc)) | Err(TrySendError::Disconnected(doc)) => {
-                    self.backlog.push_front(doc);
+                Err(SendTimeoutError::Timeout(chunk))
+                | Err(SendTimeoutError::Disconnected(chunk)) => {
+                    self.backlog.push_front(chunk);
                     break;
                 }
             }

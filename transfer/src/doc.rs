@@ -4,7 +4,7 @@
 //! The consumer threads create both; the batch and dead-letter code only mark documents done.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use logcollect::sync::lock;
 use rdkafka::TopicPartitionList;
@@ -33,10 +33,33 @@ pub struct Doc {
     pub progress: Arc<Progress>,
 }
 
-impl Doc {
-    /// The document is indexed (or dead-lettered): its offset may be committed.
-    pub fn done(&self) {
-        self.progress.done(&self.topic, self.partition, self.offset);
+/// Documents a consumer thread hands to the batch thread at once: one channel message per
+/// chunk rather than per document, which spares a wake-up of the batch thread per record.
+pub struct Chunk {
+    /// In the order they were read.
+    pub docs: Vec<Doc>,
+    /// The consumer had read everything there was when it sent this: the batch thread need
+    /// not wait for more before sending a request.
+    pub caught_up: bool,
+}
+
+/// The documents are indexed (or dead-lettered): their offsets may be committed. Each
+/// consumer's progress is locked once per run of its documents, not once per document: the
+/// consumer takes the same lock for every record it reads.
+pub fn done<'a>(docs: impl IntoIterator<Item = &'a Doc>) {
+    let mut held: Option<(&Arc<Progress>, MutexGuard<'_, Parts>)> = None;
+    for doc in docs {
+        let parts = match &mut held {
+            Some((progress, parts)) if Arc::ptr_eq(progress, &doc.progress) => parts,
+            _ => {
+                held = None; // one lock at a time
+                &mut held.insert((&doc.progress, doc.progress.lock())).1
+            }
+        };
+        // Offsets of partitions no longer assigned are ignored.
+        if let Some(part) = parts.get_mut(&(doc.topic.to_string(), doc.partition)) {
+            part.pending.remove(&doc.offset);
+        }
     }
 }
 
@@ -50,14 +73,16 @@ struct Part {
     committed: Option<i64>,
 }
 
+type Parts = HashMap<(String, i32), Part>;
+
 /// Per partition of one consumer: what was read and what is done.
 #[derive(Default)]
 pub struct Progress {
-    parts: Mutex<HashMap<(String, i32), Part>>,
+    parts: Mutex<Parts>,
 }
 
 impl Progress {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), Part>> {
+    fn lock(&self) -> MutexGuard<'_, Parts> {
         lock(&self.parts)
     }
 
@@ -66,13 +91,6 @@ impl Progress {
         let part = parts.entry((topic.to_string(), partition)).or_default();
         part.pending.insert(offset);
         part.next = Some(offset + 1);
-    }
-
-    /// Marks `offset` done. Offsets of partitions no longer assigned are ignored.
-    pub fn done(&self, topic: &str, partition: i32, offset: i64) {
-        if let Some(part) = self.lock().get_mut(&(topic.to_string(), partition)) {
-            part.pending.remove(&offset);
-        }
     }
 
     /// Offsets to commit (the lowest not done, or after the last read) where they moved;
@@ -111,24 +129,41 @@ impl Progress {
 mod tests {
     use super::*;
 
+    /// Marks t/`partition`/`offset` of `p` done.
+    fn finish(p: &Arc<Progress>, partition: i32, offset: i64) {
+        let doc = Doc {
+            topic: "t".into(),
+            partition,
+            offset,
+            index: String::new(),
+            id: String::new(),
+            source: Vec::new(),
+            key: None,
+            payload: Vec::new(),
+            headers: Vec::new(),
+            progress: p.clone(),
+        };
+        done([&doc]);
+    }
+
     #[test]
     fn commits_stop_below_the_first_unfinished_offset() {
-        let p = Progress::default();
+        let p = Arc::new(Progress::default());
         for o in 10..15 {
             p.read("t", 0, o);
         }
         p.read("t", 1, 7);
-        p.done("t", 0, 10);
-        p.done("t", 0, 12);
+        finish(&p, 0, 10);
+        finish(&p, 0, 12);
         let mut c = p.committable(None);
         c.sort();
         assert_eq!(c, [("t".into(), 0, 11), ("t".into(), 1, 7)]);
         p.committed(&c);
         assert!(p.committable(None).is_empty());
-        p.done("t", 0, 11);
-        p.done("t", 0, 13);
-        p.done("t", 0, 14);
-        p.done("t", 1, 7);
+        finish(&p, 0, 11);
+        finish(&p, 0, 13);
+        finish(&p, 0, 14);
+        finish(&p, 1, 7);
         let mut c = p.committable(None);
         c.sort();
         assert_eq!(c, [("t".into(), 0, 15), ("t".into(), 1, 8)]);
@@ -136,7 +171,7 @@ mod tests {
         let mut gone = TopicPartitionList::new();
         gone.add_partition("t", 1);
         p.forget(&gone);
-        p.done("t", 1, 8);
+        finish(&p, 1, 8);
         assert_eq!(p.committable(None), [("t".into(), 0, 15)]);
     }
 }

@@ -47,6 +47,8 @@ pub struct TransferSettings {
     pub batch_max_bytes: usize,
     /// ...or when its first document waited this long.
     pub batch_max_wait: Duration,
+    /// Bulk requests in flight at once.
+    pub bulk_workers: usize,
     /// gzip the bulk requests.
     pub gzip: bool,
     /// `/metrics` and `/health`; `None` disables.
@@ -113,6 +115,7 @@ impl Settings {
                 batch_max_docs: positive("batch_max_docs", 5000)?,
                 batch_max_bytes: positive("batch_max_bytes", 5 * 1024 * 1024)?,
                 batch_max_wait: ini.millis_or(T, "batch_max_wait_ms", 1000)?,
+                bulk_workers: positive("bulk_workers", 2)?,
                 gzip: ini.parse_or(T, "gzip", true)?,
                 http_listen,
                 shutdown_timeout: ini.millis_or(T, "shutdown_timeout_ms", 10_000)?,

@@ -283,30 +283,33 @@ fn forward(
     Some((status, text))
 }
 
-/// The instant store: every bulk item indexed, without looking at it.
+/// The instant store: every bulk item indexed, without looking at it. It must cost as little
+/// as it can, since it shares the machine with the transfer it measures: an action's
+/// operation is the key its line starts with, and the answer is one item repeated.
 fn sink(req: &Request, body: &[u8]) -> (u16, Vec<u8>) {
     if !req.path.contains("_bulk") {
         return (200, b"{}".to_vec());
     }
-    let mut items = Vec::new();
-    for action in body
+    let mut answer = br#"{"errors":false,"items":["#.to_vec();
+    for (i, action) in body
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
         .step_by(2)
+        .enumerate()
     {
-        let action: Value = serde_json::from_slice(action).unwrap_or(Value::Null);
         let op = action
-            .as_object()
-            .and_then(|o| o.keys().next().cloned())
-            .unwrap_or_else(|| "index".into());
-        items.push(json!({ op: { "status": 201 } }));
+            .strip_prefix(b"{\"")
+            .and_then(|rest| rest.split(|b| *b == b'"').next())
+            .unwrap_or(b"index");
+        if i > 0 {
+            answer.push(b',');
+        }
+        answer.extend_from_slice(b"{\"");
+        answer.extend_from_slice(op);
+        answer.extend_from_slice(br#"":{"status":201}}"#);
     }
-    (
-        200,
-        json!({ "errors": false, "items": items })
-            .to_string()
-            .into_bytes(),
-    )
+    answer.extend_from_slice(b"]}");
+    (200, answer)
 }
 
 /// Forwards the items not dropped, and answers 429 for the dropped ones, in order.
