@@ -44,12 +44,6 @@ use crate::supervisor::{Supervisor, RESCAN_INTERVAL};
 /// Batches (one per read of up to 64 KiB) waiting for the producer: bounds the agent's memory.
 const BATCH_QUEUE: usize = 64;
 
-/// mimalloc rather than the C library's allocator: with glibc's, threads that free what
-/// another thread allocated contend on its arena lock, and musl's (the static builds) is
-/// slower still. Measured on the transfer: malloc, free and their locks took a third of it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     logcollect::cli::main(
         "log-agent",

@@ -168,6 +168,9 @@ impl ProducerThread {
 
     /// Sends every line of `batch`, waiting (and serving reports) while librdkafka is full.
     fn produce(&mut self, batch: Batch) {
+        if !self.save_new_generations() {
+            return; // stopping: the lines are read again after the restart
+        }
         if self.kafka.in_flight_count() == 0 && self.resend.is_empty() {
             // Records start waiting now, not when the last report came before an idle time.
             self.last_report = Instant::now();
@@ -423,6 +426,25 @@ impl ProducerThread {
             self.metrics.error("registry");
         }
         self.metrics.registry_writes.store(registry.writes, Relaxed);
+    }
+
+    /// Writes the registry first if a file got a new generation since the last write (see
+    /// [`crate::registry::Registry::save_new_generations`]); while it cannot be written,
+    /// retries every second. False if a stop came meanwhile.
+    fn save_new_generations(&mut self) -> bool {
+        loop {
+            let saved = lock(&self.registry).save_new_generations();
+            match saved {
+                Ok(()) => return true,
+                Err(e) => {
+                    log::error!("{e}; lines of newly opened files wait for it; retrying");
+                    self.metrics.error("registry");
+                    if self.shutdown.sleep(Duration::from_secs(1)) {
+                        return false;
+                    }
+                }
+            }
+        }
     }
 
     fn past_stop_deadline(&mut self) -> bool {

@@ -96,6 +96,8 @@ pub struct Registry {
     /// nothing looks for the file again meanwhile (in memory: a restart looks again).
     closing: HashSet<String>,
     dirty: bool,
+    /// A generation was created since the last write: see [`Registry::save_new_generations`].
+    new_generations: bool,
     last_write: Instant,
     /// Number of writes to disk, for /metrics.
     pub writes: u64,
@@ -115,6 +117,7 @@ impl Registry {
             entries: HashMap::new(),
             closing: HashSet::new(),
             dirty: false,
+            new_generations: false,
             last_write: Instant::now(),
             writes: 0,
         };
@@ -185,14 +188,10 @@ impl Registry {
             ino: meta.ino(),
             head,
         };
-        let entry = self.new_generation(path, id, offset);
-        // Before any line of the new identity is sent, so a restart reuses it.
-        self.flush()?;
-        Ok((entry, replaced))
+        Ok((self.new_generation(path, id, offset), replaced))
     }
 
-    /// The file was truncated (copytruncate): its content is new. Returns the new entry,
-    /// written to disk before the tailer sends a line of it.
+    /// The file was truncated (copytruncate): its content is new. Returns the new entry.
     pub fn truncated(&mut self, old: &Entry, file: &File) -> Result<Entry> {
         let path = PathBuf::from(&old.path);
         let head = Head::of(file).map_err(|e| Error::io(&path, "cannot read", &e))?;
@@ -200,9 +199,7 @@ impl Registry {
             head,
             ..old.file_id()
         };
-        let entry = self.new_generation(&path, id, 0);
-        self.flush()?;
-        Ok(entry)
+        Ok(self.new_generation(&path, id, 0))
     }
 
     /// New content `id` at `path`, read from `offset`.
@@ -226,6 +223,7 @@ impl Registry {
         self.closing.remove(&key);
         self.entries.insert(key, entry.clone());
         self.dirty = true;
+        self.new_generations = true;
         entry
     }
 
@@ -315,6 +313,18 @@ impl Registry {
         Ok(())
     }
 
+    /// Writes the registry if a generation was created since the last write. A line of a
+    /// new generation goes to Kafka only after this, so that a restart resumes that
+    /// generation and gives its lines the same document ids. One write covers every file
+    /// opened since the last: a write per opened file made a start with thousands of files
+    /// quadratic.
+    pub fn save_new_generations(&mut self) -> Result<()> {
+        if self.new_generations {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
     /// Writes the registry now if it changed.
     pub fn flush(&mut self) -> Result<()> {
         if !self.dirty {
@@ -336,6 +346,7 @@ impl Registry {
         let text = serde_json::to_vec_pretty(&doc).unwrap_or_default();
         persist::write_atomic(&self.path, &text)?;
         self.dirty = false;
+        self.new_generations = false;
         self.last_write = Instant::now();
         self.writes += 1;
         Ok(())
@@ -382,7 +393,10 @@ mod tests {
         let (e, _) = r.open(&log, &f, NewFileStart::End).unwrap();
         assert_eq!(e.offset, 18);
         assert_eq!(e.head.len, 18);
-        // The new identity is on disk at once.
+        // The new generation is written once before its lines are sent, and only once.
+        assert_eq!(r.writes, 0);
+        r.save_new_generations().unwrap();
+        r.save_new_generations().unwrap();
         assert_eq!(r.writes, 1);
 
         r.ack(e.dev, e.ino, e.generation, 9);

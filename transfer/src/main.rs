@@ -40,6 +40,8 @@ const DOC_QUEUE: usize = 10_000;
 /// mimalloc rather than the C library's allocator: with glibc's, threads that free what
 /// another thread allocated contend on its arena lock, and musl's (the static builds) is
 /// slower still. Measured on the transfer: malloc, free and their locks took a third of it.
+/// Not in the agent: with a thread per file, mimalloc's per-thread heaps took 3.2 GiB for
+/// 1,000 files where glibc's took 151 MiB.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
