@@ -53,7 +53,7 @@ measure() {
 }
 # acked N: the agent has N lines acknowledged.
 acked() {
-    [ "$(curl -sf http://127.0.0.1:23796/metrics | awk '/^logcollect_agent_lines_acked_total/ { s += $2 } END { print s + 0 }')" = "$1" ]
+    [ "$(metric 127.0.0.1:23796 logcollect_agent_all_files_lines_acked_total)" = "$1" ]
 }
 # committed TOPIC N: the transfer committed N records of TOPIC (every record done). Not the
 # indexed count: a record delivered again after a rebalance is indexed twice (the second time

@@ -90,9 +90,21 @@ impl Metrics {
     /// the totals of all.
     pub fn status(&self) -> Status {
         let files = lock(&self.files);
-        let mut reports: Vec<FileReport> = files
+        let being_read: Vec<(&String, &Arc<FileStats>)> = files
             .iter()
             .filter(|(_, s)| s.tailers.load(Relaxed) > 0)
+            .collect();
+        let (files_total, bytes_behind) = (
+            being_read.len(),
+            being_read.iter().map(|(_, s)| s.bytes_behind()).sum(),
+        );
+        let last_ack_ms = being_read
+            .iter()
+            .map(|(_, s)| s.last_ack_ms.load(Relaxed))
+            .max()
+            .unwrap_or(0);
+        let reports: Vec<FileReport> = furthest_behind(being_read)
+            .into_iter()
             .map(|(path, s)| FileReport {
                 path: path.clone(),
                 topic: lock(&s.topic).to_string(),
@@ -103,24 +115,14 @@ impl Metrics {
             })
             .collect();
         drop(files);
-        let last_ack = reports.iter().filter_map(|f| f.last_ack_at.clone()).max();
-        let status = Status {
-            files_total: reports.len(),
-            bytes_behind: reports.iter().map(|f| f.bytes_behind).sum(),
-            last_ack_at: last_ack,
+        Status {
+            files_total,
+            bytes_behind,
+            last_ack_at: at(last_ack_ms),
             kafka_queue_depth: self.kafka_queue_depth.load(Relaxed),
             errors: self.errors.snapshot(),
-            ..Status::default()
-        };
-        reports.sort_by(|a, b| {
-            b.bytes_behind
-                .cmp(&a.bytes_behind)
-                .then(a.path.cmp(&b.path))
-        });
-        reports.truncate(MAX_FILES);
-        Status {
             files: reports,
-            ..status
+            ..Status::default()
         }
     }
 
@@ -172,10 +174,13 @@ impl Metrics {
                 FileStats::bytes_behind,
             ),
         ];
-        for (name, kind, help, get) in per_file {
-            let name = format!("logcollect_agent_{name}");
+        // With thousands of files a series each would make the page megabytes: the files
+        // furthest behind have one, and every figure has a total over all files.
+        let shown = furthest_behind(files.iter().collect());
+        for (short, kind, help, get) in per_file {
+            let name = format!("logcollect_agent_{short}");
             describe(&mut out, &name, kind, help);
-            for (path, stats) in files.iter() {
+            for (path, stats) in &shown {
                 let _ = writeln!(
                     out,
                     "{name}{{path=\"{}\"}} {}",
@@ -183,7 +188,15 @@ impl Metrics {
                     get(stats)
                 );
             }
+            let total = format!("logcollect_agent_all_files_{short}");
+            describe(&mut out, &total, kind, &format!("{help} All files."));
+            let sum: u64 = files.values().map(|s| get(s)).sum();
+            let _ = writeln!(out, "{total} {sum}");
         }
+        let name = "logcollect_agent_files";
+        let help = "Files with counters; the per-file series are of the 100 furthest behind.";
+        describe(&mut out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {}", files.len());
         drop(files);
         let scalars = [
             (
@@ -228,6 +241,19 @@ impl Metrics {
     }
 }
 
+/// The [`MAX_FILES`] of `files` furthest behind, furthest first (then by path).
+fn furthest_behind<'a>(
+    mut files: Vec<(&'a String, &'a Arc<FileStats>)>,
+) -> Vec<(&'a String, &'a Arc<FileStats>)> {
+    files.sort_by(|a, b| {
+        (b.1.bytes_behind())
+            .cmp(&a.1.bytes_behind())
+            .then(a.0.cmp(b.0))
+    });
+    files.truncate(MAX_FILES);
+    files
+}
+
 /// An RFC 3339 time, or `None` for 0 (never).
 fn at(ms: i64) -> Option<String> {
     (ms > 0).then(|| rfc3339_ms(ms))
@@ -265,6 +291,33 @@ mod tests {
             text.contains("logcollect_agent_bytes_behind{path=\"/var/log/a \\\"b\\\".log\"} 60\n")
         );
         assert!(text.contains("logcollect_agent_errors_total{kind=\"open\"} 2\n"));
+    }
+
+    #[test]
+    fn thousands_of_files_give_the_furthest_behind_a_series_each_and_totals() {
+        let m = Metrics::default();
+        for i in 0..1000u64 {
+            let f = m.file(&format!("/l/{i:04}.log"), &Arc::from("t"));
+            f.lines_read.store(2, Relaxed);
+            f.size.store(i, Relaxed);
+        }
+        let text = m.render();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("logcollect_agent_bytes_behind{"))
+            .collect();
+        assert_eq!(series.len(), MAX_FILES);
+        assert_eq!(
+            series[0],
+            "logcollect_agent_bytes_behind{path=\"/l/0999.log\"} 999"
+        );
+        assert_eq!(
+            series[99],
+            "logcollect_agent_bytes_behind{path=\"/l/0900.log\"} 900"
+        );
+        assert!(text.contains("\nlogcollect_agent_all_files_lines_read_total 2000\n"));
+        assert!(text.contains("\nlogcollect_agent_all_files_bytes_behind 499500\n"));
+        assert!(text.contains("\nlogcollect_agent_files 1000\n"));
     }
 
     #[test]
