@@ -2,10 +2,14 @@
 # Benchmark: prints figures and ratios, asserts nothing.
 #   agent:    LINES lines of ~100 bytes, already in a file, shipped to Kafka (start: beginning);
 #             time until Kafka acknowledged them all, CPU seconds, peak RSS, then CPU while idle.
+#             Then beside a bare producer with its settings, key and headers (lc-bare produce).
 #   transfer: the same records indexed into the store; time until all are searchable. Then
 #             the transfer into an instant store (lc-faultproxy sink) beside a bare consumer
 #             (lc-bare consume, the transfer's consumer settings) reading the same records:
 #             the agent's (one file, so one partition) and the same lines over all partitions.
+#   processing: nginx records with and without a pipeline, into the instant store.
+#   end to end: append -> searchable at 200 lines/s (scripts/e2e_latency.py).
+# Pairs run three times each, alternating: the median, and the range.
 # Uses release binaries and the services of scripts/services.sh on their own ports.
 #
 # Usage: scripts/bench.sh [LINES]   (default 500000; the transfer part indexes at most 50000)
@@ -63,6 +67,21 @@ committed() {
         '/^logcollect_transfer_committed_offset\{/ && index($1, t) { s += $2 } END { print s + 0 }')" = "$2" ]
 }
 
+# rate_of SECONDS...: the median of the rates RECORDS / SECONDS, and their range.
+rate_of() {
+    printf '%s\n' "$@" | sort -g | awk -v n="$RECORDS" '{ r[NR] = n / $1 }
+        END { printf "%.0f/s (%.0f to %.0f)", r[int((NR + 1) / 2)], r[NR], r[1] }'
+}
+# median VALUES...: the median of three.
+median() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+# median_ratio A B: the median of A's seconds over B's (B's rate over A's).
+median_ratio() {
+    local a b
+    a=$(printf '%s\n' $1 | sort -g | sed -n 2p)
+    b=$(printf '%s\n' $2 | sort -g | sed -n 2p)
+    echo "$b / $a" | bc -l
+}
+
 measure log-agent acked "$LINES"
 secs=$SECS
 cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
@@ -72,6 +91,25 @@ rss=$(awk '/VmHWM/ { print $2 }' "/proc/$PID/status")
 sleep 10
 idle=$(echo "$(cpu_secs "$PID") - $cpu" | bc -l)
 kill "$PID"
+wait "$PID" 2>/dev/null || true
+
+# The agent beside a bare producer with its settings, key and headers (lc-bare produce): the
+# same file, each run to a topic of its own; three runs of each, alternating.
+RECORDS=$LINES agent_secs=$secs agent_cpu=$cpu bare_secs="" bare_cpu=""
+for round in 1 2 3; do
+    out=$(/usr/bin/time -o "$WORK/bare.time" -f "%U %S" target/release/lc-bare produce "$LC_KAFKA_BROKERS" "bench_bare_$round" "$WORK/app.log")
+    bare_secs+=" $(python3 tests/json_query.py 'd["secs"]' <<<"$out")"
+    bare_cpu+=" $(awk 'END { print $1 + $2 }' "$WORK/bare.time")"
+    [ "$round" = 3 ] && break
+    rm -rf "$WORK/data"
+    etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf \
+        "[{\"path\":\"$WORK/app.log\",\"topic\":\"bench_agent_$round\",\"start\":\"beginning\"}]" >/dev/null
+    measure log-agent acked "$LINES"
+    agent_secs+=" $SECS"
+    agent_cpu+=" $(cpu_secs "$PID")"
+    kill "$PID"
+    wait "$PID" 2>/dev/null || true
+done
 
 transfer_ini "$WORK/log-transfer.ini" 23797 2 log-transfer
 # The store is the slow part: the transfer indexes DOCS records of the same lines, produced
@@ -90,22 +128,16 @@ printf '  %.2f s to acknowledged: %.0f lines/s, %.1f MiB/s\n' "$secs" "$(echo "$
 printf '  CPU %.2f s: %.0f lines per CPU-second\n' "$cpu" "$(echo "$LINES / $cpu" | bc -l)"
 printf '  peak RSS %.1f MiB (goal under 64 MiB: ratio %.2f)\n' "$(echo "$rss / 1024" | bc -l)" "$(echo "$rss / 65536" | bc -l)"
 printf '  idle afterwards: %.2f CPU-seconds in 10 s (%.1f%% of one core)\n' "$idle" "$(echo "$idle * 10" | bc -l)"
+echo "log-agent beside a bare producer with its settings, key and headers (lc-bare produce), three runs each:"
+# shellcheck disable=SC2086
+printf '  agent %s, %s CPU-s; bare producer %s, %s CPU-s\n' "$(rate_of $agent_secs)" "$(median $agent_cpu)" \
+    "$(rate_of $bare_secs)" "$(median $bare_cpu)"
+# shellcheck disable=SC2086
+printf '  ratio %.2f (goal at least 0.9); lines per CPU-second ratio %.2f\n' "$(median_ratio "$agent_secs" "$bare_secs")" \
+    "$(echo "$(median $bare_cpu) / $(median $agent_cpu)" | bc -l)"
 echo "log-transfer, $DOCS documents into the store (es: ${LC_ES_ENGINE:-osmem}; including the group join, about 3 s):"
 printf '  %.2f s: %.0f documents/s; %s documents in the store; peak RSS %.1f MiB\n' "$tsecs" \
     "$(echo "$DOCS / $tsecs" | bc -l)" "$count" "$(echo "$trss / 1024" | bc -l)"
-
-# rate_of SECONDS...: the median of the rates RECORDS / SECONDS, and their range.
-rate_of() {
-    printf '%s\n' "$@" | sort -g | awk -v n="$RECORDS" '{ r[NR] = n / $1 }
-        END { printf "%.0f/s (%.0f to %.0f)", r[int((NR + 1) / 2)], r[NR], r[1] }'
-}
-# median_ratio A B: the median of A's seconds over B's (B's rate over A's).
-median_ratio() {
-    local a b
-    a=$(printf '%s\n' $1 | sort -g | sed -n 2p)
-    b=$(printf '%s\n' $2 | sort -g | sed -n 2p)
-    echo "$b / $a" | bc -l
-}
 
 target/release/lc-faultproxy 127.0.0.1:23799 sink 2>/dev/null &
 etcdctl --endpoints "$LC_ETCD_URL" put elasticsearch_config '{"url_address":["http://127.0.0.1:23799"]}' >/dev/null
@@ -128,7 +160,6 @@ processed() {
     wait "$pid" 2>/dev/null || true
 }
 # Three runs of each, alternating, each with a group of its own.
-RECORDS=$LINES
 target/release/lc-kafka produce "$LC_KAFKA_BROKERS" bench_spread <"$WORK/app.log"
 for topic in bench bench_spread; do
     bare="" transfer=""

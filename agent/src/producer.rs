@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use logcollect::clock::now_ms;
-use logcollect::record::LineHeaders;
+use logcollect::record::{self, LineHeaders};
 use logcollect::shutdown::Shutdown;
 use logcollect::sync::{self, lock};
 use logcollect::Result;
@@ -53,21 +53,8 @@ pub fn spawn(
     shutdown: Shutdown,
 ) -> Result<JoinHandle<()>> {
     let max_message = (settings.max_line_bytes + 64 * 1024).max(1_000_000);
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &settings.brokers)
-        .set("client.id", format!("log-agent@{}", settings.host))
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "5")
-        // Never give up on a record; the registry waits for it.
-        .set("message.timeout.ms", "0")
-        // Bounded memory: past either limit, send() says the queue is full. The count matters
-        // for short lines: each record also holds its key and headers.
-        .set("queue.buffering.max.kbytes", "16384")
-        .set("queue.buffering.max.messages", "20000")
-        .set("message.max.bytes", max_message.to_string());
+    let client_id = format!("log-agent@{}", settings.host);
+    let config = record::line_producer(&settings.brokers, &client_id, max_message);
     let mut producer = ProducerThread::new(
         config,
         batches,

@@ -3,6 +3,8 @@
 //! ([`key`], [`identity`], [`LineHeaders`]); the transfer decodes them ([`Origin`]). Both
 //! directions live here, so the two binaries cannot drift apart.
 
+use rdkafka::config::ClientConfig;
+
 /// Header: the host name of the agent that read the line.
 pub const HOST: &str = "host";
 /// Header: the path the file was tailed under.
@@ -46,6 +48,27 @@ pub fn identity(dev: u64, ino: u64, generation: i64) -> String {
 /// one partition, in order.
 pub fn key(host: &str, path: &str) -> Vec<u8> {
     format!("{host}{path}").into_bytes()
+}
+
+/// The settings of the agent's producer, `client.id` and the largest record aside: what
+/// `lc-bare produce`, the benchmark's reference, uses too.
+pub fn line_producer(brokers: &str, client_id: &str, max_message: usize) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("client.id", client_id)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        // Never give up on a record; the registry waits for it.
+        .set("message.timeout.ms", "0")
+        // Bounded memory: past either limit, send() says the queue is full. The count matters
+        // for short lines: each record also holds its key and headers.
+        .set("queue.buffering.max.kbytes", "16384")
+        .set("queue.buffering.max.messages", "20000")
+        .set("message.max.bytes", max_message.to_string());
+    config
 }
 
 /// The headers of one line's record, as the agent sends them.

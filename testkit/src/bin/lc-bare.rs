@@ -1,16 +1,26 @@
 //! `lc-bare`: the benchmark's references, each the least a program must do for the job the
 //! daemons do, with the daemons' own client settings.
 //!
+//! `lc-bare produce BROKERS TOPIC FILE` sends each line of FILE as the agent would: its
+//! producer settings (`logcollect::record::line_producer`), key and headers, the line bytes as
+//! the value; and waits until Kafka acknowledged them all. No tailing, registry or
+//! acknowledgement tracking per file. Prints `{"records", "secs"}` from the start to the last
+//! acknowledgement.
+//!
 //! `lc-bare consume BROKERS TOPIC RECORDS GROUP` joins GROUP with one rdkafka `BaseConsumer`
 //! (the transfer's consumer settings) and reads until RECORDS records arrived, touching each
 //! payload and header; it does nothing else with them. Prints `{"records", "secs"}`, the
 //! seconds counted from the first record to the last (the group join is not counted).
 
+use std::io::BufRead;
 use std::time::{Duration, Instant};
 
+use logcollect::record::{self, LineHeaders};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::Message;
 
 fn main() {
@@ -20,7 +30,11 @@ fn main() {
             Ok(records) => consume(brokers, topic, records, group),
             Err(_) => Err(format!("RECORDS {records:?} is not a number")),
         },
-        _ => Err("usage: lc-bare consume BROKERS TOPIC RECORDS GROUP".into()),
+        ["produce", brokers, topic, file] => produce(brokers, topic, file),
+        _ => Err(
+            "usage: lc-bare produce BROKERS TOPIC FILE | consume BROKERS TOPIC RECORDS GROUP"
+                .into(),
+        ),
     };
     if let Err(e) = result {
         eprintln!("lc-bare: {e}");
@@ -64,5 +78,65 @@ fn consume(brokers: &str, topic: &str, records: u64, group: &str) -> Result<(), 
     }
     let secs = first.map_or(0.0, |t: Instant| t.elapsed().as_secs_f64());
     println!("{{\"records\": {n}, \"bytes\": {bytes}, \"secs\": {secs:.3}}}");
+    Ok(())
+}
+
+fn produce(brokers: &str, topic: &str, file: &str) -> Result<(), String> {
+    let producer: BaseProducer = record::line_producer(brokers, "lc-bare", 1_000_000)
+        .create()
+        .map_err(|e| format!("producer for {brokers}: {e}"))?;
+    let lines = std::fs::File::open(file).map_err(|e| format!("{file}: {e}"))?;
+    let mut lines = std::io::BufReader::with_capacity(64 * 1024, lines);
+    let key = record::key("bench-host", file);
+    let (identity, agent) = (record::identity(1, 2, 3), "lc-bare/0");
+    let start = Instant::now();
+    let (mut line, mut offset, mut records) = (Vec::new(), 0u64, 0u64);
+    loop {
+        line.clear();
+        let n = lines
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("{file}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        let headers = LineHeaders {
+            host: "bench-host",
+            path: file,
+            offset,
+            file: &identity,
+            truncated: false,
+            entry: file,
+            agent,
+        };
+        let headers = headers.fold(OwnedHeaders::new_with_capacity(6), |h, key, v| {
+            h.insert(Header {
+                key,
+                value: Some(v),
+            })
+        });
+        let value = line.strip_suffix(b"\n").unwrap_or(&line);
+        let mut next = BaseRecord::to(topic)
+            .key(&key)
+            .payload(value)
+            .headers(headers);
+        loop {
+            match producer.send(next) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    next = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(format!("send to {topic}: {e}")),
+            }
+        }
+        producer.poll(Duration::ZERO);
+        offset += n as u64;
+        records += 1;
+    }
+    producer
+        .flush(Duration::from_secs(600))
+        .map_err(|e| format!("flush to {topic}: {e}"))?;
+    let secs = start.elapsed().as_secs_f64();
+    println!("{{\"records\": {records}, \"secs\": {secs:.3}}}");
     Ok(())
 }
