@@ -61,6 +61,12 @@ pub fn watch_dir(pattern: &str) -> PathBuf {
     path.parent().unwrap_or(Path::new("/")).to_path_buf()
 }
 
+/// Whether every file `pattern` names sits directly in [`watch_dir`], so that its watch
+/// sees each one appear (not so for `/var/log/*/app.log`).
+pub fn flat(pattern: &str) -> bool {
+    !is_glob(pattern) || Path::new(pattern).parent() == Some(&watch_dir(pattern))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +98,8 @@ mod tests {
         assert_eq!(watch_dir(&s(&d.join("*/x.log"))), d);
         assert_eq!(watch_dir(&s(&d.join("a.log"))), d);
         assert_eq!(watch_dir(&s(&d)), d);
+        assert!(flat(&s(&d.join("*.log"))) && flat(&s(&d)) && flat(&s(&d.join("a.log"))));
+        assert!(!flat(&s(&d.join("*/x.log"))));
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -39,7 +39,7 @@ use crate::config::ConfigSource;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::settings::Settings;
-use crate::supervisor::{Supervisor, RESCAN_INTERVAL};
+use crate::supervisor::Supervisor;
 
 /// Batches (one per read of up to 64 KiB) waiting for the producer: bounds the agent's memory.
 const BATCH_QUEUE: usize = 64;
@@ -177,7 +177,7 @@ fn run(path: &Path) -> Result<()> {
                 }
             }
             recv(shutdown.receiver()) -> _ => break,
-            default(RESCAN_INTERVAL) => supervisor.rescan(),
+            default(supervisor.rescan_interval()) => supervisor.rescan(),
         }
     }
     // Tailers first; the producer then drains, waits for Kafka (bounded) and writes the registry.

@@ -13,7 +13,7 @@
 //! A truncated file (copytruncate) gets a new generation and is read again from byte 0.
 
 use std::fs::File;
-use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -194,7 +194,6 @@ struct Tailer {
     watch: Option<Watch>,
     /// Since when the file is renamed away or deleted and idle.
     gone_since: Option<Instant>,
-    buf: Vec<u8>,
     out: Vec<Line>,
 }
 
@@ -248,7 +247,6 @@ impl Tailer {
             watch,
             gone_since: None,
             head,
-            buf: vec![0; READ_CHUNK],
             out: Vec::new(),
         })
     }
@@ -303,34 +301,50 @@ impl Tailer {
 
     /// Reads everything the file holds now; returns whether there was anything.
     fn read_available(&mut self) -> Result<bool, Stopped> {
+        // The buffer lives for one read burst and is never zeroed: with thousands of files,
+        // a buffer each would be most of the agent's memory.
+        let mut buf = Vec::with_capacity(READ_CHUNK);
         let mut any = false;
         loop {
-            let n = match self.file.read(&mut self.buf) {
-                Ok(0) => return Ok(any),
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    log::error!(
-                        "{}: read failed: {e}; retrying on the next change",
-                        self.spec.path.display()
-                    );
-                    self.ctx.metrics.error("read");
-                    return Ok(any);
-                }
-            };
+            buf.clear();
+            // Reads up to READ_CHUNK bytes, stopping early at the end of the file.
+            let read = (&mut self.file)
+                .take(READ_CHUNK as u64)
+                .read_to_end(&mut buf);
+            let failed = read.is_err();
+            if let Err(e) = read {
+                log::error!(
+                    "{}: read failed: {e}; retrying on the next change",
+                    self.spec.path.display()
+                );
+                self.ctx.metrics.error("read");
+            }
+            // On an error, what was read before it is in `buf` and is shipped.
+            if buf.is_empty() {
+                return Ok(any);
+            }
             any = true;
             match &mut self.multiline {
-                None => self.splitter.feed(&self.buf[..n], &mut self.out),
+                None => self.splitter.feed(&buf, &mut self.out),
                 Some(m) => {
                     let mut lines = Vec::new();
-                    self.splitter.feed(&self.buf[..n], &mut lines);
+                    self.splitter.feed(&buf, &mut lines);
                     let now = Instant::now();
                     for line in lines {
                         m.push(line, now, &mut self.out);
                     }
                 }
             }
+            // A short read stopped at the end of the file (or at an error): the buffer goes
+            // before a send that may wait, so thousands of waiting tailers hold none.
+            let more = !failed && buf.len() == READ_CHUNK;
+            if !more {
+                buf = Vec::new();
+            }
             self.send()?;
+            if !more {
+                return Ok(true);
+            }
         }
     }
 
