@@ -7,7 +7,7 @@
 //! is over once that prefix is everything: the file's registry entry can go. Pure logic, no
 //! Kafka and no registry: the producer applies what an [`Advance`] says.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::tail::Source;
@@ -106,13 +106,36 @@ impl<S: Owner + Clone> Acks<S> {
     /// The record `tag` is acknowledged (or can never be sent, and is skipped): what moved,
     /// and the session's source. Unknown tags (of a session already over) change nothing.
     pub fn acked(&mut self, tag: Tag) -> Option<(S, Advance)> {
+        self.mark(tag)?;
+        self.advance(tag.session)
+    }
+
+    /// Every record of `tags` is acknowledged: what moved, once per session (as
+    /// [`Acks::acked`] one by one would, summed), so that a file's offset is applied once
+    /// per delivery report batch rather than once per line.
+    pub fn acked_all(&mut self, tags: impl IntoIterator<Item = Tag>) -> Vec<(S, Advance)> {
+        let mut touched = Vec::new();
+        let mut seen = HashSet::new();
+        for tag in tags {
+            if self.mark(tag).is_some() && seen.insert(tag.session) {
+                touched.push(tag.session);
+            }
+        }
+        touched
+            .into_iter()
+            .filter_map(|id| self.advance(id))
+            .collect()
+    }
+
+    /// Marks the record `tag` acknowledged; `None` for a tag of a session already over.
+    fn mark(&mut self, tag: Tag) -> Option<()> {
         let s = self.sessions.get_mut(&tag.session)?;
         let mark = tag
             .seq
             .checked_sub(s.base)
             .and_then(|i| s.marks.get_mut(i as usize))?;
         mark.1 = true;
-        self.advance(tag.session)
+        Some(())
     }
 
     /// The tailer of `source` closed its file, read to `end`.
@@ -252,5 +275,25 @@ mod tests {
         acks.acked(b);
         assert!(acks.source(2).is_some(), "still in use: kept");
         assert!(acks.waiting().is_none());
+    }
+
+    #[test]
+    fn acknowledgements_in_one_batch_advance_each_session_once() {
+        let (a, b) = (src(1), src(2));
+        let mut acks = Acks::default();
+        let ta: Vec<Tag> = (0..3).map(|i| acks.sent(&a, 10 * (i + 1))).collect();
+        let tb: Vec<Tag> = (0..2).map(|i| acks.sent(&b, 5 * (i + 1))).collect();
+        // a's second and third, b's both: a cannot move past its unacknowledged first.
+        let mut moved = acks.acked_all([ta[2], tb[1], ta[1], tb[0]]);
+        moved.sort_by_key(|(s, _)| s.session());
+        let moved: Vec<(u64, Advance)> = moved.into_iter().map(|(s, a)| (s.session(), a)).collect();
+        assert_eq!(
+            moved,
+            [(1, adv(0, None, false)), (2, adv(2, Some(10), false))]
+        );
+        // Then a's first: all three at once; a tag of no session changes nothing.
+        let moved = acks.acked_all([ta[0], Tag { session: 9, seq: 0 }]);
+        assert_eq!(moved.len(), 1);
+        assert_eq!(moved[0].1, adv(3, Some(30), false));
     }
 }

@@ -258,8 +258,8 @@ impl ProducerThread {
             self.metrics.error("kafka_stalled");
             self.stall_reported = true;
         }
-        for tag in done {
-            self.acknowledge(tag);
+        for (source, advance) in self.acks.acked_all(done) {
+            self.apply(&source, advance);
         }
         let mut again = 0;
         for (error, resend) in failed {
