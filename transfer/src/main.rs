@@ -20,6 +20,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::select;
 use logcollect::collect::{parse_collect_conf, parse_es_config};
@@ -36,6 +37,10 @@ use logcollect::routing::Routing;
 
 /// Documents waiting for the batch thread (in chunks): bounds the transfer's memory.
 const DOC_QUEUE: usize = 10_000;
+/// How long the consumers may take to commit and leave the group once the batch thread is
+/// done. A librdkafka call can block past it (seen once, in a benchmark: a consumer thread
+/// waiting without timeout inside librdkafka); the transfer then exits without that thread.
+const LEAVE_WITHIN: Duration = Duration::from_secs(15);
 
 /// mimalloc rather than the C library's allocator: with glibc's, threads that free what
 /// another thread allocated contend on its arena lock, and musl's (the static builds) is
@@ -171,8 +176,21 @@ fn run(path: &Path) -> Result<()> {
     // The batch thread sends what it has (bounded); then the consumers commit it and leave.
     let _ = batcher.join();
     drained_trigger.trigger();
+    let left_by = Instant::now() + LEAVE_WITHIN;
     for c in consumers {
-        let _ = c.join();
+        while !c.is_finished() && Instant::now() < left_by {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if c.is_finished() {
+            let _ = c.join();
+        } else {
+            // Nothing is lost: what it indexed was committed within the last second or is
+            // delivered again to the partitions' next owner, onto the same document ids.
+            log::error!(
+                "{}: did not commit and leave the group within {LEAVE_WITHIN:?}; exiting without it",
+                c.thread().name().unwrap_or("a consumer")
+            );
+        }
     }
     let _ = poll_thread.join();
     let _ = heartbeat.join();
