@@ -11,6 +11,11 @@
 //! (the transfer's consumer settings) and reads until RECORDS records arrived, touching each
 //! payload and header; it does nothing else with them. Prints `{"records", "secs"}`, the
 //! seconds counted from the first record to the last (the group join is not counted).
+//!
+//! `lc-bare load URL DIR WORKERS` sends the bulk bodies recorded in DIR (`lc-faultproxy`'s
+//! `record`: `*.gz` gzip-compressed, `*.ndjson` not) to `URL/_bulk` in name order, WORKERS
+//! requests in flight, and reads each answer; nothing else. Prints `{"records", "secs"}`:
+//! the items answered, and the seconds from the first request to the last answer.
 
 use std::io::BufRead;
 use std::time::{Duration, Instant};
@@ -31,8 +36,12 @@ fn main() {
             Err(_) => Err(format!("RECORDS {records:?} is not a number")),
         },
         ["produce", brokers, topic, file] => produce(brokers, topic, file),
+        ["load", url, dir, workers] => match workers.parse() {
+            Ok(workers) => load(url, dir, workers),
+            Err(_) => Err(format!("WORKERS {workers:?} is not a number")),
+        },
         _ => Err(
-            "usage: lc-bare produce BROKERS TOPIC FILE | consume BROKERS TOPIC RECORDS GROUP"
+            "usage: lc-bare produce BROKERS TOPIC FILE | consume BROKERS TOPIC RECORDS GROUP | load URL DIR WORKERS"
                 .into(),
         ),
     };
@@ -138,5 +147,66 @@ fn produce(brokers: &str, topic: &str, file: &str) -> Result<(), String> {
         .map_err(|e| format!("flush to {topic}: {e}"))?;
     let secs = start.elapsed().as_secs_f64();
     println!("{{\"records\": {records}, \"secs\": {secs:.3}}}");
+    Ok(())
+}
+
+fn load(url: &str, dir: &str, workers: usize) -> Result<(), String> {
+    let mut bodies = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| format!("{dir}: {e}"))? {
+        let path = entry.map_err(|e| format!("{dir}: {e}"))?.path();
+        let body = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let gzip = path.extension().is_some_and(|x| x == "gz");
+        bodies.push((path, gzip, body));
+    }
+    bodies.sort_by(|a, b| a.0.cmp(&b.0));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let items = std::sync::atomic::AtomicU64::new(0);
+    let url = format!("{}/_bulk", url.trim_end_matches('/'));
+    let start = Instant::now();
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..workers.max(1))
+            .map(|_| {
+                scope.spawn(|| -> Result<(), String> {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    while let Some((path, gzip, body)) = bodies.get(next.fetch_add(1, Relaxed)) {
+                        let mut request = agent
+                            .post(&url)
+                            .header("content-type", "application/x-ndjson");
+                        if *gzip {
+                            request = request.header("content-encoding", "gzip");
+                        }
+                        let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+                        let answer = request
+                            .send(&body[..])
+                            .and_then(|mut r| {
+                                r.body_mut().with_config().limit(1 << 30).read_to_vec()
+                            })
+                            .map_err(|e| fail(&e))?;
+                        let answer: serde_json::Value =
+                            serde_json::from_slice(&answer).map_err(|e| fail(&e))?;
+                        let n = answer["items"].as_array().map_or(0, Vec::len);
+                        items.fetch_add(n as u64, Relaxed);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .filter_map(|t| t.join().unwrap_or_else(|_| Err("panicked".into())).err())
+            .collect()
+    });
+    if let Some(e) = failures.first() {
+        return Err(e.clone());
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"records": items.into_inner(), "secs": secs})
+    );
     Ok(())
 }

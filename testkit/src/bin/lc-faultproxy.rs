@@ -9,6 +9,8 @@
 //!    "reset": 0.05,        connections closed without an answer (the request is not forwarded)
 //!    "status_401": 3,      the next N requests answered 401
 //!    "max_body": 20000,    requests with a larger (decompressed) body answered 413
+//!    "record": "/dir",     each bulk body, as received, saved to /dir/NNNNNN.gz (or
+//!                          .ndjson when not compressed), for `lc-bare load` to replay
 //!    "seed": 1}
 //! `GET /_fault` returns the settings and counts of what was injected. Everything else is
 //! forwarded to UPSTREAM; with UPSTREAM `sink` nothing is: every bulk item is answered 201 at
@@ -31,6 +33,8 @@ struct State {
     reset: f64,
     status_401: u64,
     max_body: usize,
+    record: Option<std::path::PathBuf>,
+    recorded: u64,
     rng: u64,
     counts: std::collections::BTreeMap<&'static str, u64>,
 }
@@ -165,6 +169,10 @@ fn control(req: &Request, state: &Mutex<State>) -> (u16, Vec<u8>) {
         s.reset = f("reset");
         s.status_401 = f("status_401") as u64;
         s.max_body = f("max_body") as usize;
+        s.record = v
+            .get("record")
+            .and_then(Value::as_str)
+            .map(std::path::PathBuf::from);
         s.rng = (f("seed") as u64).max(1);
     }
     let answer = json!({
@@ -194,6 +202,16 @@ fn proxy(
     let is_bulk = req.path.starts_with("/_bulk") || req.path.contains("/_bulk");
     let (slow_ms, drop_items) = {
         let mut s = lock(state);
+        if let Some(dir) = s.record.clone().filter(|_| is_bulk) {
+            let name = format!("{:06}.{}", s.recorded, if gz { "gz" } else { "ndjson" });
+            s.recorded += 1;
+            if let Err(e) = std::fs::write(dir.join(&name), &req.body) {
+                eprintln!(
+                    "lc-faultproxy: cannot record {name} in {}: {e}",
+                    dir.display()
+                );
+            }
+        }
         if s.status_401 > 0 {
             s.status_401 -= 1;
             s.count("status_401", 1);

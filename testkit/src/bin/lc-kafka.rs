@@ -10,6 +10,10 @@
 //! keyed by its line number. The key spreads records over every partition by hash: keyless
 //! records go to one partition at a time (librdkafka's sticky partitioner), which would leave
 //! a consumer of the other partitions with nothing to read.
+//!
+//! `lc-kafka wait BROKERS TOPIC RECORDS [TIMEOUT_S]` waits until TOPIC's partitions hold
+//! RECORDS records in all (their high watermarks; the topic may not exist yet), and prints
+//! `{"records", "secs"}`, the seconds since it started. Exits 1 if the timeout passes first.
 
 use std::io::{BufRead, Write};
 use std::time::Duration;
@@ -17,6 +21,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::Consumer;
 use rdkafka::message::Headers;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::Message;
@@ -31,7 +36,14 @@ fn main() {
             consume(brokers, topic, min, Duration::from_secs(timeout))
         }
         ["produce", brokers, topic] => produce(brokers, topic),
-        _ => Err("usage: lc-kafka consume BROKERS TOPIC [MIN_RECORDS] [TIMEOUT_S] | produce BROKERS TOPIC".into()),
+        ["wait", brokers, topic, records, ref rest @ ..] => match records.parse() {
+            Ok(records) => {
+                let timeout = rest.first().and_then(|s| s.parse().ok()).unwrap_or(600);
+                wait(brokers, topic, records, Duration::from_secs(timeout))
+            }
+            Err(_) => Err(format!("RECORDS {records:?} is not a number")),
+        },
+        _ => Err("usage: lc-kafka consume BROKERS TOPIC [MIN_RECORDS] [TIMEOUT_S] | produce BROKERS TOPIC | wait BROKERS TOPIC RECORDS [TIMEOUT_S]".into()),
     };
     if let Err(e) = result {
         eprintln!("lc-kafka: {e}");
@@ -97,4 +109,33 @@ fn produce(brokers: &str, topic: &str) -> Result<(), String> {
     producer
         .flush(Duration::from_secs(30))
         .map_err(|e| e.to_string())
+}
+
+fn wait(brokers: &str, topic: &str, records: i64, timeout: Duration) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| format!("consumer for {brokers}: {e}"))?;
+    let mut held = 0;
+    while start.elapsed() < timeout {
+        held = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .ok()
+            .and_then(|m| {
+                let partitions = m.topics().first()?.partitions().iter().map(|p| p.id());
+                let high = |p| consumer.fetch_watermarks(topic, p, Duration::from_secs(5));
+                Some(partitions.map(|p| high(p).map_or(0, |(_, h)| h)).sum())
+            })
+            .unwrap_or(0);
+        if held >= records {
+            let secs = start.elapsed().as_secs_f64();
+            println!("{}", json!({"records": held, "secs": secs}));
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!(
+        "{topic} holds {held} records, not {records}, after {timeout:?}"
+    ))
 }
