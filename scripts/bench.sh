@@ -1,23 +1,33 @@
 #!/usr/bin/env bash
-# Benchmark: prints figures and ratios, asserts nothing.
+# Benchmark: prints figures and ratios, asserts nothing; writes them to OUT.json (each with its
+# `ratio` and whether its goal is met) and plots them in OUT.svg.
 #   agent:    LINES lines of ~100 bytes, already in a file, shipped to Kafka (start: beginning);
 #             time until Kafka acknowledged them all, CPU seconds, peak RSS, then CPU while idle.
-#             Then beside a bare producer with its settings, key and headers (lc-bare produce).
-#   transfer: the same records indexed into the store; time until all are searchable. Then
-#             the transfer into an instant store (lc-faultproxy sink) beside a bare consumer
-#             (lc-bare consume, the transfer's consumer settings) reading the same records:
-#             the agent's (one file, so one partition) and the same lines over all partitions.
+#             Beside a bare producer with its settings, key and headers (lc-bare produce),
+#             Kafka's own ProducerPerformance and rsyslog (imfile -> omkafka), the same settings.
+#   agent memory and idle CPU, the static binary users run: one busy file, a 30 s broker
+#             outage while lines are written, 10,000 files in one directory, 100 idle files.
+#   transfer: STORE_DOCS records indexed into the store, beside a bare loader sending the bodies the
+#             transfer sent (recorded by lc-faultproxy), as many at once. Then into an instant
+#             store (lc-faultproxy sink) beside a bare consumer (lc-bare consume, the transfer's
+#             consumer settings) and Kafka's ConsumerPerformance reading the same records: the
+#             agent's (one file, so one partition) and the same lines over all partitions.
 #   processing: nginx records with and without a pipeline, into the instant store.
 #   end to end: append -> searchable at 200 lines/s (scripts/e2e_latency.py).
 # Pairs run three times each, alternating: the median, and the range.
-# Uses release binaries and the services of scripts/services.sh on their own ports.
+# Uses release binaries (and the static ones from scripts/build-static.sh for the agent's
+# memory) and the services of scripts/services.sh on their own ports; installs rsyslog.
 #
-# Usage: scripts/bench.sh [LINES]   (default 500000; the transfer part indexes at most 50000)
+# Usage: scripts/bench.sh OUT.json [LINES]   (default 500000; the store part indexes at most
+# 200000, the processing part 50000)
 # Environment: LC_KAFKA_ENGINE=tansu|apache (default tansu), LC_ES_ENGINE=osmem|opensearch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-LINES=${1:-500000}
+[ $# -ge 1 ] && [ "${1%.json}" != "$1" ] || { sed -n '/^# Usage/p' "$0"; exit 2; }
+OUT=$(realpath "$1")
+LINES=${2:-500000}
 DOCS=$((LINES < 50000 ? LINES : 50000))
+STORE_DOCS=$((LINES < 200000 ? LINES : 200000))
 WORK=$(mktemp -d /tmp/lc-bench.XXXXXX)
 export LC_RUN=$WORK/services LC_ETCD_PORT=23791 LC_ETCD_PEER_PORT=23792 LC_KAFKA_PORT=23793 \
     LC_KAFKA_CONTROLLER_PORT=23794 LC_ES_PORT=23795 LC_ES_TRANSPORT_PORT=23798
@@ -25,6 +35,15 @@ trap 'kill $(jobs -p) 2>/dev/null || true; scripts/services.sh stop >/dev/null 2
 scripts/services.sh start >/dev/null
 eval "$(scripts/services.sh env)"
 cargo build --release --quiet -p log-agent -p log-transfer -p logctl -p logcollect-testkit
+scripts/build-static.sh >/dev/null
+STATIC_AGENT=target/static/x86_64-unknown-linux-musl/release/log-agent
+if ! dpkg-query -W -f '${Status}' rsyslog-kafka 2>/dev/null | grep -q "ok installed"; then
+    as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog rsyslog-kafka >/dev/null
+fi
+RESULTS=$WORK/results.jsonl
+# result KEY=VALUE...: one figure for OUT.json (scripts/bench_report.py says which keys).
+result() { python3 scripts/bench_report.py add "$RESULTS" "$@"; }
 
 python3 - "$WORK/app.log" "$LINES" <<'PY'
 import sys
@@ -74,6 +93,8 @@ rate_of() {
 }
 # median VALUES...: the median of three.
 median() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+# per SECONDS...: RECORDS per the median of SECONDS (a rate, or lines per CPU-second).
+per() { echo "$RECORDS / $(median "$@")" | bc -l; }
 # median_ratio A B: the median of A's seconds over B's (B's rate over A's).
 median_ratio() {
     local a b
@@ -93,14 +114,51 @@ idle=$(echo "$(cpu_secs "$PID") - $cpu" | bc -l)
 kill "$PID"
 wait "$PID" 2>/dev/null || true
 
-# The agent beside a bare producer with its settings, key and headers (lc-bare produce): the
-# same file, each run to a topic of its own; three runs of each, alternating.
-RECORDS=$LINES agent_secs=$secs agent_cpu=$cpu bare_secs="" bare_cpu=""
+# The agent beside its references, each sending the same file to a topic of its own, with the
+# same producer settings (lz4, idempotence, acks=all): a bare producer with the agent's key and
+# headers (lc-bare produce), Kafka's ProducerPerformance (each line a payload, no key), and
+# rsyslog's imfile -> omkafka. Three runs of each, alternating.
+# rsyslog RUN: rsyslogd reading the file into topic bench_rsyslog_RUN; sets SECS and CPU.
+rsyslog() {
+    mkdir -p "$WORK/rsyslog-$1"
+    cat >"$WORK/rsyslog-$1/rsyslog.conf" <<CONF
+global(workDirectory="$WORK/rsyslog-$1")
+module(load="imfile")
+module(load="omkafka")
+template(name="line" type="string" string="%msg%")
+ruleset(name="kafka") {
+  action(type="omkafka" broker=["$LC_KAFKA_BROKERS"] topic="bench_rsyslog_$1" template="line"
+         confParam=["compression.codec=lz4", "enable.idempotence=true", "acks=all", "linger.ms=5",
+                    "queue.buffering.max.messages=1000000"])
+}
+input(type="imfile" file="$WORK/app.log" tag="app" ruleset="kafka")
+CONF
+    local start pid
+    start=$(date +%s.%N)
+    rsyslogd -n -f "$WORK/rsyslog-$1/rsyslog.conf" -i "$WORK/rsyslog-$1/pid" 2>"$WORK/rsyslog-$1/log" &
+    pid=$!
+    target/release/lc-kafka wait "$LC_KAFKA_BROKERS" "bench_rsyslog_$1" "$LINES" 600 >/dev/null
+    SECS=$(echo "$(date +%s.%N) - $start" | bc)
+    CPU=$(cpu_secs "$pid")
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+}
+RECORDS=$LINES agent_secs="" agent_cpu="" bare_secs="" bare_cpu="" pp_secs="" pp_cpu="" rs_secs="" rs_cpu=""
 for round in 1 2 3; do
-    out=$(/usr/bin/time -o "$WORK/bare.time" -f "%U %S" target/release/lc-bare produce "$LC_KAFKA_BROKERS" "bench_bare_$round" "$WORK/app.log")
-    bare_secs+=" $(python3 tests/json_query.py 'd["secs"]' <<<"$out")"
+    # From its start to its exit after the last acknowledgement, as the agent is measured.
+    start=$(date +%s.%N)
+    /usr/bin/time -o "$WORK/bare.time" -f "%U %S" target/release/lc-bare produce "$LC_KAFKA_BROKERS" "bench_bare_$round" "$WORK/app.log" >/dev/null
+    bare_secs+=" $(echo "$(date +%s.%N) - $start" | bc)"
     bare_cpu+=" $(awk 'END { print $1 + $2 }' "$WORK/bare.time")"
-    [ "$round" = 3 ] && break
+    # Its own rate (from its first send), and the CPU of its JVM.
+    out=$(/usr/bin/time -o "$WORK/pp.time" -f "%U %S" java -Xmx2g -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.ProducerPerformance \
+        --topic "bench_pp_$round" --num-records "$LINES" --payload-file "$WORK/app.log" --throughput -1 \
+        --producer-props "bootstrap.servers=$LC_KAFKA_BROKERS" compression.type=lz4 enable.idempotence=true acks=all linger.ms=5 2>/dev/null | tail -1)
+    pp_secs+=" $(echo "$LINES / $(awk '{ print $4 }' <<<"$out")" | bc -l)"
+    pp_cpu+=" $(awk 'END { print $1 + $2 }' "$WORK/pp.time")"
+    rsyslog "$round"
+    rs_secs+=" $SECS"
+    rs_cpu+=" $CPU"
     rm -rf "$WORK/data"
     etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf \
         "[{\"path\":\"$WORK/app.log\",\"topic\":\"bench_agent_$round\",\"start\":\"beginning\"}]" >/dev/null
@@ -111,36 +169,120 @@ for round in 1 2 3; do
     wait "$PID" 2>/dev/null || true
 done
 
-transfer_ini "$WORK/log-transfer.ini" 23797 2 log-transfer
-# The store is the slow part: the transfer indexes DOCS records of the same lines, produced
-# to a topic of their own.
-etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf '[{"path":"/nonexistent","topic":"bench_docs"}]' >/dev/null
-head -n "$DOCS" "$WORK/app.log" | target/release/lc-kafka produce "$LC_KAFKA_BROKERS" bench_docs
-measure log-transfer committed bench_docs "$DOCS"
-tsecs=$SECS
-trss=$(awk '/VmHWM/ { print $2 }' "/proc/$PID/status")
-curl -sf -XPOST "$LC_ES_URL/bench_docs-*/_refresh" >/dev/null
-count=$(curl -sf "$LC_ES_URL/bench_docs-*/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
-kill "$PID"
-
-echo "log-agent (kafka: ${LC_KAFKA_ENGINE:-tansu}), $LINES lines, $((BYTES / 1048576)) MiB:"
+echo "log-agent (kafka: ${LC_KAFKA_ENGINE:-tansu}), $LINES lines, $((BYTES / 1048576)) MiB, first run (creates the topic):"
 printf '  %.2f s to acknowledged: %.0f lines/s, %.1f MiB/s\n' "$secs" "$(echo "$LINES / $secs" | bc -l)" "$(echo "$BYTES / 1048576 / $secs" | bc -l)"
-printf '  CPU %.2f s: %.0f lines per CPU-second\n' "$cpu" "$(echo "$LINES / $cpu" | bc -l)"
-printf '  peak RSS %.1f MiB (goal under 64 MiB: ratio %.2f)\n' "$(echo "$rss / 1024" | bc -l)" "$(echo "$rss / 65536" | bc -l)"
+printf '  CPU %.2f s: %.0f lines per CPU-second; peak RSS %.1f MiB\n' "$cpu" "$(echo "$LINES / $cpu" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
 printf '  idle afterwards: %.2f CPU-seconds in 10 s (%.1f%% of one core)\n' "$idle" "$(echo "$idle * 10" | bc -l)"
-echo "log-agent beside a bare producer with its settings, key and headers (lc-bare produce), three runs each:"
+echo "log-agent beside its references, the same settings (lz4, idempotence, acks=all), three runs each:"
 # shellcheck disable=SC2086
-printf '  agent %s, %s CPU-s; bare producer %s, %s CPU-s\n' "$(rate_of $agent_secs)" "$(median $agent_cpu)" \
-    "$(rate_of $bare_secs)" "$(median $bare_cpu)"
-# shellcheck disable=SC2086
-printf '  ratio %.2f (goal at least 0.9); lines per CPU-second ratio %.2f\n' "$(median_ratio "$agent_secs" "$bare_secs")" \
-    "$(echo "$(median $bare_cpu) / $(median $agent_cpu)" | bc -l)"
-echo "log-transfer, $DOCS documents into the store (es: ${LC_ES_ENGINE:-osmem}; including the group join, about 3 s):"
-printf '  %.2f s: %.0f documents/s; %s documents in the store; peak RSS %.1f MiB\n' "$tsecs" \
-    "$(echo "$DOCS / $tsecs" | bc -l)" "$count" "$(echo "$trss / 1024" | bc -l)"
+{
+    printf '  agent %s, %s CPU-s\n' "$(rate_of $agent_secs)" "$(median $agent_cpu)"
+    printf '  bare producer (agent key and headers) %s, %s CPU-s: ratio %.2f (goal at least 0.9), per CPU-s %.2f\n' \
+        "$(rate_of $bare_secs)" "$(median $bare_cpu)" "$(median_ratio "$agent_secs" "$bare_secs")" \
+        "$(echo "$(median $bare_cpu) / $(median $agent_cpu)" | bc -l)"
+    printf '  Kafka ProducerPerformance (no key, no headers) %s, %s CPU-s: ratio %.2f\n' \
+        "$(rate_of $pp_secs)" "$(median $pp_cpu)" "$(median_ratio "$agent_secs" "$pp_secs")"
+    printf '  rsyslog imfile -> omkafka %s, %s CPU-s: ratio %.2f; lines per CPU-s ratio %.2f (goal at least 3)\n' \
+        "$(rate_of $rs_secs)" "$(median $rs_cpu)" "$(median_ratio "$agent_secs" "$rs_secs")" \
+        "$(echo "$(median $rs_cpu) / $(median $agent_cpu)" | bc -l)"
+    result key=agent_vs_bare_producer what="agent, $LINES lines file -> Kafka" unit=lines/s \
+        value="$(per $agent_secs)" reference="bare librdkafka producer, agent settings" reference_value="$(per $bare_secs)" goal=0.9
+    result key=agent_vs_producer_performance what="agent, $LINES lines file -> Kafka" unit=lines/s \
+        value="$(per $agent_secs)" reference="Kafka ProducerPerformance" reference_value="$(per $pp_secs)"
+    result key=agent_vs_rsyslog what="agent, $LINES lines file -> Kafka" unit=lines/s \
+        value="$(per $agent_secs)" reference="rsyslog imfile -> omkafka" reference_value="$(per $rs_secs)"
+    result key=agent_vs_rsyslog_per_cpu what="agent, lines per CPU-second" unit=lines/CPU-s \
+        value="$(per $agent_cpu)" reference="rsyslog imfile -> omkafka" reference_value="$(per $rs_cpu)" goal=3
+}
 
-target/release/lc-faultproxy 127.0.0.1:23799 sink 2>/dev/null &
-etcdctl --endpoints "$LC_ETCD_URL" put elasticsearch_config '{"url_address":["http://127.0.0.1:23799"]}' >/dev/null
+# The agent's memory and idle CPU, measured on the static binary users run. (The glibc build
+# costs 16 KiB more per file: glibc zeroes librdkafka's 15 KiB of thread-local storage in every
+# thread's stack, musl leaves it untouched until used.)
+peak_rss() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+static_agent() {
+    RUST_LOG=warn "$STATIC_AGENT" -c "$WORK/log-agent.ini" 2>"$WORK/static-agent.log" &
+    PID=$!
+}
+# One busy file: the same file again.
+rm -rf "$WORK/data"
+etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf \
+    "[{\"path\":\"$WORK/app.log\",\"topic\":\"bench_static\",\"start\":\"beginning\"}]" >/dev/null
+static_agent
+until acked "$LINES"; do sleep 0.05; done
+busy_rss=$(peak_rss "$PID")
+kill "$PID"
+wait "$PID" 2>/dev/null || true
+# A 30 s broker outage while a file grows by 5,000 lines a second, from 5 s after the start
+# for 40 s: the peak RSS, and every line acknowledged afterwards.
+mkdir -p "$WORK/outage"
+etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf \
+    "[{\"path\":\"$WORK/outage/app.log\",\"topic\":\"bench_outage\",\"start\":\"beginning\"}]" >/dev/null
+: >"$WORK/outage/app.log"
+static_agent
+python3 - "$WORK/outage/app.log" <<'PY2' &
+import sys, time
+start = time.time()
+with open(sys.argv[1], "a") as f:
+    for i in range(200000):
+        time.sleep(max(0.0, start + i / 5000 - time.time()))
+        f.write(f"2026-11-27T10:00:00.000Z INFO outage line {i} path=/api/orders/{i % 977} status=200\n")
+        f.flush()
+PY2
+writer=$!
+sleep 5
+scripts/services.sh stop kafka >/dev/null
+sleep 30
+scripts/services.sh start kafka >/dev/null
+wait "$writer"
+until acked 200000; do sleep 0.2; done
+outage_rss=$(peak_rss "$PID")
+kill "$PID"
+wait "$PID" 2>/dev/null || true
+# many_files N: N files of 3 lines in one directory; sets MANY_SECS (start to all
+# acknowledged), MANY_RSS (peak), MANY_THREADS and MANY_IDLE (CPU-seconds in 30 idle seconds,
+# from 10 s after all were acknowledged), and stops the agent.
+many_files() {
+    rm -rf "$WORK/many" "$WORK/data"
+    mkdir -p "$WORK/many"
+    python3 - "$WORK/many" "$1" <<'PY2'
+import sys
+for i in range(int(sys.argv[2])):
+    with open(f"{sys.argv[1]}/f{i:05d}.log", "w") as f:
+        for j in range(3):
+            f.write(f"2026-11-27T10:00:00.000Z INFO file {i} line {j} path=/api/orders/{i % 977} status=200\n")
+PY2
+    etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf \
+        "[{\"path\":\"$WORK/many/*.log\",\"topic\":\"bench_many_$1\",\"start\":\"beginning\"}]" >/dev/null
+    local start c0
+    start=$(date +%s.%N)
+    static_agent
+    until acked $(($1 * 3)); do sleep 0.1; done
+    MANY_SECS=$(echo "$(date +%s.%N) - $start" | bc)
+    MANY_THREADS=$(ls "/proc/$PID/task" | wc -l)
+    sleep 10
+    c0=$(cpu_secs "$PID")
+    sleep 30
+    MANY_IDLE=$(echo "$(cpu_secs "$PID") - $c0" | bc)
+    MANY_RSS=$(peak_rss "$PID")
+    kill "$PID"
+    wait "$PID" 2>/dev/null || true
+}
+many_files 100
+idle100=$MANY_IDLE
+many_files 10000
+echo "log-agent memory and idle CPU (the static musl binary):"
+printf '  one busy file (%s lines): peak RSS %s MiB (goal at most 32)\n' "$LINES" "$busy_rss"
+printf '  30 s broker outage at 5,000 lines/s: peak RSS %s MiB (goal at most 64); all 200000 lines acknowledged after it\n' "$outage_rss"
+printf '  100 idle files: %.2f CPU-s in 30 s, %.4f CPU-s per second (goal below 0.01)\n' "$idle100" "$(echo "$idle100 / 30" | bc -l)"
+printf '  10,000 files of 3 lines: all acknowledged %.1f s after the start (goal 10), %s threads, peak RSS %s MiB (goal at most 200), idle %.2f CPU-s in 30 s (%.1f%% of a core, goal below 1%%)\n' \
+    "$MANY_SECS" "$MANY_THREADS" "$MANY_RSS" "$MANY_IDLE" "$(echo "$MANY_IDLE / 0.3" | bc -l)"
+result key=agent_busy_file_rss what="agent peak RSS, one busy file" unit=MiB value="$busy_rss" limit=32
+result key=agent_outage_rss what="agent peak RSS, 30 s broker outage" unit=MiB value="$outage_rss" limit=64
+result key=agent_idle_100_files what="agent idle CPU, 100 files" unit=CPU-s/s value="$(echo "$idle100 / 30" | bc -l)" limit=0.01
+result key=agent_10000_files_ship what="agent, 10,000 files shipped" unit=s value="$MANY_SECS" limit=10
+result key=agent_10000_files_rss what="agent peak RSS, 10,000 files" unit=MiB value="$MANY_RSS" limit=200
+result key=agent_10000_files_idle what="agent idle CPU, 10,000 files" unit=CPU-s/s value="$(echo "$MANY_IDLE / 30" | bc -l)" limit=0.01
+
 # processed GROUP VALUE TOPIC [RECORDS]: seconds from the first document indexed to RECORDS
 # (default DOCS) records of TOPIC committed (commits go every second: up to 1 s more).
 processed() {
@@ -150,7 +292,7 @@ processed() {
     local pid=$! n first=""
     until committed "$3" "${4:-$DOCS}"; do
         if [ -z "$first" ]; then
-            n=$(metric 127.0.0.1:23797 logcollect_transfer_documents_indexed_total)
+            n=$(metric 127.0.0.1:23797 logcollect_transfer_documents_indexed_total || true)
             [ "${n:-0}" -gt 0 ] && first=$(date +%s.%N)
         fi
         sleep 0.02
@@ -159,21 +301,92 @@ processed() {
     kill "$pid"
     wait "$pid" 2>/dev/null || true
 }
+# The transfer into the store beside a bare loader (lc-bare load) sending the bodies the
+# transfer sent, as many at once as its bulk_workers (2): recorded by lc-faultproxy in a first
+# run, then three runs of each, alternating, each into a store emptied of those indices. The
+# transfer's time runs from its first document indexed (no group join).
+etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf '[{"path":"/nonexistent","topic":"bench_docs"}]' >/dev/null
+head -n "$STORE_DOCS" "$WORK/app.log" | target/release/lc-kafka produce "$LC_KAFKA_BROKERS" bench_docs
+mkdir -p "$WORK/bodies"
+target/release/lc-faultproxy 127.0.0.1:23799 "$LC_ES_URL" 2>/dev/null &
+proxy=$!
+until curl -sf -XPUT 127.0.0.1:23799/_fault -d "{\"record\":\"$WORK/bodies\"}" >/dev/null; do sleep 0.1; done
+etcdctl --endpoints "$LC_ETCD_URL" put elasticsearch_config '{"url_address":["http://127.0.0.1:23799"]}' >/dev/null
+processed bench-record '[{"path":"/nonexistent","topic":"bench_docs"}]' bench_docs "$STORE_DOCS" >/dev/null
+kill "$proxy"
+wait "$proxy" 2>/dev/null || true
+etcdctl --endpoints "$LC_ETCD_URL" put elasticsearch_config "{\"url_address\":[\"$LC_ES_URL\"]}" >/dev/null
+# stored GROUP: seconds the transfer took to index the STORE_DOCS records of bench_docs: from its
+# first request (its first document indexed less the mean request time) to the last document
+# indexed; its peak RSS goes to WORK/GROUP.rss.
+stored() {
+    transfer_ini "$WORK/log-transfer.ini" 23797 2 "$1"
+    RUST_LOG=warn target/release/log-transfer -c "$WORK/log-transfer.ini" 2>"$WORK/$1.log" &
+    local pid=$! n first=""
+    until [ "$(metric 127.0.0.1:23797 logcollect_transfer_documents_indexed_total)" = "$STORE_DOCS" ]; do
+        if [ -z "$first" ]; then
+            n=$(metric 127.0.0.1:23797 logcollect_transfer_documents_indexed_total || true)
+            [ "${n:-0}" -gt 0 ] && first=$(date +%s.%N)
+        fi
+        sleep 0.02
+    done
+    local end mean
+    end=$(date +%s.%N)
+    mean=$(curl -sf http://127.0.0.1:23797/metrics | awk '/^logcollect_transfer_bulk_seconds_sum/ { s = $2 }
+        /^logcollect_transfer_bulk_seconds_count/ { n = $2 } END { print s / n }')
+    peak_rss "$pid" >"$WORK/$1.rss"
+    echo "$end - $first + $mean" | bc -l
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+}
+RECORDS=$STORE_DOCS transfer="" loader=""
+for round in 1 2 3; do
+    curl -sf -XDELETE "$LC_ES_URL/bench_docs-*" >/dev/null
+    transfer+=" $(stored "bench-store-$round")"
+    trss=$(cat "$WORK/bench-store-$round.rss")
+    curl -sf -XDELETE "$LC_ES_URL/bench_docs-*" >/dev/null
+    loader+=" $(target/release/lc-bare load "$LC_ES_URL" "$WORK/bodies" 2 | python3 tests/json_query.py 'd["secs"]')"
+done
+curl -sf -XPOST "$LC_ES_URL/bench_docs-*/_refresh" >/dev/null
+count=$(curl -sf "$LC_ES_URL/bench_docs-*/_count" | python3 tests/json_query.py 'd["count"]')
+echo "log-transfer into the store (es: ${LC_ES_ENGINE:-osmem}), $STORE_DOCS documents in $(ls "$WORK/bodies" | wc -l) bulk requests, beside a bare loader sending the same bodies, 2 at a time:"
+# shellcheck disable=SC2086
+printf '  transfer %s (peak RSS %s MiB); bare loader %s; ratio %.2f (goal at least 0.9); %s documents in the store after the last\n' \
+    "$(rate_of $transfer)" "$trss" "$(rate_of $loader)" "$(median_ratio "$transfer" "$loader")" "$count"
+# shellcheck disable=SC2086
+result key=transfer_vs_bare_loader what="transfer, $STORE_DOCS docs -> store" unit=docs/s \
+    value="$(per $transfer)" reference="bare bulk loader, same bodies, 2 in flight" reference_value="$(per $loader)" goal=0.9
+
+target/release/lc-faultproxy 127.0.0.1:23799 sink 2>/dev/null &
+etcdctl --endpoints "$LC_ETCD_URL" put elasticsearch_config '{"url_address":["http://127.0.0.1:23799"]}' >/dev/null
 # Three runs of each, alternating, each with a group of its own.
 target/release/lc-kafka produce "$LC_KAFKA_BROKERS" bench_spread <"$WORK/app.log"
+RECORDS=$LINES
 for topic in bench bench_spread; do
-    bare="" transfer=""
+    bare="" transfer="" cp=""
     for round in 1 2 3; do
         bare+=" $(target/release/lc-bare consume "$LC_KAFKA_BROKERS" "$topic" "$RECORDS" "bare-$topic-$round" | python3 tests/json_query.py 'd["secs"]')"
         transfer+=" $(processed "transfer-$topic-$round" "[{\"path\":\"/nonexistent\",\"topic\":\"$topic\"}]" "$topic" "$RECORDS")"
+        # Its fetch rate: from its first fetch, without the group join.
+        out=$(java -Xmx1g -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.ConsumerPerformance --bootstrap-server "$LC_KAFKA_BROKERS" \
+            --topic "$topic" --messages "$RECORDS" --group "cp-$topic-$round" --timeout 60000 2>/dev/null | tail -1)
+        cp+=" $(echo "$RECORDS / $(awk -F', ' '{ print $10 }' <<<"$out")" | bc -l)"
     done
     case $topic in
-        bench) what="the agent's records, one partition (goal at least 0.5)" ;;
-        *) what="the same lines over 4 partitions (goal at least 0.8)" ;;
+        bench) what="the agent's records, one partition" goal=0.5 ;;
+        *) what="the same lines over 4 partitions" goal=0.8 ;;
     esac
     echo "log-transfer into an instant store beside a bare consumer, $RECORDS records: $what"
     # shellcheck disable=SC2086
-    printf '  transfer %s; bare consumer %s; ratio %.2f\n' "$(rate_of $transfer)" "$(rate_of $bare)" "$(median_ratio "$transfer" "$bare")"
+    {
+        printf '  transfer %s; bare consumer %s; ratio %.2f (goal at least %s)\n' "$(rate_of $transfer)" "$(rate_of $bare)" \
+            "$(median_ratio "$transfer" "$bare")" "$goal"
+        printf '  Kafka ConsumerPerformance %s: ratio %.2f\n' "$(rate_of $cp)" "$(median_ratio "$transfer" "$cp")"
+        result key="transfer_vs_bare_consumer_$topic" what="transfer -> instant store, $what" unit=docs/s \
+            value="$(per $transfer)" reference="bare librdkafka consumer, transfer settings" reference_value="$(per $bare)" goal=$goal
+        result key="transfer_vs_consumer_performance_$topic" what="transfer -> instant store, $what" unit=docs/s \
+            value="$(per $transfer)" reference="Kafka ConsumerPerformance" reference_value="$(per $cp)"
+    }
 done
 
 # Processing: nginx access-log records through the transfer into an instant store (lc-faultproxy
@@ -217,6 +430,8 @@ echo "log-transfer processing, $DOCS nginx access-log records into an instant st
 printf '  with dissect + timestamp + convert: %.0f documents/s; without processors: %.0f documents/s; ratio %.2f (goal at least 0.7)\n' \
     "$(echo "$DOCS / $with" | bc -l)" "$(echo "$DOCS / $without" | bc -l)" "$(echo "$without / $with" | bc -l)"
 printf '  rendering one document (one thread, logctl pipeline test): %.1f us with the processors, %.1f us without\n' "$dry_with" "$dry_without"
+result key=processing what="transfer with dissect + timestamp + convert, $DOCS nginx records" unit=docs/s \
+    value="$(echo "$DOCS / $with" | bc -l)" reference="the same without processors" reference_value="$(echo "$DOCS / $without" | bc -l)" goal=0.7
 
 # End to end at a low rate: append -> searchable in the store of this run, both daemons with
 # their default batching (batch_max_wait_ms 1000; a request goes out as soon as the consumers
@@ -239,6 +454,11 @@ until [ "$(curl -sf "$LC_ES_URL/bench_latency-*/_count" | python3 tests/json_que
 done
 echo "end to end (es: ${LC_ES_ENGINE:-osmem}; its refresh interval is 1 s), agent and transfer with default batching:"
 printf '  '
-python3 scripts/e2e_latency.py "$WORK/latency/probe.log" "$LC_ES_URL" 'bench_latency-*' 200 20
+out=$(python3 scripts/e2e_latency.py "$WORK/latency/probe.log" "$LC_ES_URL" 'bench_latency-*' 200 20)
+echo "$out"
+result key=end_to_end_p99 what="append -> searchable p99, 200 lines/s" unit=ms \
+    value="$(sed -E 's/.*p99 ([0-9]+) ms.*/\1/' <<<"$out")" limit=1300
 kill "$agent" "$transfer"
 wait "$agent" "$transfer" 2>/dev/null || true
+python3 scripts/bench_report.py write "$RESULTS" "$OUT" "${OUT%.json}.svg"
+echo "written: $OUT and ${OUT%.json}.svg"
