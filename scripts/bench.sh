@@ -207,8 +207,11 @@ static_agent() {
 rm -rf "$WORK/data"
 etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf \
     "[{\"path\":\"$WORK/app.log\",\"topic\":\"bench_static\",\"start\":\"beginning\"}]" >/dev/null
+start=$(date +%s.%N)
 static_agent
 until acked "$LINES"; do sleep 0.05; done
+busy_secs=$(echo "$(date +%s.%N) - $start" | bc)
+busy_cpu=$(cpu_secs "$PID")
 busy_rss=$(peak_rss "$PID")
 kill "$PID"
 wait "$PID" 2>/dev/null || true
@@ -271,11 +274,14 @@ many_files 100
 idle100=$MANY_IDLE
 many_files 10000
 echo "log-agent memory and idle CPU (the static musl binary):"
-printf '  one busy file (%s lines): peak RSS %s MiB (goal at most 32)\n' "$LINES" "$busy_rss"
+printf '  one busy file (%s lines): peak RSS %s MiB (goal at most 32); %.0f lines/s, %s CPU-s (musl'"'"'s allocator)\n' \
+    "$LINES" "$busy_rss" "$(echo "$LINES / $busy_secs" | bc -l)" "$busy_cpu"
 printf '  30 s broker outage at 5,000 lines/s: peak RSS %s MiB (goal at most 64); all 200000 lines acknowledged after it\n' "$outage_rss"
 printf '  100 idle files: %.2f CPU-s in 30 s, %.4f CPU-s per second (goal below 0.01)\n' "$idle100" "$(echo "$idle100 / 30" | bc -l)"
 printf '  10,000 files of 3 lines: all acknowledged %.1f s after the start (goal 10), %s threads, peak RSS %s MiB (goal at most 200), idle %.2f CPU-s in 30 s (%.1f%% of a core, goal below 1%%)\n' \
     "$MANY_SECS" "$MANY_THREADS" "$MANY_RSS" "$MANY_IDLE" "$(echo "$MANY_IDLE / 0.3" | bc -l)"
+result key=static_agent_vs_bare_producer what="static (musl) agent, $LINES lines file -> Kafka" unit=lines/s \
+    value="$(echo "$LINES / $busy_secs" | bc -l)" reference="bare librdkafka producer (glibc), agent settings" reference_value="$(per $bare_secs)"
 result key=agent_busy_file_rss what="agent peak RSS, one busy file" unit=MiB value="$busy_rss" limit=32
 result key=agent_outage_rss what="agent peak RSS, 30 s broker outage" unit=MiB value="$outage_rss" limit=64
 result key=agent_idle_100_files what="agent idle CPU, 100 files" unit=CPU-s/s value="$(echo "$idle100 / 30" | bc -l)" limit=0.01
