@@ -39,6 +39,7 @@ scripts/build-static.sh >/dev/null
 STATIC_AGENT=target/static/x86_64-unknown-linux-musl/release/log-agent
 if ! dpkg-query -W -f '${Status}' rsyslog-kafka 2>/dev/null | grep -q "ok installed"; then
     as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+    as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog rsyslog-kafka >/dev/null
 fi
 RESULTS=$WORK/results.jsonl
