@@ -62,13 +62,13 @@ LC_ETCD_POLL_MS=30000
 LC_HELPERS_ONLY=1 . tests/lib.sh
 agent_ini "$WORK/log-agent.ini" "$WORK/data" 127.0.0.1:23796
 
-# measure DAEMON CHECK...: starts DAEMON with $WORK/DAEMON.ini and runs CHECK until it
-# succeeds; sets PID and SECS (from start to then).
+# measure DAEMON CHECK...: starts DAEMON (the binary BIN, default target/release/DAEMON) with
+# $WORK/DAEMON.ini and runs CHECK until it succeeds; sets PID and SECS (from start to then).
 measure() {
     local start daemon=$1
     shift
     start=$(date +%s.%N)
-    RUST_LOG=warn "target/release/$daemon" -c "$WORK/$daemon.ini" 2>"$WORK/$daemon.log" &
+    RUST_LOG=warn "${BIN:-target/release/$daemon}" -c "$WORK/$daemon.ini" 2>"$WORK/$daemon.log" &
     PID=$!
     until "$@"; do
         sleep 0.05
@@ -206,18 +206,12 @@ echo "log-agent beside its references, the same settings (lz4, idempotence, acks
 # costs 16 KiB more per file: glibc zeroes librdkafka's 15 KiB of thread-local storage in every
 # thread's stack, musl leaves it untouched until used.)
 peak_rss() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-static_agent() {
-    RUST_LOG=warn "$STATIC_AGENT" -c "$WORK/log-agent.ini" 2>"$WORK/static-agent.log" &
-    PID=$!
-}
 # One busy file: the same file again.
 rm -rf "$WORK/data"
 etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf \
     "[{\"path\":\"$WORK/app.log\",\"topic\":\"bench_static\",\"start\":\"beginning\"}]" >/dev/null
-start=$(date +%s.%N)
-static_agent
-until acked "$LINES"; do sleep 0.05; done
-busy_secs=$(echo "$(date +%s.%N) - $start" | bc)
+BIN=$STATIC_AGENT measure log-agent acked "$LINES"
+busy_secs=$SECS
 busy_cpu=$(cpu_secs "$PID")
 busy_rss=$(peak_rss "$PID")
 kill "$PID"
@@ -228,7 +222,7 @@ mkdir -p "$WORK/outage"
 etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf \
     "[{\"path\":\"$WORK/outage/app.log\",\"topic\":\"bench_outage\",\"start\":\"beginning\"}]" >/dev/null
 : >"$WORK/outage/app.log"
-static_agent
+BIN=$STATIC_AGENT measure log-agent true
 python3 - "$WORK/outage/app.log" <<'PY2' &
 import sys, time
 start = time.time()
@@ -263,11 +257,9 @@ for i in range(int(sys.argv[2])):
 PY2
     etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf \
         "[{\"path\":\"$WORK/many/*.log\",\"topic\":\"bench_many_$1\",\"start\":\"beginning\"}]" >/dev/null
-    local start c0
-    start=$(date +%s.%N)
-    static_agent
-    until acked $(($1 * 3)); do sleep 0.1; done
-    MANY_SECS=$(echo "$(date +%s.%N) - $start" | bc)
+    local c0
+    BIN=$STATIC_AGENT measure log-agent acked $(($1 * 3))
+    MANY_SECS=$SECS
     MANY_THREADS=$(ls "/proc/$PID/task" | wc -l)
     sleep 10
     c0=$(cpu_secs "$PID")
@@ -296,14 +288,16 @@ result key=agent_10000_files_ship what="agent, 10,000 files shipped" unit=s valu
 result key=agent_10000_files_rss what="agent peak RSS, 10,000 files" unit=MiB value="$MANY_RSS" limit=200
 result key=agent_10000_files_idle what="agent idle CPU, 10,000 files" unit=CPU-s/s value="$(echo "$MANY_IDLE / 30" | bc -l)" limit=0.01
 
-# processed GROUP VALUE TOPIC [RECORDS]: seconds from the first document indexed to RECORDS
-# (default DOCS) records of TOPIC committed (commits go every second: up to 1 s more).
-processed() {
-    etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf "$2" >/dev/null
-    transfer_ini "$WORK/log-transfer.ini" 23797 2 "$1"
-    RUST_LOG=warn target/release/log-transfer -c "$WORK/log-transfer.ini" 2>"$WORK/$1.log" &
-    local pid=$! n first=""
-    until committed "$3" "${4:-$DOCS}"; do
+# transfer_run GROUP CHECK...: starts the transfer in group GROUP and runs CHECK until it
+# succeeds; prints the seconds from its first document indexed to then, and leaves its peak
+# RSS in WORK/GROUP.rss and its mean bulk request time in WORK/GROUP.mean.
+transfer_run() {
+    local group=$1 n first=""
+    shift
+    transfer_ini "$WORK/log-transfer.ini" 23797 2 "$group"
+    RUST_LOG=warn target/release/log-transfer -c "$WORK/log-transfer.ini" 2>"$WORK/$group.log" &
+    local pid=$!
+    until "$@"; do
         if [ -z "$first" ]; then
             n=$(metric 127.0.0.1:23797 logcollect_transfer_documents_indexed_total || true)
             [ "${n:-0}" -gt 0 ] && first=$(date +%s.%N)
@@ -311,8 +305,17 @@ processed() {
         sleep 0.02
     done
     echo "$(date +%s.%N) - $first" | bc
+    peak_rss "$pid" >"$WORK/$group.rss"
+    curl -sf http://127.0.0.1:23797/metrics | awk '/^logcollect_transfer_bulk_seconds_sum/ { s = $2 }
+        /^logcollect_transfer_bulk_seconds_count/ { n = $2 } END { print n ? s / n : 0 }' >"$WORK/$group.mean"
     kill "$pid"
     wait "$pid" 2>/dev/null || true
+}
+# processed GROUP VALUE TOPIC [RECORDS]: transfer_run with collect_log_conf VALUE, until RECORDS
+# (default DOCS) records of TOPIC are committed (commits go every second: up to 1 s more).
+processed() {
+    etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf "$2" >/dev/null
+    transfer_run "$1" committed "$3" "${4:-$DOCS}"
 }
 # The transfer into the store beside a bare loader (lc-bare load) sending the bodies the
 # transfer sent, as many at once as its bulk_workers (2): recorded by lc-faultproxy in a first
@@ -329,28 +332,15 @@ processed bench-record '[{"path":"/nonexistent","topic":"bench_docs"}]' bench_do
 kill "$proxy"
 wait "$proxy" 2>/dev/null || true
 etcdctl --endpoints "$LC_ETCD_URL" put elasticsearch_config "{\"url_address\":[\"$LC_ES_URL\"]}" >/dev/null
+# indexed N: the transfer indexed N documents.
+indexed() { [ "$(metric 127.0.0.1:23797 logcollect_transfer_documents_indexed_total || true)" = "$1" ]; }
 # stored GROUP: seconds the transfer took to index the STORE_DOCS records of bench_docs: from its
 # first request (its first document indexed less the mean request time) to the last document
-# indexed; its peak RSS goes to WORK/GROUP.rss.
+# indexed.
 stored() {
-    transfer_ini "$WORK/log-transfer.ini" 23797 2 "$1"
-    RUST_LOG=warn target/release/log-transfer -c "$WORK/log-transfer.ini" 2>"$WORK/$1.log" &
-    local pid=$! n first=""
-    until [ "$(metric 127.0.0.1:23797 logcollect_transfer_documents_indexed_total)" = "$STORE_DOCS" ]; do
-        if [ -z "$first" ]; then
-            n=$(metric 127.0.0.1:23797 logcollect_transfer_documents_indexed_total || true)
-            [ "${n:-0}" -gt 0 ] && first=$(date +%s.%N)
-        fi
-        sleep 0.02
-    done
-    local end mean
-    end=$(date +%s.%N)
-    mean=$(curl -sf http://127.0.0.1:23797/metrics | awk '/^logcollect_transfer_bulk_seconds_sum/ { s = $2 }
-        /^logcollect_transfer_bulk_seconds_count/ { n = $2 } END { print s / n }')
-    peak_rss "$pid" >"$WORK/$1.rss"
-    echo "$end - $first + $mean" | bc -l
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
+    local secs
+    secs=$(transfer_run "$1" indexed "$STORE_DOCS")
+    echo "$secs + $(cat "$WORK/$1.mean")" | bc -l
 }
 RECORDS=$STORE_DOCS transfer="" loader=""
 for round in 1 2 3; do
