@@ -243,15 +243,20 @@ impl Metrics {
 
 /// The [`MAX_FILES`] of `files` furthest behind, furthest first (then by path).
 fn furthest_behind<'a>(
-    mut files: Vec<(&'a String, &'a Arc<FileStats>)>,
+    files: Vec<(&'a String, &'a Arc<FileStats>)>,
 ) -> Vec<(&'a String, &'a Arc<FileStats>)> {
-    files.sort_by(|a, b| {
-        (b.1.bytes_behind())
-            .cmp(&a.1.bytes_behind())
-            .then(a.0.cmp(b.0))
-    });
-    files.truncate(MAX_FILES);
-    files
+    // Each file's figure is read once: the counters move while the files are sorted, and a
+    // sort whose order changes under it panics (which aborts the agent).
+    let mut keyed: Vec<_> = files
+        .into_iter()
+        .map(|(path, stats)| (stats.bytes_behind(), path, stats))
+        .collect();
+    keyed.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    keyed.truncate(MAX_FILES);
+    keyed
+        .into_iter()
+        .map(|(_, path, stats)| (path, stats))
+        .collect()
 }
 
 /// An RFC 3339 time, or `None` for 0 (never).
@@ -318,6 +323,42 @@ mod tests {
         assert!(text.contains("\nlogcollect_agent_all_files_lines_read_total 2000\n"));
         assert!(text.contains("\nlogcollect_agent_all_files_bytes_behind 499500\n"));
         assert!(text.contains("\nlogcollect_agent_files 1000\n"));
+    }
+
+    #[test]
+    fn files_can_be_listed_while_their_counters_move() {
+        // A sort that read the counters as it compared saw its order change under it, and
+        // panicked: seen as an agent aborted by a /metrics scrape while 100 files shipped.
+        let m = Arc::new(Metrics::default());
+        let files: Vec<Arc<FileStats>> = (0..2000)
+            .map(|i| m.file(&format!("/l/{i:04}.log"), &Arc::from("t")))
+            .collect();
+        let _tailing: Vec<Tailing> = files.iter().map(|f| Tailing::new(f.clone())).collect();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mover = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Relaxed) {
+                    for (i, f) in files.iter().enumerate() {
+                        f.size
+                            .store((n * 7919 + i as u64 * 104_729) % 100_000, Relaxed);
+                    }
+                    n += 1;
+                }
+            })
+        };
+        for _ in 0..200 {
+            assert_eq!(m.status().files.len(), MAX_FILES);
+            let text = m.render();
+            let series = text
+                .lines()
+                .filter(|l| l.starts_with("logcollect_agent_bytes_behind{"))
+                .count();
+            assert_eq!(series, MAX_FILES);
+        }
+        stop.store(true, Relaxed);
+        mover.join().unwrap();
     }
 
     #[test]
