@@ -278,9 +278,14 @@ impl<S: Store> Worker<S> {
         let mut rejected = Vec::new();
         let mut first_retry_reason = None;
         let mut indexed = Vec::with_capacity(docs.len());
+        let mut existed = 0;
         for (doc, outcome) in docs.into_iter().zip(outcomes) {
             match outcome {
                 Outcome::Done => indexed.push(doc),
+                Outcome::Existed => {
+                    existed += 1;
+                    indexed.push(doc);
+                }
                 Outcome::Retry(reason) => {
                     first_retry_reason.get_or_insert(reason);
                     again.push(doc);
@@ -289,8 +294,11 @@ impl<S: Store> Worker<S> {
             }
         }
         doc::done(&indexed);
-        let count = indexed.len() as u64;
-        self.shared.metrics.indexed.fetch_add(count, Relaxed);
+        let metrics = &self.shared.metrics;
+        metrics
+            .indexed
+            .fetch_add(indexed.len() as u64 - existed, Relaxed);
+        metrics.existed.fetch_add(existed, Relaxed);
         if !rejected.is_empty() {
             let refs: Vec<(&Doc, String)> = rejected.iter().map(|(d, r)| (d, r.clone())).collect();
             match self.shared.dead_letters.send(&refs) {

@@ -2,9 +2,9 @@
 //!
 //! Several `url_address` entries are used round-robin; one that fails (connection, timeout,
 //! 5xx) is skipped for [`NODE_BACKOFF`]. Each bulk item is classified by its HTTP status:
-//! 2xx and 409 (the document exists: a re-delivery) are done, 429 and 5xx are retried, other
-//! statuses (mapping errors) are rejected to the dead-letter topic. Credentials go in the
-//! `Authorization` header and never into a message.
+//! 2xx is done, 409 (the document exists: a re-delivery) is done and counted apart, 429 and
+//! 5xx are retried, other statuses (mapping errors) are rejected to the dead-letter topic.
+//! Credentials go in the `Authorization` header and never into a message.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -24,8 +24,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// What became of one bulk item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Indexed, or already there.
+    /// Indexed.
     Done,
+    /// Already there under its id (409): a re-delivery, not written again.
+    Existed,
     /// Try again later (429, 5xx).
     Retry(String),
     /// Never indexable as it is (mapping error): to the dead-letter topic.
@@ -253,7 +255,8 @@ pub fn parse_items(text: &str, expected: usize) -> Result<Vec<Outcome>, String> 
                 )
             };
             match status {
-                200..=299 | 409 => Outcome::Done,
+                200..=299 => Outcome::Done,
+                409 => Outcome::Existed,
                 429 | 500..=599 | 0 => Outcome::Retry(reason()),
                 _ => Outcome::Reject(reason()),
             }
@@ -275,7 +278,7 @@ mod tests {
             {"create":{"status":503,"error":{"type":"unavailable_shards_exception","reason":"no shard"}}}]}"#;
         let got = parse_items(text, 5).unwrap();
         assert_eq!(got[0], Outcome::Done);
-        assert_eq!(got[1], Outcome::Done);
+        assert_eq!(got[1], Outcome::Existed);
         assert_eq!(
             got[2],
             Outcome::Retry("HTTP 429: es_rejected_execution_exception: queue full".into())

@@ -22,8 +22,10 @@ const BUCKETS: [f64; 11] = [
 /// Everything `/metrics` shows.
 #[derive(Default)]
 pub struct Metrics {
-    /// Documents indexed (or found already indexed).
+    /// Documents indexed.
     pub indexed: AtomicU64,
+    /// Documents found already indexed under their id: re-deliveries, not written again.
+    pub existed: AtomicU64,
     /// Document attempts answered "try again".
     pub retried: AtomicU64,
     /// Records sent to a dead-letter topic.
@@ -123,8 +125,13 @@ impl Metrics {
         for (name, help, v) in [
             (
                 "documents_indexed_total",
-                "Documents indexed (or already there).",
+                "Documents indexed.",
                 &self.indexed,
+            ),
+            (
+                "documents_already_indexed_total",
+                "Documents delivered again and found already indexed under their id (not written twice).",
+                &self.existed,
             ),
             (
                 "documents_retried_total",
