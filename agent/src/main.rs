@@ -55,6 +55,7 @@ fn main() -> ExitCode {
 }
 
 fn run(path: &Path) -> Result<()> {
+    logcollect::allocator::tune();
     let settings = Settings::load(path)?;
     logging::init(settings.log.level);
     let (_, shutdown) = Shutdown::on_signals()?;

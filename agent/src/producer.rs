@@ -79,6 +79,8 @@ struct ProducerThread {
     stop_deadline: Option<Instant>,
     /// Which records of which session are acknowledged.
     acks: Acks<Arc<Source>>,
+    /// The vectors delivery reports are swapped into, kept for their capacity.
+    reports: Reports,
     /// Failed records waiting to be sent again, oldest first, with when to send them.
     resend: VecDeque<(Instant, Resend)>,
     /// Last delivery report, or when records started waiting for one.
@@ -114,6 +116,7 @@ impl ProducerThread {
             shutdown_timeout,
             stop_deadline: None,
             acks: Acks::default(),
+            reports: Reports::default(),
             resend: VecDeque::new(),
             last_report: Instant::now(),
             stall_reported: false,
@@ -239,7 +242,9 @@ impl ProducerThread {
     /// Handles delivery reports for up to `timeout`.
     fn serve(&mut self, timeout: Duration) {
         self.kafka.poll(timeout);
-        let Reports { done, failed } = self.kafka.context().take_reports();
+        let mut reports = std::mem::take(&mut self.reports);
+        self.kafka.context().take_reports(&mut reports);
+        let Reports { done, failed } = &mut reports;
         let in_flight = self.kafka.in_flight_count();
         if !done.is_empty() || !failed.is_empty() || in_flight == 0 {
             if self.stall_reported && !done.is_empty() {
@@ -258,11 +263,11 @@ impl ProducerThread {
             self.metrics.error("kafka_stalled");
             self.stall_reported = true;
         }
-        for (source, advance) in self.acks.acked_all(done) {
+        for (source, advance) in self.acks.acked_all(done.drain(..)) {
             self.apply(&source, advance);
         }
         let mut again = 0;
-        for (error, resend) in failed {
+        for (error, resend) in failed.drain(..) {
             if never_sendable(&error) {
                 let path = self
                     .acks
@@ -292,6 +297,7 @@ impl ProducerThread {
         if again > 1 {
             log::warn!("kafka: {again} records failed in all; sending them again");
         }
+        self.reports = reports;
         self.metrics
             .kafka_queue_depth
             .store(i64::from(self.kafka.in_flight_count()), Relaxed);

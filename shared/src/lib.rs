@@ -15,6 +15,7 @@
 //! - [`sync`]: named threads and poison-proof locks.
 //! - [`error`]: the one error type, with the context (path, key, url) a user needs to fix the cause.
 
+pub mod allocator;
 pub mod cli;
 pub mod clock;
 pub mod collect;
