@@ -21,7 +21,6 @@ use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use logcollect::record::{self, LineHeaders};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
@@ -52,12 +51,7 @@ fn main() {
 }
 
 fn consume(brokers: &str, topic: &str, records: u64, group: &str) -> Result<(), String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("queued.max.messages.kbytes", "16384")
+    let consumer: BaseConsumer = record::line_consumer(brokers, group)
         .create()
         .map_err(|e| format!("consumer for {brokers}: {e}"))?;
     consumer
