@@ -144,7 +144,7 @@ CONF
     kill "$pid"
     wait "$pid" 2>/dev/null || true
 }
-RECORDS=$LINES agent_secs="" agent_cpu="" bare_secs="" bare_cpu="" pp_secs="" pp_cpu="" rs_secs="" rs_cpu=""
+RECORDS=$LINES agent_secs="" agent_cpu="" bare_secs="" bare_cpu="" tuned_secs="" pp_secs="" pp_cpu="" rs_secs="" rs_cpu=""
 # Each run starts 5 s after the last, so that the broker is done with the one before (without
 # the pause the agent, run right after rsyslog, ranged from 296k to 463k lines/s).
 for round in 1 2 3; do
@@ -154,6 +154,11 @@ for round in 1 2 3; do
     /usr/bin/time -o "$WORK/bare.time" -f "%U %S" target/release/lc-bare produce "$LC_KAFKA_BROKERS" "bench_bare_$round" "$WORK/app.log" >/dev/null
     bare_secs+=" $(echo "$(date +%s.%N) - $start" | bc)"
     bare_cpu+=" $(awk 'END { print $1 + $2 }' "$WORK/bare.time")"
+    # The same with glibc's fast bins off, as the agent sets them (shared/src/allocator.rs).
+    sleep 5
+    start=$(date +%s.%N)
+    GLIBC_TUNABLES=glibc.malloc.mxfast=0 target/release/lc-bare produce "$LC_KAFKA_BROKERS" "bench_tuned_$round" "$WORK/app.log" >/dev/null
+    tuned_secs+=" $(echo "$(date +%s.%N) - $start" | bc)"
     # Its own rate (from its first send), and the CPU of its JVM.
     sleep 5
     out=$(/usr/bin/time -o "$WORK/pp.time" -f "%U %S" java -Xmx2g -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.ProducerPerformance \
@@ -187,6 +192,8 @@ echo "log-agent beside its references, the same settings (lz4, idempotence, acks
     printf '  bare producer (agent key and headers) %s, %s CPU-s: ratio %.2f (goal at least 0.9), per CPU-s %.2f\n' \
         "$(rate_of $bare_secs)" "$(median $bare_cpu)" "$(median_ratio "$agent_secs" "$bare_secs")" \
         "$(echo "$(median $bare_cpu) / $(median $agent_cpu)" | bc -l)"
+    printf '  bare producer with glibc fast bins off, as the agent runs %s: ratio %.2f\n' \
+        "$(rate_of $tuned_secs)" "$(median_ratio "$agent_secs" "$tuned_secs")"
     printf '  Kafka ProducerPerformance (no key, no headers) %s, %s CPU-s: ratio %.2f\n' \
         "$(rate_of $pp_secs)" "$(median $pp_cpu)" "$(median_ratio "$agent_secs" "$pp_secs")"
     printf '  rsyslog imfile -> omkafka %s, %s CPU-s: ratio %.2f; lines per CPU-s ratio %.2f (goal at least 3)\n' \
@@ -194,6 +201,8 @@ echo "log-agent beside its references, the same settings (lz4, idempotence, acks
         "$(echo "$(median $rs_cpu) / $(median $agent_cpu)" | bc -l)"
     result key=agent_vs_bare_producer what="agent, $LINES lines file -> Kafka" unit=lines/s \
         value="$(per $agent_secs)" reference="bare librdkafka producer, agent settings" reference_value="$(per $bare_secs)" goal=0.9
+    result key=agent_vs_bare_producer_fast_bins_off what="agent, $LINES lines file -> Kafka" unit=lines/s \
+        value="$(per $agent_secs)" reference="bare producer, glibc fast bins off as in the agent" reference_value="$(per $tuned_secs)"
     result key=agent_vs_producer_performance what="agent, $LINES lines file -> Kafka" unit=lines/s \
         value="$(per $agent_secs)" reference="Kafka ProducerPerformance" reference_value="$(per $pp_secs)"
     result key=agent_vs_rsyslog what="agent, $LINES lines file -> Kafka" unit=lines/s \
