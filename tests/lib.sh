@@ -83,6 +83,8 @@ has_more() { [ "$(grep -Ec -- "$2" "$3")" -gt "$1" ]; }
 # yields EXPECTED CMD...: CMD prints EXPECTED. For wait_until, which runs CMD anew each time
 # (a "$(...)" in wait_until's own arguments is expanded once, before it starts waiting).
 yields() { [ "$("${@:2}")" = "$1" ]; }
+# yields_match REGEX CMD...: what CMD prints matches REGEX (grep -E), for wait_until.
+yields_match() { "${@:2}" | grep -Eq -- "$1"; }
 
 [ "${LC_HELPERS_ONLY:-}" = 1 ] && return 0
 

@@ -65,6 +65,59 @@ test_records_of_another_producer_get_fallback_ids() {
     python3 "$CHECK_ES" fallback "$LC_ES_URL" 'foreign-*' foreign || fail "fallback document"
 }
 
+# make_ca DIR NAME: a CA (DIR/NAME.pem, .key) made with openssl.
+make_ca() {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$2" \
+        -keyout "$1/$2.key" -out "$1/$2.pem" 2>/dev/null
+}
+# make_cert DIR NAME CA SAN: a certificate signed by CA, for SAN (e.g. DNS:localhost).
+make_cert() {
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$1/$2.key" -out "$1/$2.csr" 2>/dev/null
+    openssl x509 -req -in "$1/$2.csr" -CA "$1/$3.pem" -CAkey "$1/$3.key" -CAcreateserial -days 2 \
+        -extfile <(printf 'subjectAltName=%s' "$4") -out "$1/$2.pem" 2>/dev/null
+}
+# last_bulk_error: what the transfer's heartbeat says of its last failed request.
+last_bulk_error() {
+    etcdctl --endpoints "$LC_ETCD_URL" get --print-value-only "logcollect/status/transfer/$HOST" |
+        python3 "$Q" 'd.get("last_bulk_error") or ""'
+}
+
+test_https_store_with_a_private_ca_and_a_client_certificate() {
+    local d=$TEST_TMP/tls port=$((LC_FREE_PORT + 7))
+    mkdir -p "$d"
+    make_ca "$d" ca
+    make_ca "$d" other
+    make_cert "$d" store ca "DNS:localhost"
+    make_cert "$d" client ca "DNS:log-transfer"
+    etcd_put collect_log_conf '[{"path":"/nonexistent/tls.log","topic":"tls"}]'
+    es_config "https://localhost:$port"
+    seq 1 300 | sed 's/^/seq=/' | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" tls
+    # A TLS proxy in front of the store, asking for a client certificate signed by the CA.
+    lc_spawn tlsproxy python3 "$REPO/tests/tcp_relay.py" "$port" "$LC_ES_PORT" "$d/store.pem" "$d/store.key" "$d/ca.pem"
+    # with_store_settings LINE...: the transfer's ini with these [elasticsearch] lines.
+    with_store_settings() {
+        cp "$TEST_TMP/transfer.ini" "$d/transfer.ini"
+        printf '%s\n' "[elasticsearch]" "$@" >>"$d/transfer.ini"
+    }
+    # The wrong CA: the error says which check failed and which setting governs it.
+    with_store_settings "ca_file = $d/other.pem"
+    start_transfer "$d/transfer.ini"
+    wait_until 30 "an error about the CA" yields_match 'not signed by a CA this host trusts: set \[elasticsearch\] ca_file' last_bulk_error
+    echo "ok: wrong CA: $(last_bulk_error | cut -c1-160)..."
+    lc_kill transfer
+    # The right CA, but no client certificate.
+    with_store_settings "ca_file = $d/ca.pem"
+    start_transfer "$d/transfer.ini"
+    wait_until 30 "an error about the client certificate" yields_match 'asks for a client certificate' last_bulk_error
+    echo "ok: no client certificate: $(last_bulk_error | cut -c1-120)..."
+    lc_kill transfer
+    # Both: every record indexed once; nothing was lost meanwhile.
+    with_store_settings "ca_file = $d/ca.pem" "client_cert = $d/client.pem" "client_key = $d/client.key"
+    start_transfer "$d/transfer.ini"
+    wait_until 60 "300 documents" es_count 'tls-*' 300
+    python3 "$CHECK_ES" seq "$LC_ES_URL" 'tls-*' 300
+}
+
 test_kill_9_of_the_transfer_indexes_exactly_once() {
     local d=$TEST_TMP/tkill
     collect_one tkill

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use logcollect::clock::{now_ms, parse_rfc3339_ms, rfc3339_ms};
 use logcollect::collect::{parse_es_config, EsConfig};
+use logcollect::store::{self, StoreSettings};
 use logcollect::{Error, Result};
 use serde_json::{json, Value};
 
@@ -50,7 +51,9 @@ pub struct SearchArgs {
 /// Runs `logctl search`; "no" when nothing matched (and not following).
 pub fn run(target: &Target, args: &SearchArgs, output: Output) -> Result<Outcome> {
     let es = match target.etcd.get(&target.es_key)? {
-        Some(kv) => parse_es_config(&kv.key, &kv.value)?,
+        Some(kv) => target
+            .store
+            .with_secrets(parse_es_config(&kv.key, &kv.value)?)?,
         None => {
             return Err(Error::Invalid {
                 key: target.es_key.clone(),
@@ -58,7 +61,7 @@ pub fn run(target: &Target, args: &SearchArgs, output: Output) -> Result<Outcome
             })
         }
     };
-    let store = Store::new(es);
+    let store = Store::new(es, &target.store)?;
     let index = args
         .topic
         .as_ref()
@@ -170,15 +173,11 @@ struct Store {
 }
 
 impl Store {
-    fn new(es: EsConfig) -> Store {
-        let config = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(30)))
-            .http_status_as_error(false)
-            .build();
-        Store {
+    fn new(es: EsConfig, settings: &StoreSettings) -> Result<Store> {
+        Ok(Store {
             es,
-            agent: config.into(),
-        }
+            agent: settings.agent(None, Duration::from_secs(30))?,
+        })
     }
 
     /// The hits of a search of `index`; the first node that answers is used.
@@ -201,7 +200,7 @@ impl Store {
             let mut response = match request.send(body.to_string()) {
                 Ok(r) => r,
                 Err(e) => {
-                    last = Some(fail(e.to_string()));
+                    last = Some(fail(store::describe(&e)));
                     continue;
                 }
             };

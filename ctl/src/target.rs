@@ -6,6 +6,7 @@ use std::sync::Arc;
 use logcollect::etcd::EtcdClient;
 use logcollect::routing::DEFAULT_INDEX_PATTERN;
 use logcollect::settings::{check_url, EtcdSettings, IniFile, DEFAULT_COLLECT_KEY};
+use logcollect::store::StoreSettings;
 use logcollect::{Error, Result};
 
 use crate::Global;
@@ -22,6 +23,8 @@ pub struct Target {
     pub brokers: String,
     /// `[transfer] index_pattern`.
     pub index_pattern: String,
+    /// `[elasticsearch]`: TLS and secrets for the store.
+    pub store: StoreSettings,
 }
 
 impl Target {
@@ -56,6 +59,11 @@ impl Target {
                 .clone()
                 .unwrap_or_else(|| from_ini("kafka", "brokers", "127.0.0.1:9092")),
             index_pattern: from_ini("transfer", "index_pattern", DEFAULT_INDEX_PATTERN),
+            store: ini
+                .as_ref()
+                .map(StoreSettings::from_ini)
+                .transpose()?
+                .unwrap_or_default(),
             etcd: Arc::new(EtcdClient::new(&etcd)),
         })
     }

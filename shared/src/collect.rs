@@ -233,7 +233,8 @@ fn kind(v: &Value) -> &'static str {
 pub struct EsConfig {
     /// Base URLs of the cluster's nodes, used round-robin.
     pub urls: Vec<String>,
-    /// Sent as `Authorization: ApiKey <api_key>` when set.
+    /// Sent as `Authorization: ApiKey <api_key>` when set: the `encoded` value Elasticsearch
+    /// gives, or `id:api_key`, which is encoded here.
     pub api_key: Option<String>,
     /// Basic-auth user, with `password`.
     pub username: Option<String>,
@@ -245,7 +246,12 @@ impl EsConfig {
     /// The `Authorization` header value, if the config has credentials.
     pub fn authorization(&self) -> Option<String> {
         if let Some(key) = &self.api_key {
-            return Some(format!("ApiKey {key}"));
+            // An encoded key is base64, which has no ':'.
+            return Some(if key.contains(':') {
+                format!("ApiKey {}", B64.encode(key))
+            } else {
+                format!("ApiKey {key}")
+            });
         }
         let (user, password) = (self.username.as_ref()?, self.password.as_ref()?);
         Some(format!(

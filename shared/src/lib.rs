@@ -32,6 +32,7 @@ pub mod record;
 pub mod routing;
 pub mod settings;
 pub mod shutdown;
+pub mod store;
 pub mod sync;
 pub mod topic;
 

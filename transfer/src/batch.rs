@@ -63,10 +63,9 @@ pub struct Setup {
     pub metrics: Arc<Metrics>,
 }
 
-/// Starts the batch thread and its workers, sending to Elasticsearch. The thread ends when
-/// its workers have.
-pub fn spawn(setup: Setup) -> Result<JoinHandle<()>> {
-    let client = EsClient::default();
+/// Starts the batch thread and its workers, sending to Elasticsearch through `client`. The
+/// thread ends when its workers have.
+pub fn spawn(setup: Setup, client: EsClient) -> Result<JoinHandle<()>> {
     spawn_with(setup, move || client.clone())
 }
 

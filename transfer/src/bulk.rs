@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use logcollect::collect::EsConfig;
+use logcollect::store::{self, StoreSettings};
 use logcollect::sync::lock;
 use logcollect::Error;
 use serde_json::Value;
@@ -76,21 +77,15 @@ struct Nodes {
     down: HashMap<String, Instant>,
 }
 
-impl Default for EsClient {
-    fn default() -> Self {
-        let config = ureq::Agent::config_builder()
-            .timeout_connect(Some(Duration::from_secs(5)))
-            .timeout_global(Some(REQUEST_TIMEOUT))
-            .http_status_as_error(false)
-            .build();
-        EsClient {
-            agent: config.into(),
-            nodes: Arc::default(),
-        }
-    }
-}
-
 impl EsClient {
+    /// A client that connects as `settings` say (TLS, client certificate).
+    pub fn new(settings: &StoreSettings) -> Result<EsClient, Error> {
+        Ok(EsClient {
+            agent: settings.agent(Some(Duration::from_secs(5)), REQUEST_TIMEOUT)?,
+            nodes: Arc::default(),
+        })
+    }
+
     /// The next node to use: round-robin over those not skipped; if all are skipped, the
     /// one that comes back first.
     fn pick<'a>(&self, es: &'a EsConfig) -> &'a str {
@@ -172,9 +167,28 @@ impl EsClient {
             }
             Err(e) => {
                 self.mark_down(&base);
-                Err(failed(e.to_string()))
+                Err(failed(self.diagnose(&base, &e)))
             }
         }
+    }
+}
+
+impl EsClient {
+    /// What went wrong with a request to `node`. Under TLS 1.3 a server that refuses our
+    /// client certificate says so after the handshake, so a request with a body fails with a
+    /// broken pipe while writing it: a bare GET then reads the server's alert.
+    fn diagnose(&self, node: &str, error: &ureq::Error) -> String {
+        if let Some(tls) = store::tls_failure(error) {
+            return tls;
+        }
+        if node.starts_with("https://") {
+            if let Err(probe) = self.agent.get(node).call() {
+                if let Some(tls) = store::tls_failure(&probe) {
+                    return tls;
+                }
+            }
+        }
+        store::describe(error)
     }
 }
 
@@ -303,6 +317,14 @@ mod tests {
             password: user.map(|_| "pw".to_string()),
         };
         assert_eq!(es(Some("k1"), None).authorization().unwrap(), "ApiKey k1");
+        // id:api_key, as the create-API-key answer gives them, is encoded as its `encoded`
+        // field is: base64 of "id:api_key" (../shared/notes/elasticsearch-8.md).
+        assert_eq!(
+            es(Some("VuaCfGcBCdbkQm-e5aOx:ui2lp2axTNmsyakw9tvNnw"), None)
+                .authorization()
+                .unwrap(),
+            "ApiKey VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
+        );
         assert_eq!(
             es(None, Some("u")).authorization().unwrap(),
             "Basic dTpwdw==" // base64 of u:pw
@@ -310,7 +332,7 @@ mod tests {
         assert_eq!(es(None, None).authorization(), None);
 
         let conf = es(None, None);
-        let c = EsClient::default();
+        let c = EsClient::new(&StoreSettings::default()).unwrap();
         let twin = c.clone();
         assert_eq!(c.pick(&conf), "http://a:1");
         // Clones take turns with it, and skip what it found down.

@@ -30,6 +30,7 @@ use logcollect::shutdown::Shutdown;
 use logcollect::sync::lock;
 use logcollect::{logging, Result};
 
+use crate::bulk::EsClient;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::watched::Watched;
@@ -93,20 +94,23 @@ fn run(path: &Path) -> Result<()> {
     let es = Arc::new(Watched::new(None));
 
     let (docs_tx, docs) = crossbeam_channel::bounded(DOC_QUEUE / consumer::CHUNK_DOCS);
-    let batcher = batch::spawn(batch::Setup {
-        docs,
-        es: es.clone(),
-        routing: routing.clone(),
-        dead_letters: dlq::DeadLetters::new(&settings.kafka.brokers)?,
-        max_docs: t.batch_max_docs,
-        max_bytes: t.batch_max_bytes,
-        max_wait: t.batch_max_wait,
-        workers: t.bulk_workers,
-        gzip: t.gzip,
-        shutdown: shutdown.clone(),
-        shutdown_timeout: t.shutdown_timeout,
-        metrics: metrics.clone(),
-    })?;
+    let batcher = batch::spawn(
+        batch::Setup {
+            docs,
+            es: es.clone(),
+            routing: routing.clone(),
+            dead_letters: dlq::DeadLetters::new(&settings.kafka.brokers)?,
+            max_docs: t.batch_max_docs,
+            max_bytes: t.batch_max_bytes,
+            max_wait: t.batch_max_wait,
+            workers: t.bulk_workers,
+            gzip: t.gzip,
+            shutdown: shutdown.clone(),
+            shutdown_timeout: t.shutdown_timeout,
+            metrics: metrics.clone(),
+        },
+        EsClient::new(&settings.store)?,
+    )?;
     let (drained_trigger, drained) = Shutdown::new();
     let (failed_tx, failed) = crossbeam_channel::unbounded();
     let mut consumers = Vec::new();
@@ -225,7 +229,10 @@ fn apply(
     };
     let is_es = kv.key == settings.transfer.es_key;
     let result = if is_es {
-        parse_es_config(&kv.key, &kv.value).map(|config| {
+        // Secrets kept in files on this host replace those in etcd.
+        let config =
+            parse_es_config(&kv.key, &kv.value).and_then(|c| settings.store.with_secrets(c));
+        config.map(|config| {
             log::info!(
                 "etcd key {:?} revision {}: elasticsearch at {:?}",
                 kv.key,

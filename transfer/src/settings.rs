@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use logcollect::routing::DEFAULT_INDEX_PATTERN;
 use logcollect::settings::{EtcdSettings, FleetSettings, IniFile, KafkaSettings, LogSettings};
+use logcollect::store::StoreSettings;
 use logcollect::{host, Result};
 
 /// Everything the transfer reads from its ini file.
@@ -19,6 +20,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// `[fleet]`.
     pub fleet: FleetSettings,
+    /// `[elasticsearch]`: TLS and secrets for the store.
+    pub store: StoreSettings,
     /// The transfer's own settings.
     pub transfer: TransferSettings,
 }
@@ -105,6 +108,7 @@ impl Settings {
             kafka: KafkaSettings::from_ini(ini)?,
             log: LogSettings::from_ini(ini)?,
             fleet: FleetSettings::from_ini(ini)?,
+            store: StoreSettings::from_ini(ini)?,
             transfer: TransferSettings {
                 es_key,
                 consumer_threads,
