@@ -16,6 +16,43 @@ test_client_against_real_etcd() {
         cargo test -q -p logcollect-shared --test etcd_real -- --ignored --test-threads=1
 }
 
+test_agent_reads_etcd_over_tls_with_a_client_certificate() {
+    local d=$TEST_TMP/tls port=$((LC_FREE_PORT + 8)) peer=$((LC_FREE_PORT + 9)) http=$((LC_FREE_PORT + 10))
+    mkdir -p "$d"
+    make_ca "$d" ca
+    make_ca "$d" other
+    make_cert "$d" etcd ca "DNS:localhost"
+    make_cert "$d" agent ca "DNS:log-agent"
+    # An etcd that speaks TLS only and asks clients for a certificate signed by the CA.
+    lc_spawn etcd-tls etcd --name tls --data-dir "$d/data" \
+        --listen-client-urls "https://127.0.0.1:$port" --advertise-client-urls "https://localhost:$port" \
+        --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+        --initial-cluster "tls=http://127.0.0.1:$peer" \
+        --cert-file "$d/etcd.pem" --key-file "$d/etcd.key" --client-cert-auth --trusted-ca-file "$d/ca.pem"
+    local e=(etcdctl --endpoints "https://localhost:$port" --cacert "$d/ca.pem" --cert "$d/agent.pem" --key "$d/agent.key")
+    wait_until 20 "etcd over TLS" "${e[@]}" endpoint health
+    local rev
+    rev=$("${e[@]}" put -w json collect_log_conf "$GOOD1" | python3 "$Q" 'd["header"]["revision"]')
+    # with_tls LINE...: agent.ini for that etcd, with these [etcd] lines.
+    with_tls() {
+        agent_ini "$d/agent.ini" "$d/agent-data" "127.0.0.1:$http"
+        sed -i "s|^endpoints = .*|endpoints = https://localhost:$port|" "$d/agent.ini"
+        printf '%s\n' "$@" | sed -i '/^\[etcd\]$/r /dev/stdin' "$d/agent.ini"
+    }
+    # The wrong CA: the error names the check and the setting; the agent keeps running.
+    with_tls "ca_file = $d/other.pem" "cert_file = $d/agent.pem" "key_file = $d/agent.key"
+    lc_spawn agent "$BIN_DIR/log-agent" -c "$d/agent.ini"
+    wait_until 15 "the CA error" grep -q 'TLS: its certificate is not signed by a CA this host trusts: set \[etcd\] ca_file' "$TEST_TMP/agent.log"
+    echo "ok: $(grep -o "etcd https://localhost:$port.*UnknownIssuer[^;]*" "$TEST_TMP/agent.log" | head -n 1)"
+    lc_alive agent || fail "the agent stopped on a TLS error"
+    lc_kill agent
+    # The right files: the configuration is read over TLS.
+    with_tls "ca_file = $d/ca.pem" "cert_file = $d/agent.pem" "key_file = $d/agent.key"
+    lc_spawn agent "$BIN_DIR/log-agent" -c "$d/agent.ini"
+    wait_until 15 "configuration applied over TLS" yields "$rev" metric "127.0.0.1:$http" logcollect_agent_config_revision
+    echo "ok: revision $rev applied over TLS with a client certificate"
+}
+
 GOOD1='[{"path":"/var/log/one.log","topic":"one"}]'
 GOOD2='[{"path":"/var/log/one.log","topic":"one"},{"path":"/var/log/two/*.log","topic":"two"}]'
 

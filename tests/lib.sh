@@ -83,6 +83,19 @@ has_more() { [ "$(grep -Ec -- "$2" "$3")" -gt "$1" ]; }
 # yields EXPECTED CMD...: CMD prints EXPECTED. For wait_until, which runs CMD anew each time
 # (a "$(...)" in wait_until's own arguments is expanded once, before it starts waiting).
 yields() { [ "$("${@:2}")" = "$1" ]; }
+# make_ca DIR NAME: a CA (DIR/NAME.pem, .key) made with openssl.
+make_ca() {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$2" \
+        -keyout "$1/$2.key" -out "$1/$2.pem" 2>/dev/null
+}
+
+# make_cert DIR NAME CA SAN: DIR/NAME.pem and .key, signed by CA, for SAN (e.g. DNS:localhost).
+make_cert() {
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$1/$2.key" -out "$1/$2.csr" 2>/dev/null
+    openssl x509 -req -in "$1/$2.csr" -CA "$1/$3.pem" -CAkey "$1/$3.key" -CAcreateserial -days 2 \
+        -extfile <(printf 'subjectAltName=%s' "$4") -out "$1/$2.pem" 2>/dev/null
+}
+
 # yields_match REGEX CMD...: what CMD prints matches REGEX (grep -E), for wait_until.
 yields_match() { "${@:2}" | grep -Eq -- "$1"; }
 

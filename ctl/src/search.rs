@@ -8,7 +8,8 @@ use std::time::Duration;
 use clap::Args;
 use logcollect::clock::{now_ms, parse_rfc3339_ms, rfc3339_ms};
 use logcollect::collect::{parse_es_config, EsConfig};
-use logcollect::store::{self, StoreSettings};
+use logcollect::store::StoreSettings;
+use logcollect::tls::TlsFiles;
 use logcollect::{Error, Result};
 use serde_json::{json, Value};
 
@@ -61,7 +62,7 @@ pub fn run(target: &Target, args: &SearchArgs, output: Output) -> Result<Outcome
             })
         }
     };
-    let store = Store::new(es, &target.store)?;
+    let store = Store::new(es, &target.store);
     let index = args
         .topic
         .as_ref()
@@ -170,14 +171,17 @@ fn print_hit(hit: &Value, output: Output) {
 struct Store {
     es: EsConfig,
     agent: ureq::Agent,
+    /// The TLS settings, to name the one to change when a certificate is refused.
+    tls: TlsFiles,
 }
 
 impl Store {
-    fn new(es: EsConfig, settings: &StoreSettings) -> Result<Store> {
-        Ok(Store {
+    fn new(es: EsConfig, settings: &StoreSettings) -> Store {
+        Store {
             es,
-            agent: settings.agent(None, Duration::from_secs(30))?,
-        })
+            agent: settings.agent(None, Duration::from_secs(30)),
+            tls: settings.tls.clone(),
+        }
     }
 
     /// The hits of a search of `index`; the first node that answers is used.
@@ -200,7 +204,7 @@ impl Store {
             let mut response = match request.send(body.to_string()) {
                 Ok(r) => r,
                 Err(e) => {
-                    last = Some(fail(store::describe(&e)));
+                    last = Some(fail(self.tls.describe(&e)));
                     continue;
                 }
             };

@@ -34,6 +34,7 @@ pub mod settings;
 pub mod shutdown;
 pub mod store;
 pub mod sync;
+pub mod tls;
 pub mod topic;
 
 pub use error::{Error, Result};

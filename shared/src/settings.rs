@@ -8,6 +8,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::tls::{TlsFiles, TlsKeys};
 use crate::{Error, Result};
 
 /// A parsed ini file that remembers its name for error messages.
@@ -120,7 +121,17 @@ pub struct EtcdSettings {
     pub username: Option<String>,
     /// Password for etcd authentication.
     pub password: Option<String>,
+    /// `ca_file`, `cert_file` and `key_file`, for `https://` endpoints.
+    pub tls: TlsFiles,
 }
+
+/// The names of `[etcd]`'s TLS settings (those of etcd's own flags).
+pub const ETCD_TLS_KEYS: TlsKeys = TlsKeys {
+    section: "etcd",
+    ca: "ca_file",
+    cert: "cert_file",
+    key: "key_file",
+};
 
 impl std::fmt::Debug for EtcdSettings {
     // The password never reaches a log line.
@@ -131,6 +142,7 @@ impl std::fmt::Debug for EtcdSettings {
             .field("poll_interval", &self.poll_interval)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("tls", &(&self.tls.ca_file, &self.tls.client_cert))
             .finish()
     }
 }
@@ -151,6 +163,7 @@ impl EtcdSettings {
             poll_interval: Duration::from_millis(DEFAULT_POLL_INTERVAL_MS),
             username: None,
             password: None,
+            tls: TlsFiles::none(ETCD_TLS_KEYS),
         }
     }
 
@@ -186,6 +199,7 @@ impl EtcdSettings {
             poll_interval: ini.millis_or(S, "poll_interval_ms", DEFAULT_POLL_INTERVAL_MS)?,
             username,
             password,
+            tls: TlsFiles::from_ini(ini, ETCD_TLS_KEYS)?,
         })
     }
 }

@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use logcollect::collect::EsConfig;
-use logcollect::store::{self, StoreSettings};
+use logcollect::store::StoreSettings;
 use logcollect::sync::lock;
+use logcollect::tls::TlsFiles;
 use logcollect::Error;
 use serde_json::Value;
 
@@ -66,6 +67,8 @@ pub trait Store: Send + 'static {
 #[derive(Clone)]
 pub struct EsClient {
     agent: ureq::Agent,
+    /// The TLS settings, to name the one to change when a certificate is refused.
+    tls: TlsFiles,
     nodes: Arc<Mutex<Nodes>>,
 }
 
@@ -79,11 +82,12 @@ struct Nodes {
 
 impl EsClient {
     /// A client that connects as `settings` say (TLS, client certificate).
-    pub fn new(settings: &StoreSettings) -> Result<EsClient, Error> {
-        Ok(EsClient {
-            agent: settings.agent(Some(Duration::from_secs(5)), REQUEST_TIMEOUT)?,
+    pub fn new(settings: &StoreSettings) -> EsClient {
+        EsClient {
+            agent: settings.agent(Some(Duration::from_secs(5)), REQUEST_TIMEOUT),
+            tls: settings.tls.clone(),
             nodes: Arc::default(),
-        })
+        }
     }
 
     /// The next node to use: round-robin over those not skipped; if all are skipped, the
@@ -178,17 +182,17 @@ impl EsClient {
     /// client certificate says so after the handshake, so a request with a body fails with a
     /// broken pipe while writing it: a bare GET then reads the server's alert.
     fn diagnose(&self, node: &str, error: &ureq::Error) -> String {
-        if let Some(tls) = store::tls_failure(error) {
-            return tls;
+        if let Some(refused) = self.tls.refused(error) {
+            return refused;
         }
         if node.starts_with("https://") {
             if let Err(probe) = self.agent.get(node).call() {
-                if let Some(tls) = store::tls_failure(&probe) {
-                    return tls;
+                if let Some(refused) = self.tls.refused(&probe) {
+                    return refused;
                 }
             }
         }
-        store::describe(error)
+        error.to_string()
     }
 }
 
@@ -332,7 +336,7 @@ mod tests {
         assert_eq!(es(None, None).authorization(), None);
 
         let conf = es(None, None);
-        let c = EsClient::new(&StoreSettings::default()).unwrap();
+        let c = EsClient::new(&StoreSettings::default());
         let twin = c.clone();
         assert_eq!(c.pick(&conf), "http://a:1");
         // Clones take turns with it, and skip what it found down.

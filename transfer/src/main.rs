@@ -109,7 +109,7 @@ fn run(path: &Path) -> Result<()> {
             shutdown_timeout: t.shutdown_timeout,
             metrics: metrics.clone(),
         },
-        EsClient::new(&settings.store)?,
+        EsClient::new(&settings.store),
     )?;
     let (drained_trigger, drained) = Shutdown::new();
     let (failed_tx, failed) = crossbeam_channel::unbounded();

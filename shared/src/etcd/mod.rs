@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 
 use crate::settings::EtcdSettings;
 use crate::sync::lock;
+use crate::tls::TlsFiles;
 use crate::{Error, Result};
 
 /// One key as read from etcd.
@@ -47,6 +48,8 @@ pub struct EtcdClient {
     stream_agent: ureq::Agent,
     credentials: Option<(String, String)>,
     token: Mutex<Option<String>>,
+    /// The TLS settings, to name the one to change when a certificate is refused.
+    tls: TlsFiles,
 }
 
 impl EtcdClient {
@@ -56,12 +59,14 @@ impl EtcdClient {
             .timeout_connect(Some(Duration::from_secs(2)))
             .timeout_global(Some(Duration::from_secs(5)))
             .http_status_as_error(false)
+            .tls_config(settings.tls.config())
             .build();
         let stream = ureq::Agent::config_builder()
             .timeout_connect(Some(Duration::from_secs(2)))
             .timeout_recv_response(Some(Duration::from_secs(5)))
             .timeout_recv_body(Some(watch::STREAM_LIFETIME))
             .http_status_as_error(false)
+            .tls_config(settings.tls.config())
             .build();
         EtcdClient {
             endpoints: settings.endpoints.clone(),
@@ -70,6 +75,7 @@ impl EtcdClient {
             stream_agent: stream.into(),
             credentials: settings.username.clone().zip(settings.password.clone()),
             token: Mutex::new(None),
+            tls: settings.tls.clone(),
         }
     }
 
@@ -278,7 +284,7 @@ impl EtcdClient {
         }
         let mut response = match request.send(body.to_string()) {
             Ok(r) => r,
-            Err(e) => return Ok(Err(fail(e.to_string()))),
+            Err(e) => return Ok(Err(fail(self.tls.describe(&e)))),
         };
         let status = response.status().as_u16();
         let text = match response.body_mut().read_to_string() {

@@ -136,7 +136,9 @@ impl EtcdClient {
             if self.credentials.is_some() {
                 request = request.header("Authorization", self.authenticate(base)?);
             }
-            let response = request.send(&body).map_err(|e| fail(e.to_string()))?;
+            let response = request
+                .send(&body)
+                .map_err(|e| fail(self.tls.describe(&e)))?;
             let status = response.status().as_u16();
             if status != 200 {
                 if status == 401 {
