@@ -65,17 +65,6 @@ test_records_of_another_producer_get_fallback_ids() {
     python3 "$CHECK_ES" fallback "$LC_ES_URL" 'foreign-*' foreign || fail "fallback document"
 }
 
-# make_ca DIR NAME: a CA (DIR/NAME.pem, .key) made with openssl.
-make_ca() {
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$2" \
-        -keyout "$1/$2.key" -out "$1/$2.pem" 2>/dev/null
-}
-# make_cert DIR NAME CA SAN: a certificate signed by CA, for SAN (e.g. DNS:localhost).
-make_cert() {
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$1/$2.key" -out "$1/$2.csr" 2>/dev/null
-    openssl x509 -req -in "$1/$2.csr" -CA "$1/$3.pem" -CAkey "$1/$3.key" -CAcreateserial -days 2 \
-        -extfile <(printf 'subjectAltName=%s' "$4") -out "$1/$2.pem" 2>/dev/null
-}
 # last_bulk_error: what the transfer's heartbeat says of its last failed request.
 last_bulk_error() {
     etcdctl --endpoints "$LC_ETCD_URL" get --print-value-only "logcollect/status/transfer/$HOST" |
@@ -231,6 +220,33 @@ test_a_dead_node_is_skipped_for_a_while() {
 }
 
 if [ "$LC_ES_ENGINE" = opensearch ]; then
+    # OpenSearch 2.19 has data streams (the stand-in has not).
+    test_a_data_stream_receives_exactly_the_lines() {
+        local stream=logs-nginx.access-prod
+        etcd_put collect_log_conf '[{"path":"/nonexistent/ds.log","topic":"ds","data_stream":{"dataset":"nginx.access","namespace":"prod"}}]'
+        es_config "$LC_ES_URL"
+        seq 1 500 | sed 's/^/seq=/' | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" ds
+        start_transfer
+        wait_until 60 "500 documents in the stream" es_count "$stream" 500
+        python3 "$CHECK_ES" seq "$LC_ES_URL" "$stream" 500
+        # A data stream, not an index of that name, with its fields on every document.
+        assert_eq "the stream" "[\"$stream\", \"@timestamp\", 1]" "$(curl -sf "$LC_ES_URL/_data_stream/$stream" |
+            python3 "$Q" '[(s["name"], s["timestamp_field"]["name"], len(s["indices"])) for s in d["data_streams"]][0]')"
+        assert_eq "data_stream fields" '[["logs", "nginx.access", "prod"]]' "$(curl -sf "$LC_ES_URL/$stream/_search?size=0" \
+            -H 'Content-Type: application/json' -d '{"aggs":{"f":{"multi_terms":{"terms":[{"field":"data_stream.type"},{"field":"data_stream.dataset"},{"field":"data_stream.namespace"}]}}}}' |
+            python3 "$Q" '[b["key"] for b in d["aggregations"]["f"]["buckets"]]')"
+        echo "ok: $stream is a data stream holding the 500 lines, data_stream.* set"
+        # Read again from the start by a new group: create answers 409 for each, which is
+        # success; the stream still holds each line once.
+        lc_kill transfer
+        transfer_ini "$TEST_TMP/again.ini" $((LC_FREE_PORT + 1)) 2 lc-test-again
+        start_transfer "$TEST_TMP/again.ini"
+        wait_until 60 "500 found already indexed" \
+            yields 500 metric "$TRANSFER" logcollect_transfer_documents_already_indexed_total
+        assert_eq "written again" 0 "$(metric "$TRANSFER" logcollect_transfer_documents_indexed_total)"
+        python3 "$CHECK_ES" seq "$LC_ES_URL" "$stream" 500
+    }
+
     test_opensearch_429_under_load_is_retried() {
         local d=$TEST_TMP/rejected
         collect_one rejected

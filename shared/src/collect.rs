@@ -45,6 +45,8 @@ pub struct CollectEntry {
     pub json: bool,
     /// Elasticsearch index for this entry, instead of the transfer's pattern.
     pub index: Option<String>,
+    /// The data stream its documents go to, instead of an index.
+    pub data_stream: Option<DataStream>,
     /// The processors: line filters at the agent, document processors at the transfer.
     pub processors: Pipeline,
 }
@@ -62,8 +64,65 @@ impl CollectEntry {
     }
 }
 
+/// A data stream as Elasticsearch names them: `logs-{dataset}-{namespace}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DataStream {
+    /// What the logs are, e.g. `nginx.access`.
+    pub dataset: String,
+    /// Which of them, e.g. `prod` (default `default`).
+    pub namespace: String,
+}
+
+impl DataStream {
+    /// The stream's name.
+    pub fn name(&self) -> String {
+        format!("logs-{}-{}", self.dataset, self.namespace)
+    }
+
+    fn parse(v: &Value) -> std::result::Result<DataStream, String> {
+        let Value::Object(obj) = v else {
+            return Err(format!("data_stream: expected an object, got {}", kind(v)));
+        };
+        const KEYS: [&str; 2] = ["dataset", "namespace"];
+        if let Some(key) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            return Err(format!("data_stream: {}", unknown_key(key, &KEYS)));
+        }
+        let part = |field: &str, default: Option<&str>| {
+            let value = match (optional_str(obj, field)?, default) {
+                (Some(v), _) => v,
+                (None, Some(d)) => d.to_string(),
+                (None, None) => return Err(format!("data_stream: missing {field}")),
+            };
+            check_stream_part(&value)
+                .map_err(|m| format!("data_stream: {field} {value:?}: {m}"))?;
+            Ok(value)
+        };
+        Ok(DataStream {
+            dataset: part("dataset", None)?,
+            namespace: part("namespace", Some("default"))?,
+        })
+    }
+}
+
+/// Elasticsearch's rules for a data stream's dataset and namespace: lowercase, none of
+/// `\ / * ? " < > | , # :`, space or `-`, at most 100 bytes.
+fn check_stream_part(part: &str) -> std::result::Result<(), String> {
+    if part.len() > 100 {
+        return Err(format!("{} bytes, at most 100", part.len()));
+    }
+    match part
+        .chars()
+        .find(|c| c.is_uppercase() || "\\/*?\"<>|,#: -".contains(*c))
+    {
+        Some(c) => Err(format!(
+            "invalid character {c:?} (lowercase, no - or spaces)"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The keys a collect entry may have.
-const ENTRY_KEYS: [&str; 8] = [
+const ENTRY_KEYS: [&str; 9] = [
     "path",
     "topic",
     "multiline_start",
@@ -71,6 +130,7 @@ const ENTRY_KEYS: [&str; 8] = [
     "start",
     "json",
     "index",
+    "data_stream",
     "processors",
 ];
 
@@ -147,6 +207,13 @@ fn parse_entry(item: &Value) -> std::result::Result<CollectEntry, String> {
         Some(v) => return Err(format!("json: expected true or false, got {v}")),
     };
     let index = optional_str(obj, "index")?;
+    let data_stream = match obj.get("data_stream") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(DataStream::parse(v)?),
+    };
+    if index.is_some() && data_stream.is_some() {
+        return Err("index and data_stream: give one, not both".into());
+    }
     let processors = match obj.get("processors") {
         None | Some(Value::Null) => Pipeline::default(),
         Some(v) => Pipeline::parse(v).map_err(|e| format!("({}): {e}", path.trim()))?,
@@ -159,6 +226,7 @@ fn parse_entry(item: &Value) -> std::result::Result<CollectEntry, String> {
         start,
         json,
         index,
+        data_stream,
         processors,
     })
 }
@@ -374,7 +442,23 @@ mod tests {
         );
         assert_eq!(
             err(r#"[{"path":"/a","topic":"t","owner":"ops"}]"#),
-            "etcd key \"collect_log_conf\": entry 0: unknown key \"owner\" (known: path, topic, multiline_start, multiline_timeout_ms, start, json, index, processors)"
+            "etcd key \"collect_log_conf\": entry 0: unknown key \"owner\" (known: path, topic, multiline_start, multiline_timeout_ms, start, json, index, data_stream, processors)"
+        );
+        assert_eq!(
+            err(r#"[{"path":"/a","topic":"t","data_stream":{"dataset":"Nginx-access"}}]"#),
+            "etcd key \"collect_log_conf\": entry 0: data_stream: dataset \"Nginx-access\": invalid character 'N' (lowercase, no - or spaces)"
+        );
+        assert_eq!(
+            err(r#"[{"path":"/a","topic":"t","data_stream":{"namespace":"prod"}}]"#),
+            "etcd key \"collect_log_conf\": entry 0: data_stream: missing dataset"
+        );
+        assert_eq!(
+            err(r#"[{"path":"/a","topic":"t","index":"x","data_stream":{"dataset":"a"}}]"#),
+            "etcd key \"collect_log_conf\": entry 0: index and data_stream: give one, not both"
+        );
+        assert_eq!(
+            err(r#"[{"path":"/a","topic":"t","data_stream":{"dataset":"a","namspace":"b"}}]"#),
+            "etcd key \"collect_log_conf\": entry 0: data_stream: unknown key \"namspace\" (did you mean \"namespace\"?)"
         );
         assert_eq!(
             err(r#"[{"path":"/a","topic":"t"},{"path":"/b","topic":"t"},

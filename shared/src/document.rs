@@ -16,8 +16,10 @@ use crate::pipeline::Failure;
 use crate::record::Origin;
 use crate::routing::Routing;
 
-/// Name of the index template the transfer installs.
+/// Name of the index template the transfer installs for its indices.
 pub const TEMPLATE: &str = "logcollect";
+/// Name of the index template the transfer installs for its data streams.
+pub const STREAM_TEMPLATE: &str = "logcollect-streams";
 
 /// The index template for the indices `patterns`: the types of the document's fields, so
 /// that `@timestamp` is a date and the origin fields are keywords for Discover's filters.
@@ -25,7 +27,25 @@ pub fn index_template(patterns: &[String]) -> Value {
     json!({
         "index_patterns": patterns,
         "priority": 200,
-        "template": { "mappings": { "properties": {
+        "template": { "mappings": mappings() },
+    })
+}
+
+/// The index template that declares the data streams `names` (exact names, so that on
+/// Elasticsearch 8 it wins over the built-in `logs-*-*` template for them only), with the
+/// same field types.
+pub fn stream_template(names: &[String]) -> Value {
+    json!({
+        "index_patterns": names,
+        "priority": 200,
+        "data_stream": {},
+        "template": { "mappings": mappings() },
+    })
+}
+
+/// The types of the document's fields.
+fn mappings() -> Value {
+    json!({ "properties": {
             "@timestamp": { "type": "date" },
             "message": { "type": "text" },
             "host": { "properties": { "name": { "type": "keyword" } } },
@@ -60,8 +80,12 @@ pub fn index_template(patterns: &[String]) -> Value {
             "user_agent": { "properties": { "original": { "type": "keyword" } } },
             "process": { "properties": { "name": { "type": "keyword" }, "pid": { "type": "long" } } },
             "service": { "properties": { "name": { "type": "keyword" } } },
-        } } },
-    })
+            "data_stream": { "properties": {
+                "type": { "type": "keyword" },
+                "dataset": { "type": "keyword" },
+                "namespace": { "type": "keyword" },
+            } },
+    } })
 }
 
 /// Where a record is in Kafka.
@@ -164,6 +188,12 @@ pub struct Rendered {
 pub fn render(routing: &Routing, record: Record<'_>, ingested_ms: i64) -> Rendered {
     let topic = record.pos.topic;
     let mut doc = base(record, ingested_ms, routing.decode_json(topic));
+    if let Some(stream) = routing.data_stream(topic) {
+        doc.insert(
+            "data_stream".into(),
+            json!({ "type": "logs", "dataset": stream.dataset, "namespace": stream.namespace }),
+        );
+    }
     let failures = match routing.pipeline(topic, record.origin.entry.as_deref()) {
         Some(p) => p.apply(&mut doc, record.read_ms),
         None => Vec::new(),

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::collect::CollectEntry;
+use crate::collect::{CollectEntry, DataStream};
 use crate::document;
 use crate::pipeline::Pipeline;
 
@@ -16,6 +16,7 @@ pub const DEFAULT_INDEX_PATTERN: &str = "{topic}-%Y.%m.%d";
 struct TopicRoute {
     json: bool,
     index: Option<String>,
+    data_stream: Option<DataStream>,
     /// Each entry's processors, by the entry's `path` (the record header `entry`).
     pipelines: Vec<(String, Pipeline)>,
 }
@@ -31,19 +32,22 @@ pub struct Routing {
 
 impl Routing {
     /// From the collect entries; `pattern` is `[transfer] index_pattern`. Several entries may
-    /// share a topic: JSON decoding is on if any asks for it; the first `index` given wins.
+    /// share a topic: JSON decoding is on if any asks for it; the first `index` or
+    /// `data_stream` given wins.
     pub fn new(entries: &[CollectEntry], pattern: &str) -> Routing {
         let mut routes: HashMap<String, TopicRoute> = HashMap::new();
         for e in entries {
             let r = routes.entry(e.topic.clone()).or_insert(TopicRoute {
                 json: false,
                 index: None,
+                data_stream: None,
                 pipelines: Vec::new(),
             });
             r.json |= e.json;
             r.pipelines.push((e.path.clone(), e.processors.clone()));
-            if r.index.is_none() {
+            if r.index.is_none() && r.data_stream.is_none() {
                 r.index = e.index.clone();
+                r.data_stream = e.data_stream.clone();
             }
         }
         let mut topics: Vec<String> = routes.keys().cloned().collect();
@@ -62,10 +66,30 @@ impl Routing {
             .unwrap_or(&self.pattern)
     }
 
-    /// The index of a record of `topic` at `timestamp_ms` (a topic not configured, e.g.
-    /// just removed, uses the default pattern).
+    /// The index (or data stream) of a record of `topic` at `timestamp_ms` (a topic not
+    /// configured, e.g. just removed, uses the default pattern).
     pub fn index(&self, topic: &str, timestamp_ms: i64) -> String {
-        document::index_name(self.pattern_of(topic), topic, timestamp_ms)
+        match self.data_stream(topic) {
+            Some(stream) => stream.name(),
+            None => document::index_name(self.pattern_of(topic), topic, timestamp_ms),
+        }
+    }
+
+    /// The data stream the documents of `topic` go to, if any.
+    pub fn data_stream(&self, topic: &str) -> Option<&DataStream> {
+        self.routes.get(topic)?.data_stream.as_ref()
+    }
+
+    /// The data streams this routing writes to, sorted, for their index template.
+    pub fn data_streams(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .topics
+            .iter()
+            .filter_map(|t| self.data_stream(t).map(DataStream::name))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// The processors for a record of `topic` from the collect entry `entry` (its header);
@@ -85,12 +109,13 @@ impl Routing {
         self.routes.get(topic).is_some_and(|r| r.json)
     }
 
-    /// Index patterns covering every index this routing writes to, for the index template:
-    /// each topic's index up to its first date field, then `*`.
+    /// Index patterns covering every index (not data stream) this routing writes to, for the
+    /// index template: each topic's index up to its first date field, then `*`.
     pub fn template_patterns(&self) -> Vec<String> {
         let mut patterns: Vec<String> = self
             .topics
             .iter()
+            .filter(|t| self.data_stream(t).is_none())
             .map(|t| {
                 let p = self.pattern_of(t).replace("{topic}", t);
                 let prefix = p.split('%').next().unwrap_or("");
@@ -123,5 +148,26 @@ mod tests {
         assert_eq!(r.index("app", 0), "app-logs");
         assert_eq!(r.index("gone", 0), "gone-1970.01.01");
         assert_eq!(r.template_patterns(), ["app-logs*", "web-*"]);
+        assert!(r.data_streams().is_empty());
+    }
+
+    #[test]
+    fn data_streams() {
+        let entries = parse_collect_conf(
+            "k",
+            br#"[{"path":"/a","topic":"web","data_stream":{"dataset":"nginx.access","namespace":"prod"}},
+                {"path":"/b","topic":"web","index":"ignored"},
+                {"path":"/c","topic":"app","data_stream":{"dataset":"app"}},
+                {"path":"/d","topic":"other"}]"#,
+        )
+        .unwrap();
+        let r = Routing::new(&entries, "{topic}-%Y.%m.%d");
+        assert_eq!(r.index("web", 0), "logs-nginx.access-prod");
+        assert_eq!(r.index("app", 0), "logs-app-default");
+        assert_eq!(
+            r.data_streams(),
+            ["logs-app-default", "logs-nginx.access-prod"]
+        );
+        assert_eq!(r.template_patterns(), ["other-*"]);
     }
 }

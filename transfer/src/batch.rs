@@ -29,7 +29,7 @@ use crate::dlq::DeadLetters;
 use crate::doc::{self, Chunk, Doc};
 use crate::metrics::Metrics;
 use crate::watched::Watched;
-use logcollect::document::{self, TEMPLATE};
+use logcollect::document::{self, STREAM_TEMPLATE, TEMPLATE};
 use logcollect::routing::Routing;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -340,26 +340,39 @@ impl<S: Store> Worker<S> {
         again
     }
 
-    /// Installs the index template when the topics or the Elasticsearch settings changed.
+    /// Installs the index templates (of the indices, of the data streams) when the topics
+    /// or the Elasticsearch settings changed.
     fn install_template(&mut self, es: &EsConfig) {
         let versions = (self.shared.routing.version(), self.shared.es.version());
         if self.template_for == Some(versions) {
             return;
         }
-        let patterns = self.shared.routing.get().template_patterns();
-        if patterns.is_empty() {
-            return;
-        }
-        let template = document::index_template(&patterns);
-        match self.client.put_template(es, TEMPLATE, &template) {
-            Ok(()) => {
-                log::info!("batch: index template {TEMPLATE:?} installed for {patterns:?}");
-                self.template_for = Some(versions);
-            }
-            Err(e) => log::warn!(
-                "batch: index template not installed: {e}; trying again with the next request"
+        let routing = self.shared.routing.get();
+        let templates = [
+            (
+                TEMPLATE,
+                routing.template_patterns(),
+                document::index_template as fn(&[String]) -> _,
             ),
+            (
+                STREAM_TEMPLATE,
+                routing.data_streams(),
+                document::stream_template,
+            ),
+        ];
+        for (name, patterns, template) in templates {
+            if patterns.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.client.put_template(es, name, &template(&patterns)) {
+                log::warn!(
+                    "batch: index template {name:?} not installed: {e}; trying again with the next request"
+                );
+                return;
+            }
+            log::info!("batch: index template {name:?} installed for {patterns:?}");
         }
+        self.template_for = Some(versions);
     }
 
     /// Waits before attempt number `attempt` (jittered exponential backoff). Returns false
