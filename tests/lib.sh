@@ -117,14 +117,17 @@ TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/lc-$(basename "$0" .sh)${LC_ENGINE_SET:+-$
 RESULTS=${LC_RESULTS:-$TEST_TMP/results}
 declare -A LC_PIDS=()
 
-# A block of 40 free ports for this file.
+# A block of 40 free ports for this file, below the ephemeral range (32768 up here): a port
+# the kernel gave an outgoing connection as its source cannot be listened on, and a block in
+# that range failed a CI run ("Address already in use" for a daemon's /metrics).
 pick_ports() {
-    local base i busy
+    local base i busy low
+    low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
     for _ in $(seq 1 50); do
-        base=$((20000 + (RANDOM % 1000) * 40))
+        base=$((10000 + (RANDOM % ((low - 10040) / 40)) * 40))
         busy=0
         for i in $(seq 0 39); do
-            if ss -Htln "sport = :$((base + i))" | grep -q .; then busy=1; break; fi
+            if ss -Htan "sport = :$((base + i))" | grep -q .; then busy=1; break; fi
         done
         [ $busy = 0 ] && { echo "$base"; return; }
     done
