@@ -24,6 +24,9 @@
 #   LC_OPENSEARCH_WRITE_QUEUE  if set: one write thread and this queue size, so that
 #                  OpenSearch answers 429 under concurrent load
 #   LC_START_TIMEOUT  seconds to wait for a service to answer    [30]
+#   LC_KAFKA_REBALANCE_DELAY_MS  Apache Kafka's group.initial.rebalance.delay.ms: how long a
+#                  new group waits for more members before its first assignment [0: at once,
+#                  for the tests; Kafka's own default is 3000]
 #
 # Idempotent: install skips what is there; start skips what runs. stop stops only the
 # processes whose PIDs this script recorded in LC_RUN.
@@ -256,7 +259,7 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
+group.initial.rebalance.delay.ms=${LC_KAFKA_REBALANCE_DELAY_MS:-0}
 log.segment.bytes=16777216
 log.retention.hours=24
 PROPS
