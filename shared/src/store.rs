@@ -125,10 +125,11 @@ mod tests {
             e.to_string(),
             "transfer.ini: [elasticsearch] verification: \"none\": only \"full\" (certificate and host name) is supported"
         );
-        let e = settings("[elasticsearch]\nclient_cert = /x.pem\n").unwrap_err();
+        // The TLS files' own rules are tested in tls.rs; here, that they name this section.
+        let e = settings("[elasticsearch]\nclient_key = /x.key\n").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "transfer.ini: [elasticsearch] client_key: client_cert needs client_key"
+            "transfer.ini: [elasticsearch] client_cert: client_key needs client_cert"
         );
     }
 
