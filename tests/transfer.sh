@@ -83,25 +83,27 @@ test_https_store_with_a_private_ca_and_a_client_certificate() {
     seq 1 300 | sed 's/^/seq=/' | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" tls
     # A TLS proxy in front of the store, asking for a client certificate signed by the CA.
     lc_spawn tlsproxy python3 "$REPO/tests/tcp_relay.py" "$port" "$LC_ES_PORT" "$d/store.pem" "$d/store.key" "$d/ca.pem"
-    # with_store_settings LINE...: the transfer's ini with these [elasticsearch] lines.
+    # with_store_settings GROUP LINE...: the transfer's ini with these [elasticsearch] lines,
+    # in a consumer group of its own: a new transfer is assigned the partitions at once, not
+    # after the stopped one's rebalance (Tansu kept a new member waiting for it at times).
     with_store_settings() {
-        cp "$TEST_TMP/transfer.ini" "$d/transfer.ini"
-        printf '%s\n' "[elasticsearch]" "$@" >>"$d/transfer.ini"
+        transfer_ini "$d/transfer.ini" $((LC_FREE_PORT + 1)) 2 "tls-$1"
+        printf '%s\n' "[elasticsearch]" "${@:2}" >>"$d/transfer.ini"
     }
     # The wrong CA: the error says which check failed and which setting governs it.
-    with_store_settings "ca_file = $d/other.pem"
+    with_store_settings 1 "ca_file = $d/other.pem"
     start_transfer "$d/transfer.ini"
     wait_until 30 "an error about the CA" yields_match 'not signed by a CA this host trusts: set \[elasticsearch\] ca_file' last_bulk_error
     echo "ok: wrong CA: $(last_bulk_error | cut -c1-160)..."
     lc_kill transfer
     # The right CA, but no client certificate.
-    with_store_settings "ca_file = $d/ca.pem"
+    with_store_settings 2 "ca_file = $d/ca.pem"
     start_transfer "$d/transfer.ini"
     wait_until 30 "an error about the client certificate" yields_match 'asks for a client certificate' last_bulk_error
     echo "ok: no client certificate: $(last_bulk_error | cut -c1-120)..."
     lc_kill transfer
     # Both: every record indexed once; nothing was lost meanwhile.
-    with_store_settings "ca_file = $d/ca.pem" "client_cert = $d/client.pem" "client_key = $d/client.key"
+    with_store_settings 3 "ca_file = $d/ca.pem" "client_cert = $d/client.pem" "client_key = $d/client.key"
     start_transfer "$d/transfer.ini"
     wait_until 60 "300 documents" es_count 'tls-*' 300
     python3 "$CHECK_ES" seq "$LC_ES_URL" 'tls-*' 300

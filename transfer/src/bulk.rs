@@ -109,6 +109,26 @@ impl EsClient {
             .map_or("", String::as_str)
     }
 
+    /// What went wrong with a request to `node`. Under TLS 1.3 a server that refuses our
+    /// client certificate says so after the handshake, so a request with a body fails with a
+    /// broken pipe while writing it: a bare GET then reads the server's alert. (Not after a
+    /// timeout or a refused connection: the GET would only wait the same way.)
+    fn diagnose(&self, node: &str, error: &ureq::Error) -> String {
+        if let Some(refused) = self.tls.refused(error) {
+            return refused;
+        }
+        let text = error.to_string();
+        let cut_off = text.contains("Broken pipe") || text.contains("Connection reset");
+        if node.starts_with("https://") && cut_off {
+            if let Err(probe) = self.agent.get(node).call() {
+                if let Some(refused) = self.tls.refused(&probe) {
+                    return refused;
+                }
+            }
+        }
+        text
+    }
+
     /// Skips `node` for a while.
     fn mark_down(&self, node: &str) {
         lock(&self.nodes)
@@ -174,25 +194,6 @@ impl EsClient {
                 Err(failed(self.diagnose(&base, &e)))
             }
         }
-    }
-}
-
-impl EsClient {
-    /// What went wrong with a request to `node`. Under TLS 1.3 a server that refuses our
-    /// client certificate says so after the handshake, so a request with a body fails with a
-    /// broken pipe while writing it: a bare GET then reads the server's alert.
-    fn diagnose(&self, node: &str, error: &ureq::Error) -> String {
-        if let Some(refused) = self.tls.refused(error) {
-            return refused;
-        }
-        if node.starts_with("https://") {
-            if let Err(probe) = self.agent.get(node).call() {
-                if let Some(refused) = self.tls.refused(&probe) {
-                    return refused;
-                }
-            }
-        }
-        error.to_string()
     }
 }
 
