@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{Map, Value};
 
+use crate::document::FORBIDDEN_IN_NAMES;
 use crate::pipeline::Pipeline;
 use crate::settings::check_url;
 use crate::{Error, Result};
@@ -105,14 +106,14 @@ impl DataStream {
 }
 
 /// Elasticsearch's rules for a data stream's dataset and namespace: lowercase, none of
-/// `\ / * ? " < > | , # :`, space or `-`, at most 100 bytes.
+/// [`FORBIDDEN_IN_NAMES`], no `-`, at most 100 bytes.
 fn check_stream_part(part: &str) -> std::result::Result<(), String> {
     if part.len() > 100 {
         return Err(format!("{} bytes, at most 100", part.len()));
     }
     match part
         .chars()
-        .find(|c| c.is_uppercase() || "\\/*?\"<>|,#: -".contains(*c))
+        .find(|c| c.is_uppercase() || *c == '-' || FORBIDDEN_IN_NAMES.contains(*c))
     {
         Some(c) => Err(format!(
             "invalid character {c:?} (lowercase, no - or spaces)"

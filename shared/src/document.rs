@@ -137,13 +137,22 @@ fn format_index_name(pattern: &str, topic: &str, timestamp_ms: i64) -> String {
     sanitize_index(&name)
 }
 
-/// Lowercase; `\ / * ? " < > | , #`, space and `:` become `_`; no leading `-`, `_`, `+`;
-/// not `.` or `..`; at most 255 bytes.
+/// Characters Elasticsearch refuses in an index or data stream name.
+pub const FORBIDDEN_IN_NAMES: &str = "\\/*?\"<>|,# :";
+
+/// Lowercase; [`FORBIDDEN_IN_NAMES`] (`\ / * ? " < > | , #`, space, `:`) become `_`; no
+/// leading `-`, `_`, `+`; not `.` or `..`; at most 255 bytes.
 pub fn sanitize_index(name: &str) -> String {
     let mut s: String = name
         .to_lowercase()
         .chars()
-        .map(|c| if "\\/*?\"<>|,# :".contains(c) { '_' } else { c })
+        .map(|c| {
+            if FORBIDDEN_IN_NAMES.contains(c) {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     while s.starts_with(['-', '_', '+']) {
         s.remove(0);
