@@ -20,7 +20,6 @@ named_agent() {
     printf '[fleet]\nname = %s\n' "$1" >>"$TEST_TMP/$1.ini"
     lc_spawn "$1" "$BIN_DIR/log-agent" -c "$TEST_TMP/$1.ini"
 }
-status_of() { "${E[@]}" get --print-value-only "logcollect/status/$1"; }
 has_status() { [ -n "$(status_of "$1")" ]; }
 no_status() { [ -z "$(status_of "$1")" ]; }
 fleet_json() { "$LOGCTL" --endpoints "$LC_ETCD_URL" status -o json; }

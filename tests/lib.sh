@@ -242,6 +242,8 @@ wait_applied() { wait_until 10 "entry $2 applied" grep -q "$TEST_TMP/$2/app.log 
 
 etcd_put() { etcdctl --endpoints "$LC_ETCD_URL" put "$1" "$2" >/dev/null; }
 etcd_del() { etcdctl --endpoints "$LC_ETCD_URL" del "$1" >/dev/null; }
+# status_of KIND/NAME: a daemon's status value in etcd (its heartbeat), empty if none.
+status_of() { etcdctl --endpoints "$LC_ETCD_URL" get --print-value-only "logcollect/status/$1"; }
 
 # Runs every test_* function defined by the file, in order (only those whose name contains
 # $LC_ONLY, if set); prints one line per test and

@@ -67,8 +67,7 @@ test_records_of_another_producer_get_fallback_ids() {
 
 # last_bulk_error: what the transfer's heartbeat says of its last failed request.
 last_bulk_error() {
-    etcdctl --endpoints "$LC_ETCD_URL" get --print-value-only "logcollect/status/transfer/$HOST" |
-        python3 "$Q" 'd.get("last_bulk_error") or ""'
+    status_of "transfer/$HOST" | python3 "$Q" 'd.get("last_bulk_error") or ""'
 }
 
 test_https_store_with_a_private_ca_and_a_client_certificate() {
