@@ -27,6 +27,8 @@
 #   LC_KAFKA_REBALANCE_DELAY_MS  Apache Kafka's group.initial.rebalance.delay.ms: how long a
 #                  new group waits for more members before its first assignment [0: at once,
 #                  for the tests; Kafka's own default is 3000]
+#   LC_KAFKA_PROPERTIES  a file of Apache Kafka broker settings added after this script's
+#                  own, which they override (a test's TLS and SASL listeners)
 #
 # Idempotent: install skips what is there; start skips what runs. stop stops only the
 # processes whose PIDs this script recorded in LC_RUN.
@@ -263,6 +265,7 @@ group.initial.rebalance.delay.ms=${LC_KAFKA_REBALANCE_DELAY_MS:-0}
 log.segment.bytes=16777216
 log.retention.hours=24
 PROPS
+    [ -z "${LC_KAFKA_PROPERTIES:-}" ] || cat "$LC_KAFKA_PROPERTIES" >>"$dir/server.properties"
     cat >"$dir/log4j2.properties" <<PROPS
 rootLogger.level=WARN
 rootLogger.appenderRef.stdout.ref=STDOUT

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use logcollect::kafka;
 use logcollect::sync::lock;
 use logcollect::{Error, Result};
 use rdkafka::config::ClientConfig;
@@ -95,7 +96,10 @@ impl ClientContext for Context {
             .as_ref()
             .is_some_and(|(r, at)| r == reason && at.elapsed() < Duration::from_secs(30));
         if !repeat {
-            log::error!("kafka: {reason} ({error}); retrying, the files hold the data meanwhile");
+            log::error!(
+                "kafka: {} ({error}); retrying, the files hold the data meanwhile",
+                kafka::describe(reason)
+            );
             *last = Some((reason.to_string(), Instant::now()));
         }
     }

@@ -56,8 +56,7 @@ fn main() -> ExitCode {
 
 fn run(path: &Path) -> Result<()> {
     logcollect::allocator::tune();
-    let settings = Settings::load(path)?;
-    logging::init(settings.log.level);
+    let settings = Settings::from_ini(&logging::start(path)?)?;
     let (_, shutdown) = Shutdown::on_signals()?;
     let data_dir = &settings.agent.data_dir;
     std::fs::create_dir_all(data_dir)
@@ -69,11 +68,12 @@ fn run(path: &Path) -> Result<()> {
     let key = host::expand_key(&settings.etcd.key, &hostname, &ip);
     let mut source = ConfigSource::new(key, data_dir);
     log::info!(
-        "log-agent {} starting on {hostname}: etcd {:?}, keys {:?}, kafka {}",
+        "log-agent {} starting on {hostname}: etcd {:?}, keys {:?}, kafka {} ({})",
         env!("CARGO_PKG_VERSION"),
         settings.etcd.endpoints,
         source.keys(),
-        settings.kafka.brokers
+        settings.kafka.brokers,
+        settings.kafka.protocol.name()
     );
 
     let registry = Arc::new(Mutex::new(Registry::load(data_dir)?));
@@ -85,7 +85,7 @@ fn run(path: &Path) -> Result<()> {
     let (batches_tx, batches) = crossbeam_channel::bounded(BATCH_QUEUE);
     let producer = producer::spawn(
         producer::Settings {
-            brokers: settings.kafka.brokers.clone(),
+            kafka: settings.kafka.clone(),
             max_line_bytes: settings.agent.max_line_bytes,
             shutdown_timeout: settings.agent.shutdown_timeout,
             host: hostname.clone(),

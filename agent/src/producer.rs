@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use logcollect::clock::now_ms;
+use logcollect::kafka::KafkaSettings;
 use logcollect::record::{self, LineHeaders};
 use logcollect::shutdown::Shutdown;
 use logcollect::sync::{self, lock};
@@ -33,8 +34,8 @@ use crate::tail::{Batch, Source};
 
 /// What the producer needs from the ini file.
 pub struct Settings {
-    /// `bootstrap.servers`.
-    pub brokers: String,
+    /// The brokers, and how to reach them.
+    pub kafka: KafkaSettings,
     /// Longest line; Kafka's message size limit is set above it.
     pub max_line_bytes: usize,
     /// How long a stop waits for acknowledgements.
@@ -54,7 +55,7 @@ pub fn spawn(
 ) -> Result<JoinHandle<()>> {
     let max_message = (settings.max_line_bytes + 64 * 1024).max(1_000_000);
     let client_id = format!("log-agent@{}", settings.host);
-    let config = record::line_producer(&settings.brokers, &client_id, max_message);
+    let config = record::line_producer(&settings.kafka, &client_id, max_message);
     let mut producer = ProducerThread::new(
         config,
         batches,

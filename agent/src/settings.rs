@@ -1,9 +1,10 @@
 //! The agent's ini file: `[etcd]`, `[kafka]`, `[log]` (shared) and `[agent]`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use logcollect::settings::{EtcdSettings, FleetSettings, IniFile, KafkaSettings, LogSettings};
+use logcollect::kafka::KafkaSettings;
+use logcollect::settings::{EtcdSettings, FleetSettings, IniFile};
 use logcollect::Result;
 
 /// Everything the agent reads from its ini file.
@@ -13,8 +14,6 @@ pub struct Settings {
     pub etcd: EtcdSettings,
     /// `[kafka]`.
     pub kafka: KafkaSettings,
-    /// `[log]`.
-    pub log: LogSettings,
     /// `[fleet]`.
     pub fleet: FleetSettings,
     /// `[agent]`.
@@ -35,9 +34,8 @@ pub struct AgentSettings {
 }
 
 impl Settings {
-    /// Reads and validates the ini file at `path`.
-    pub fn load(path: &Path) -> Result<Settings> {
-        let ini = IniFile::load(path)?;
+    /// Reads and validates a parsed ini file (`[log]` aside: see `logging::start`).
+    pub fn from_ini(ini: &IniFile) -> Result<Settings> {
         const S: &str = "agent";
         let max_line_bytes: usize = ini.parse_or(S, "max_line_bytes", 1024 * 1024)?;
         if max_line_bytes < 64 {
@@ -55,10 +53,9 @@ impl Settings {
                 .map_err(|e| ini.error(S, "http_listen", format!("{addr:?}: {e}")))?;
         }
         Ok(Settings {
-            etcd: EtcdSettings::from_ini(&ini)?,
-            kafka: KafkaSettings::from_ini(&ini)?,
-            log: LogSettings::from_ini(&ini)?,
-            fleet: FleetSettings::from_ini(&ini)?,
+            etcd: EtcdSettings::from_ini(ini)?,
+            kafka: KafkaSettings::from_ini(ini)?,
+            fleet: FleetSettings::from_ini(ini)?,
             agent,
         })
     }

@@ -128,7 +128,7 @@ pub fn run(target: &Target, command: DlqCommand, output: Output) -> Result<Outco
             for l in &letters {
                 let source = l.header(DLQ_SOURCE);
                 let topic = dlq_source_topic(&source).ok_or_else(|| Error::Kafka {
-                    brokers: target.brokers.clone(),
+                    brokers: target.kafka.brokers.clone(),
                     msg: format!(
                         "record {}:{} has no valid {DLQ_SOURCE} header ({source:?}): its topic is unknown",
                         l.partition, l.offset
@@ -150,7 +150,7 @@ pub fn run(target: &Target, command: DlqCommand, output: Output) -> Result<Outco
                     value: &l.value,
                 });
             }
-            Writer::new(&target.brokers, "logctl-replay")?.write_all(&records)?;
+            Writer::new(&target.kafka, "logctl-replay")?.write_all(&records)?;
             for (l, r) in letters.iter().zip(&records) {
                 println!("replayed {}:{} to {}", l.partition, l.offset, r.topic);
             }
@@ -167,7 +167,7 @@ fn read(target: &Target, topic: &str) -> Result<Vec<Letter>> {
         dlq_topic(topic)
     };
     let mut letters = Vec::new();
-    read_to_end(&target.brokers, &dlq, 0, Duration::from_secs(15), |m| {
+    read_to_end(&target.kafka, &dlq, 0, Duration::from_secs(15), |m| {
         letters.push(Letter {
             partition: m.partition(),
             offset: m.offset(),

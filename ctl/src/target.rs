@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use logcollect::etcd::EtcdClient;
+use logcollect::kafka::KafkaSettings;
 use logcollect::routing::DEFAULT_INDEX_PATTERN;
 use logcollect::settings::{check_url, EtcdSettings, IniFile, DEFAULT_COLLECT_KEY};
 use logcollect::store::StoreSettings;
@@ -19,8 +20,8 @@ pub struct Target {
     pub key_template: String,
     /// `[etcd] es_key`.
     pub es_key: String,
-    /// Kafka bootstrap servers.
-    pub brokers: String,
+    /// `[kafka]`: the brokers, and how to reach them.
+    pub kafka: KafkaSettings,
     /// `[transfer] index_pattern`.
     pub index_pattern: String,
     /// `[elasticsearch]`: TLS and secrets for the store.
@@ -54,10 +55,7 @@ impl Target {
         Ok(Target {
             key_template: etcd.key.clone(),
             es_key: from_ini("etcd", "es_key", "elasticsearch_config"),
-            brokers: global
-                .brokers
-                .clone()
-                .unwrap_or_else(|| from_ini("kafka", "brokers", "127.0.0.1:9092")),
+            kafka: kafka_settings(ini.as_ref(), global.brokers.as_deref())?,
             index_pattern: from_ini("transfer", "index_pattern", DEFAULT_INDEX_PATTERN),
             store: ini
                 .as_ref()
@@ -82,4 +80,17 @@ impl Target {
             format!("collect_log_{host}")
         }
     }
+}
+
+/// The ini's `[kafka]` if it names brokers (a plaintext 127.0.0.1:9092 otherwise), with
+/// `--brokers` in place of its brokers.
+fn kafka_settings(ini: Option<&IniFile>, brokers: Option<&str>) -> Result<KafkaSettings> {
+    let mut kafka = match ini {
+        Some(ini) if ini.optional("kafka", "brokers").is_some() => KafkaSettings::from_ini(ini)?,
+        _ => KafkaSettings::plaintext("127.0.0.1:9092"),
+    };
+    if let Some(brokers) = brokers {
+        kafka.brokers = brokers.to_string();
+    }
+    Ok(kafka)
 }

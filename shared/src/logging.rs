@@ -1,6 +1,19 @@
 //! Logging set-up: env_logger to stderr; `RUST_LOG` wins over the ini `[log] level`.
 
-/// Initialises the global logger. Call once, first thing after reading the ini file.
+use std::path::Path;
+
+use crate::settings::{IniFile, LogSettings};
+use crate::Result;
+
+/// Reads the daemon's ini file and starts logging at its `[log] level`, before the other
+/// sections are read: what reading them warns about (a secret file others may read) is logged.
+pub fn start(path: &Path) -> Result<IniFile> {
+    let ini = IniFile::load(path)?;
+    init(LogSettings::from_ini(&ini)?.level);
+    Ok(ini)
+}
+
+/// Initialises the global logger at `level`.
 pub fn init(level: log::LevelFilter) {
     let mut builder = env_logger::Builder::new();
     builder.filter_level(level);

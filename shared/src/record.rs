@@ -5,6 +5,8 @@
 
 use rdkafka::config::ClientConfig;
 
+use crate::kafka::KafkaSettings;
+
 /// Header: the host name of the agent that read the line.
 pub const HOST: &str = "host";
 /// Header: the path the file was tailed under.
@@ -52,10 +54,9 @@ pub fn key(host: &str, path: &str) -> Vec<u8> {
 
 /// The settings of the agent's producer, `client.id` and the largest record aside: what
 /// `lc-bare produce`, the benchmark's reference, uses too.
-pub fn line_producer(brokers: &str, client_id: &str, max_message: usize) -> ClientConfig {
-    let mut config = ClientConfig::new();
+pub fn line_producer(kafka: &KafkaSettings, client_id: &str, max_message: usize) -> ClientConfig {
+    let mut config = kafka.client();
     config
-        .set("bootstrap.servers", brokers)
         .set("client.id", client_id)
         .set("acks", "all")
         .set("enable.idempotence", "true")
@@ -73,10 +74,9 @@ pub fn line_producer(brokers: &str, client_id: &str, max_message: usize) -> Clie
 
 /// The consumer settings the transfer reads records with (and the bench's bare consumer, so
 /// that the two compare): group `group_id`, offsets committed by hand, from the earliest.
-pub fn line_consumer(brokers: &str, group_id: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
+pub fn line_consumer(kafka: &KafkaSettings, group_id: &str) -> ClientConfig {
+    let mut config = kafka.client();
     config
-        .set("bootstrap.servers", brokers)
         .set("group.id", group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")

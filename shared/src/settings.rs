@@ -2,7 +2,7 @@
 //!
 //! [`IniFile`] wraps rust-ini with typed getters whose errors name the file, section and key
 //! (`agent.ini: [kafka] brokers: empty`). The sections both daemons share are typed here
-//! ([`EtcdSettings`], [`KafkaSettings`], [`LogSettings`]); each daemon types its own section.
+//! ([`EtcdSettings`], [`LogSettings`]; `[kafka]` in [`crate::kafka`]); each daemon types its own section.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -225,34 +225,6 @@ pub fn check_url(url: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Section `[kafka]`, the part both daemons share.
-#[derive(Debug, Clone)]
-pub struct KafkaSettings {
-    /// `host:port` list, as librdkafka's `bootstrap.servers`.
-    pub brokers: String,
-}
-
-impl KafkaSettings {
-    /// Reads `[kafka] brokers`.
-    pub fn from_ini(ini: &IniFile) -> Result<KafkaSettings> {
-        let brokers = ini.list("kafka", "brokers");
-        if brokers.is_empty() {
-            return Err(ini.error("kafka", "brokers", "empty"));
-        }
-        for b in &brokers {
-            let ok = b
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-            if !ok {
-                return Err(ini.error("kafka", "brokers", format!("{b:?} is not host:port")));
-            }
-        }
-        Ok(KafkaSettings {
-            brokers: brokers.join(","),
-        })
-    }
-}
-
 /// Section `[log]`.
 #[derive(Debug, Clone)]
 pub struct LogSettings {
@@ -350,19 +322,6 @@ mod tests {
         ))
         .unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn kafka_brokers() {
-        let k = KafkaSettings::from_ini(&ini("[kafka]\nbrokers = a:9092, b:9093\n")).unwrap();
-        assert_eq!(k.brokers, "a:9092,b:9093");
-        let e = KafkaSettings::from_ini(&ini("[kafka]\nbrokers =\n")).unwrap_err();
-        assert_eq!(e.to_string(), "agent.ini: [kafka] brokers: empty");
-        let e = KafkaSettings::from_ini(&ini("[kafka]\nbrokers = a\n")).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "agent.ini: [kafka] brokers: \"a\" is not host:port"
-        );
     }
 
     #[test]

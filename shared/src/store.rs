@@ -5,12 +5,13 @@
 //! what is per host stays in the ini: the CA that signed the store's certificate, a client
 //! certificate, and secrets kept in files rather than in etcd.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::collect::EsConfig;
+use crate::secret;
 use crate::settings::IniFile;
-use crate::tls::{self, TlsFiles, TlsKeys};
+use crate::tls::{TlsFiles, TlsKeys};
 use crate::Result;
 
 const SECTION: &str = "elasticsearch";
@@ -92,21 +93,9 @@ impl StoreSettings {
     }
 
     fn secrets(&self) -> Result<(Option<String>, Option<String>)> {
-        let read = |path: &Option<PathBuf>| path.as_deref().map(secret_file).transpose();
+        let read = |path: &Option<PathBuf>| path.as_deref().map(secret::read_line).transpose();
         Ok((read(&self.password_file)?, read(&self.api_key_file)?))
     }
-}
-
-/// A secret kept in a file: its first line. A file others may read is warned about.
-fn secret_file(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| crate::Error::io(path, "cannot read the secret", &e))?;
-    tls::warn_if_readable_by_others(path);
-    let secret = text.lines().next().unwrap_or_default().trim().to_string();
-    if secret.is_empty() {
-        return Err(tls::file_error(path, "the secret file is empty"));
-    }
-    Ok(secret)
 }
 
 #[cfg(test)]

@@ -132,24 +132,10 @@ impl TlsFiles {
 }
 
 /// An error about the file at `path`.
-pub(crate) fn file_error(path: &Path, msg: impl Into<String>) -> Error {
+fn file_error(path: &Path, msg: impl Into<String>) -> Error {
     Error::Io {
         path: path.to_path_buf(),
         msg: msg.into(),
-    }
-}
-
-/// Warns if every user may read `path`, which holds a secret.
-#[cfg(unix)]
-pub(crate) fn warn_if_readable_by_others(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o004 != 0 {
-            log::warn!(
-                "{}: holds a secret and every user can read it (chmod o-r)",
-                path.display()
-            );
-        }
     }
 }
 
@@ -177,7 +163,7 @@ fn certificates(path: &Path) -> Result<Vec<Certificate<'static>>> {
 /// The private key of a PEM file.
 fn private_key(path: &Path) -> Result<PrivateKey<'static>> {
     let pem = read_pem(path)?;
-    warn_if_readable_by_others(path);
+    crate::secret::warn_if_readable_by_others(path);
     PrivateKey::from_pem(&pem).map_err(|e| file_error(path, format!("no private key in it: {e}")))
 }
 

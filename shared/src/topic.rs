@@ -8,31 +8,31 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use crate::kafka::KafkaSettings;
 use crate::{Error, Result};
 
-/// Reads `topic` at `brokers` from the start of every partition until at least `min` records
+/// Reads `topic` at `kafka`'s brokers from the start of every partition until at least `min` records
 /// arrived and every partition is read to its high watermark; calls `each` for every record.
 /// Fails if the topic does not exist within `timeout`, or the records do not arrive within it.
 pub fn read_to_end(
-    brokers: &str,
+    kafka: &KafkaSettings,
     topic: &str,
     min: usize,
     timeout: Duration,
     mut each: impl FnMut(&BorrowedMessage<'_>) -> Result<()>,
 ) -> Result<usize> {
     let fail = |msg: String| Error::Kafka {
-        brokers: brokers.to_string(),
+        brokers: kafka.brokers.clone(),
         msg,
     };
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let consumer: BaseConsumer = kafka
+        .client()
         .set("group.id", "logcollect-reader-unused")
         .set("enable.auto.commit", "false")
         .create()
@@ -123,7 +123,11 @@ struct Deliveries {
     failed: AtomicU64,
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    fn error(&self, error: KafkaError, reason: &str) {
+        log::error!("kafka: {} ({error})", crate::kafka::describe(reason));
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
@@ -143,21 +147,21 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// A writer for `brokers`; `client_id` names it in the brokers' logs.
-    pub fn new(brokers: &str, client_id: &str) -> Result<Writer> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
+    /// A writer for `kafka`'s brokers; `client_id` names it in the brokers' logs.
+    pub fn new(kafka: &KafkaSettings, client_id: &str) -> Result<Writer> {
+        let producer = kafka
+            .client()
             .set("client.id", client_id)
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .create_with_context(Deliveries::default())
             .map_err(|e| Error::Kafka {
-                brokers: brokers.into(),
+                brokers: kafka.brokers.clone(),
                 msg: format!("cannot create the producer {client_id}: {e}"),
             })?;
         Ok(Writer {
             producer,
-            brokers: brokers.into(),
+            brokers: kafka.brokers.clone(),
         })
     }
 

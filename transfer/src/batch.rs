@@ -530,7 +530,8 @@ mod tests {
             docs: rx,
             es: Arc::new(Watched::new(Some(es))),
             routing: Arc::new(Watched::new(Routing::new(&[], "{topic}"))),
-            dead_letters: DeadLetters::new(&servers).unwrap(),
+            dead_letters: DeadLetters::new(&logcollect::kafka::KafkaSettings::plaintext(&servers))
+                .unwrap(),
             max_docs,
             max_bytes,
             max_wait,

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{SendTimeoutError, Sender};
 use logcollect::clock::now_ms;
 use logcollect::document::{self, Position, Record};
+use logcollect::kafka::{self, KafkaSettings};
 use logcollect::record::{self, Origin};
 use logcollect::routing::Routing;
 use logcollect::shutdown::Shutdown;
@@ -44,7 +45,11 @@ struct Context {
 impl ClientContext for Context {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         self.metrics.error("kafka");
-        log::warn!("{}: kafka: {reason} ({error})", self.name);
+        log::warn!(
+            "{}: kafka: {} ({error})",
+            self.name,
+            kafka::describe(reason)
+        );
     }
 
     /// librdkafka's statistics (every `statistics.interval.ms`, served by `poll`) carry the
@@ -143,8 +148,8 @@ fn commit(
 
 /// What a consumer thread needs.
 pub struct Setup {
-    /// `[kafka] brokers`.
-    pub brokers: String,
+    /// `[kafka]`: the brokers, and how to reach them.
+    pub kafka: KafkaSettings,
     /// `[kafka] group_id`.
     pub group_id: String,
     /// `session.timeout.ms`.
@@ -211,7 +216,7 @@ fn create(
         progress: progress.clone(),
         metrics: setup.metrics.clone(),
     };
-    let mut config = record::line_consumer(&setup.brokers, &setup.group_id);
+    let mut config = record::line_consumer(&setup.kafka, &setup.group_id);
     config
         .set("client.id", format!("log-transfer-{n}"))
         .set(
@@ -233,7 +238,7 @@ fn create(
     config
         .create_with_context(context)
         .map_err(|e| Error::Kafka {
-            brokers: setup.brokers.clone(),
+            brokers: setup.kafka.brokers.clone(),
             msg: format!("cannot create the consumer: {e}"),
         })
 }
@@ -339,7 +344,7 @@ impl ConsumerThread {
             _ => format!("group {}", self.setup.group_id),
         };
         let _ = self.setup.failed.send(Error::Kafka {
-            brokers: self.setup.brokers.clone(),
+            brokers: self.setup.kafka.brokers.clone(),
             msg: format!("{}: {reason} ({code:?}); {hint}", self.name),
         });
     }

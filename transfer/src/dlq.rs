@@ -1,6 +1,7 @@
 //! The dead-letter topics: a record Elasticsearch rejects for good (a mapping error) goes to
 //! `{topic}.dlq` with the reason in a header, so it never blocks its partition and is not lost.
 
+use logcollect::kafka::KafkaSettings;
 use logcollect::record;
 use logcollect::topic::{Outgoing, Writer};
 use logcollect::Result;
@@ -13,10 +14,10 @@ pub struct DeadLetters {
 }
 
 impl DeadLetters {
-    /// A producer for `brokers`.
-    pub fn new(brokers: &str) -> Result<DeadLetters> {
+    /// A producer for `kafka`'s brokers.
+    pub fn new(kafka: &KafkaSettings) -> Result<DeadLetters> {
         Ok(DeadLetters {
-            writer: Writer::new(brokers, "log-transfer-dlq")?,
+            writer: Writer::new(kafka, "log-transfer-dlq")?,
         })
     }
 
@@ -87,7 +88,7 @@ mod tests {
             headers: vec![("host".into(), b"web1".to_vec())],
             progress: Arc::new(Progress::default()),
         };
-        let dead = DeadLetters::new(&servers).unwrap();
+        let dead = DeadLetters::new(&KafkaSettings::plaintext(&servers)).unwrap();
         dead.send(&[(&doc, "mapper_parsing_exception".into())])
             .unwrap();
 

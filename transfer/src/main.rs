@@ -61,16 +61,16 @@ fn main() -> ExitCode {
 }
 
 fn run(path: &Path) -> Result<()> {
-    let settings = Settings::load(path)?;
-    logging::init(settings.log.level);
+    let settings = Settings::from_ini(&logging::start(path)?)?;
     let (stop, shutdown) = Shutdown::on_signals()?;
     let t = &settings.transfer;
     let keys = vec![settings.etcd.key.clone(), t.es_key.clone()];
     log::info!(
-        "log-transfer {} starting: etcd {:?}, keys {keys:?}, kafka {}, group {} ({})",
+        "log-transfer {} starting: etcd {:?}, keys {keys:?}, kafka {} ({}), group {} ({})",
         env!("CARGO_PKG_VERSION"),
         settings.etcd.endpoints,
         settings.kafka.brokers,
+        settings.kafka.protocol.name(),
         t.group_id,
         match &t.instance_id {
             Some(id) => format!(
@@ -99,7 +99,7 @@ fn run(path: &Path) -> Result<()> {
             docs,
             es: es.clone(),
             routing: routing.clone(),
-            dead_letters: dlq::DeadLetters::new(&settings.kafka.brokers)?,
+            dead_letters: dlq::DeadLetters::new(&settings.kafka)?,
             max_docs: t.batch_max_docs,
             max_bytes: t.batch_max_bytes,
             max_wait: t.batch_max_wait,
@@ -118,7 +118,7 @@ fn run(path: &Path) -> Result<()> {
         consumers.push(consumer::spawn(
             n,
             consumer::Setup {
-                brokers: settings.kafka.brokers.clone(),
+                kafka: settings.kafka.clone(),
                 group_id: t.group_id.clone(),
                 session_timeout: t.session_timeout,
                 instance_id: t.instance_id.clone(),

@@ -1,11 +1,11 @@
 //! The transfer's ini file: `[etcd]`, `[kafka]`, `[log]` (shared), the transfer's keys of
 //! `[etcd]` and `[kafka]`, and `[transfer]`.
 
-use std::path::Path;
 use std::time::Duration;
 
+use logcollect::kafka::KafkaSettings;
 use logcollect::routing::DEFAULT_INDEX_PATTERN;
-use logcollect::settings::{EtcdSettings, FleetSettings, IniFile, KafkaSettings, LogSettings};
+use logcollect::settings::{EtcdSettings, FleetSettings, IniFile};
 use logcollect::store::StoreSettings;
 use logcollect::{host, Result};
 
@@ -16,8 +16,6 @@ pub struct Settings {
     pub etcd: EtcdSettings,
     /// `[kafka] brokers`.
     pub kafka: KafkaSettings,
-    /// `[log]`.
-    pub log: LogSettings,
     /// `[fleet]`.
     pub fleet: FleetSettings,
     /// `[elasticsearch]`: TLS and secrets for the store.
@@ -61,13 +59,8 @@ pub struct TransferSettings {
 }
 
 impl Settings {
-    /// Reads and validates the ini file at `path`.
-    pub fn load(path: &Path) -> Result<Settings> {
-        Settings::from_ini(&IniFile::load(path)?)
-    }
-
-    /// Reads and validates a parsed ini file.
-    fn from_ini(ini: &IniFile) -> Result<Settings> {
+    /// Reads and validates a parsed ini file (`[log]` aside: see `logging::start`).
+    pub fn from_ini(ini: &IniFile) -> Result<Settings> {
         let es_key = ini.string_or("etcd", "es_key", "elasticsearch_config");
         if es_key.is_empty() {
             return Err(ini.error("etcd", "es_key", "empty"));
@@ -106,7 +99,6 @@ impl Settings {
         Ok(Settings {
             etcd: EtcdSettings::from_ini(ini)?,
             kafka: KafkaSettings::from_ini(ini)?,
-            log: LogSettings::from_ini(ini)?,
             fleet: FleetSettings::from_ini(ini)?,
             store: StoreSettings::from_ini(ini)?,
             transfer: TransferSettings {

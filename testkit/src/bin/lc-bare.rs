@@ -20,6 +20,7 @@
 use std::io::BufRead;
 use std::time::{Duration, Instant};
 
+use logcollect::kafka::KafkaSettings;
 use logcollect::record::{self, LineHeaders};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -51,7 +52,7 @@ fn main() {
 }
 
 fn consume(brokers: &str, topic: &str, records: u64, group: &str) -> Result<(), String> {
-    let consumer: BaseConsumer = record::line_consumer(brokers, group)
+    let consumer: BaseConsumer = record::line_consumer(&KafkaSettings::plaintext(brokers), group)
         .create()
         .map_err(|e| format!("consumer for {brokers}: {e}"))?;
     consumer
@@ -85,9 +86,10 @@ fn consume(brokers: &str, topic: &str, records: u64, group: &str) -> Result<(), 
 }
 
 fn produce(brokers: &str, topic: &str, file: &str) -> Result<(), String> {
-    let producer: BaseProducer = record::line_producer(brokers, "lc-bare", 1_000_000)
-        .create()
-        .map_err(|e| format!("producer for {brokers}: {e}"))?;
+    let producer: BaseProducer =
+        record::line_producer(&KafkaSettings::plaintext(brokers), "lc-bare", 1_000_000)
+            .create()
+            .map_err(|e| format!("producer for {brokers}: {e}"))?;
     let lines = std::fs::File::open(file).map_err(|e| format!("{file}: {e}"))?;
     let mut lines = std::io::BufReader::with_capacity(64 * 1024, lines);
     let key = record::key("bench-host", file);

@@ -54,7 +54,8 @@ fn main() {
 fn consume(brokers: &str, topic: &str, min: usize, timeout: Duration) -> Result<(), String> {
     let out = std::io::stdout();
     let mut out = out.lock();
-    logcollect::topic::read_to_end(brokers, topic, min, timeout, |m| {
+    let kafka = logcollect::kafka::KafkaSettings::plaintext(brokers);
+    logcollect::topic::read_to_end(&kafka, topic, min, timeout, |m| {
         let mut headers = Map::new();
         if let Some(h) = m.headers() {
             for header in h.iter() {
