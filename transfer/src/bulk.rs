@@ -212,7 +212,8 @@ impl Store for EsClient {
             200 => parse_items(&text, items).map_err(|e| Failure::Retry(format!("{node}/_bulk: {e}"))),
             413 => Err(Failure::TooLarge),
             401 | 403 => Err(Failure::Retry(format!(
-                "{node}/_bulk: authentication failed (HTTP {status}): check api_key or username/password in elasticsearch_config"
+                "{node}/_bulk: authentication failed (HTTP {status}{}): check api_key or username/password in elasticsearch_config",
+                refusal(&text).map(|r| format!(": {r}")).unwrap_or_default()
             ))),
             _ => Err(Failure::Retry(format!("{node}/_bulk: HTTP {status}: {}", snippet(&text)))),
         }
@@ -237,6 +238,18 @@ impl Store for EsClient {
             })
         }
     }
+}
+
+/// Why Elasticsearch refused the credentials, from its answer: the reason, and which
+/// credentials failed and how (`API key: unable to find apikey with id ...` on 8.x).
+fn refusal(text: &str) -> Option<String> {
+    let answer: Value = serde_json::from_str(text).ok()?;
+    let error = answer.get("error")?;
+    let parts: Vec<&str> = ["reason", "additional_unsuccessful_credentials"]
+        .iter()
+        .filter_map(|k| error.get(*k).and_then(Value::as_str))
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 fn snippet(text: &str) -> String {
@@ -286,6 +299,17 @@ pub fn parse_items(text: &str, expected: usize) -> Result<Vec<Outcome>, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_say_why() {
+        // Elasticsearch 8's 401 for an unknown API key (tests/recorded/elasticsearch-8.json).
+        let es8 = r#"{"error":{"type":"security_exception","reason":"unable to authenticate with provided credentials and anonymous access is not allowed for this request","additional_unsuccessful_credentials":"API key: unable to find apikey with id VuaCfGcBCdbkQm-e5aOx"},"status":401}"#;
+        assert_eq!(
+            refusal(es8).as_deref(),
+            Some("unable to authenticate with provided credentials and anonymous access is not allowed for this request; API key: unable to find apikey with id VuaCfGcBCdbkQm-e5aOx")
+        );
+        assert_eq!(refusal("Unauthorized"), None);
+    }
 
     #[test]
     fn items_by_status() {
