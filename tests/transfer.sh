@@ -65,6 +65,19 @@ test_records_of_another_producer_get_fallback_ids() {
     python3 "$CHECK_ES" fallback "$LC_ES_URL" 'foreign-*' foreign || fail "fallback document"
 }
 
+test_kibana_data_view_covers_every_index_the_transfer_writes() {
+    etcd_put collect_log_conf '[{"path":"/nonexistent/kv-a.log","topic":"kvweb"},{"path":"/nonexistent/kv-b.log","topic":"kvapp","index":"apps-{topic}-%Y.%m"}]'
+    es_config "$LC_ES_URL"
+    echo "seq=1" | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" kvweb
+    echo "seq=1" | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" kvapp
+    start_transfer
+    wait_until 60 "both indexed" es_count 'kvweb-*,apps-kvapp-*' 2
+    # Kibana cannot run here: the request it would get, from the templates in the real store.
+    assert_eq "the data view request" 'POST KIBANA/api/data_views/data_view
+{"data_view": {"id": "logcollect", "name": "logcollect", "title": "apps-kvapp-*,kvweb-*", "timeFieldName": "@timestamp"}, "override": true}' \
+        "$("$REPO/scripts/kibana-data-view.sh" --es "$LC_ES_URL" --dry-run)"
+}
+
 # last_bulk_error: what the transfer's heartbeat says of its last failed request.
 last_bulk_error() {
     status_of "transfer/$HOST" | python3 "$Q" 'd.get("last_bulk_error") or ""'
@@ -237,6 +250,8 @@ if [ "$LC_ES_ENGINE" = opensearch ]; then
             -H 'Content-Type: application/json' -d '{"aggs":{"f":{"multi_terms":{"terms":[{"field":"data_stream.type"},{"field":"data_stream.dataset"},{"field":"data_stream.namespace"}]}}}}' |
             python3 "$Q" '[b["key"] for b in d["aggregations"]["f"]["buckets"]]')"
         echo "ok: $stream is a data stream holding the 500 lines, data_stream.* set"
+        assert_eq "the Kibana data view" "$stream" "$("$REPO/scripts/kibana-data-view.sh" --es "$LC_ES_URL" --dry-run |
+            tail -n 1 | python3 "$Q" 'd["data_view"]["title"]')"
         # Read again from the start by a new group: create answers 409 for each, which is
         # success; the stream still holds each line once.
         lc_kill transfer
