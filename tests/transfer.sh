@@ -121,6 +121,40 @@ test_https_store_with_a_private_ca_and_a_client_certificate() {
     python3 "$CHECK_ES" seq "$LC_ES_URL" 'tls-*' 300
 }
 
+test_verification_certificate_checks_the_chain_but_not_the_host_name() {
+    local d=$TEST_TMP/tlsname port=$((LC_FREE_PORT + 9))
+    mkdir -p "$d"
+    make_ca "$d" ca
+    make_ca "$d" other
+    # A node whose certificate names it otherwise than the URL does.
+    make_cert "$d" store ca "DNS:es-node-7.internal"
+    etcd_put collect_log_conf '[{"path":"/nonexistent/tlsname.log","topic":"tlsname"}]'
+    es_config "https://localhost:$port"
+    seq 1 200 | sed 's/^/seq=/' | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" tlsname
+    lc_spawn tlsproxy python3 "$REPO/tests/tcp_relay.py" "$port" "$LC_ES_PORT" "$d/store.pem" "$d/store.key"
+    # with_verification GROUP LINE...: the transfer's ini with these [elasticsearch] lines.
+    with_verification() {
+        transfer_ini "$d/transfer.ini" $((LC_FREE_PORT + 1)) 2 "tlsname-$1"
+        printf '%s\n' "[elasticsearch]" "${@:2}" >>"$d/transfer.ini"
+    }
+    # full (the default): the name is checked, and refused.
+    with_verification 1 "ca_file = $d/ca.pem"
+    start_transfer "$d/transfer.ini"
+    wait_until 30 "an error about the name" yields_match 'its certificate is not valid for the host name in the URL' last_bulk_error
+    lc_kill transfer
+    # certificate: the chain is still checked.
+    with_verification 2 "ca_file = $d/other.pem" "verification = certificate"
+    start_transfer "$d/transfer.ini"
+    wait_until 30 "an error about the CA" yields_match 'not signed by a CA this host trusts: set \[elasticsearch\] ca_file' last_bulk_error
+    assert_grep "the warning at start" "$TEST_TMP/transfer.log" 'WARN .*\[elasticsearch\] verification = certificate: the store.s certificates are checked against the CA but not against the host names'
+    lc_kill transfer
+    # certificate, the right CA: every record indexed once.
+    with_verification 3 "ca_file = $d/ca.pem" "verification = certificate"
+    start_transfer "$d/transfer.ini"
+    wait_until 60 "200 documents" es_count 'tlsname-*' 200
+    python3 "$CHECK_ES" seq "$LC_ES_URL" 'tlsname-*' 200
+}
+
 test_kill_9_of_the_transfer_indexes_exactly_once() {
     local d=$TEST_TMP/tkill
     collect_one tkill

@@ -38,6 +38,11 @@ impl IniFile {
         })
     }
 
+    /// The file's name, as errors give it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// An error about `[section] key` of this file.
     pub fn error(&self, section: &str, key: &str, msg: impl Into<String>) -> Error {
         Error::Setting {

@@ -6,11 +6,16 @@
 //! certificate, and secrets kept in files rather than in etcd.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{Connector, TcpConnector};
 
 use crate::collect::EsConfig;
 use crate::secret;
 use crate::settings::IniFile;
+use crate::tls::certificate_only::{self, CertificateOnly};
 use crate::tls::{TlsFiles, TlsKeys};
 use crate::Result;
 
@@ -24,11 +29,28 @@ pub const TLS_KEYS: TlsKeys = TlsKeys {
     key: "client_key",
 };
 
+/// `verification`: what is checked of the store's certificate.
+#[derive(Debug, Clone)]
+pub enum Verification {
+    /// `full` (the default): the chain and the host name.
+    Full,
+    /// `certificate`: the chain only; the TLS configuration that does so.
+    Certificate(Arc<rustls::ClientConfig>),
+}
+
+impl PartialEq for Verification {
+    fn eq(&self, other: &Verification) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+    }
+}
+
 /// `[elasticsearch]`: TLS and secrets for the store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoreSettings {
     /// `ca_file`, `client_cert` and `client_key`.
     pub tls: TlsFiles,
+    /// `verification`.
+    pub verification: Verification,
     /// `password_file`: the basic-auth password, in place of the one in etcd.
     pub password_file: Option<PathBuf>,
     /// `api_key_file`: the API key, in place of the one in etcd.
@@ -39,6 +61,7 @@ impl Default for StoreSettings {
     fn default() -> StoreSettings {
         StoreSettings {
             tls: TlsFiles::none(TLS_KEYS),
+            verification: Verification::Full,
             password_file: None,
             api_key_file: None,
         }
@@ -46,20 +69,31 @@ impl Default for StoreSettings {
 }
 
 impl StoreSettings {
-    /// Reads `[elasticsearch]` (every key optional). `verification` must be `full`: the
-    /// host name is always checked.
+    /// Reads `[elasticsearch]` (every key optional). `verification` is `full` (the default)
+    /// or `certificate`, which is warned about.
     pub fn from_ini(ini: &IniFile) -> Result<StoreSettings> {
         let path = |key: &str| ini.optional(SECTION, key).map(PathBuf::from);
-        let verification = ini.string_or(SECTION, "verification", "full");
-        if verification != "full" {
-            return Err(ini.error(
-                SECTION,
-                "verification",
-                format!("{verification:?}: only \"full\" (certificate and host name) is supported"),
-            ));
-        }
+        let tls = TlsFiles::from_ini(ini, TLS_KEYS)?;
+        let verification = match ini.string_or(SECTION, "verification", "full").as_str() {
+            "full" => Verification::Full,
+            "certificate" => {
+                log::warn!(
+                    "{}: [{SECTION}] verification = certificate: the store's certificates are checked against the CA but not against the host names of its URLs",
+                    ini.name()
+                );
+                Verification::Certificate(certificate_only::client_config(&tls)?)
+            }
+            other => {
+                return Err(ini.error(
+                    SECTION,
+                    "verification",
+                    format!("{other:?}: expected full (certificate and host name) or certificate (certificate only)"),
+                ))
+            }
+        };
         let settings = StoreSettings {
-            tls: TlsFiles::from_ini(ini, TLS_KEYS)?,
+            tls,
+            verification,
             password_file: path("password_file"),
             api_key_file: path("api_key_file"),
         };
@@ -71,13 +105,20 @@ impl StoreSettings {
     /// The HTTP agent for the store: timeouts as given, answers of any status returned (not
     /// errors), TLS as set here.
     pub fn agent(&self, connect: Option<Duration>, global: Duration) -> ureq::Agent {
-        ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .timeout_connect(connect)
             .timeout_global(Some(global))
             .http_status_as_error(false)
             .tls_config(self.tls.config())
-            .build()
-            .into()
+            .build();
+        match &self.verification {
+            Verification::Full => config.into(),
+            Verification::Certificate(tls) => ureq::Agent::with_parts(
+                config,
+                TcpConnector::default().chain(CertificateOnly::new(tls.clone())),
+                DefaultResolver::default(),
+            ),
+        }
     }
 
     /// `es` with the secrets of `password_file` and `api_key_file` in place of etcd's.
@@ -112,7 +153,7 @@ mod tests {
         let e = settings("[elasticsearch]\nverification = none\n").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "transfer.ini: [elasticsearch] verification: \"none\": only \"full\" (certificate and host name) is supported"
+            "transfer.ini: [elasticsearch] verification: \"none\": expected full (certificate and host name) or certificate (certificate only)"
         );
         // The TLS files' own rules are tested in tls.rs; here, that they name this section.
         let e = settings("[elasticsearch]\nclient_key = /x.key\n").unwrap_err();

@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
 
+pub mod certificate_only;
+
 use crate::settings::IniFile;
 use crate::{Error, Result};
 
@@ -108,21 +110,25 @@ impl TlsFiles {
             cert,
             key,
         } = self.keys;
+        // rustls names some checks by their variant (UnknownIssuer) and words others
+        // ("certificate not valid for name ..."): both forms are matched.
+        let lower = text.to_lowercase();
+        let said = |forms: &[&str]| forms.iter().any(|f| lower.contains(f));
         let cause = match () {
-            _ if text.contains("UnknownIssuer") => format!(
+            _ if said(&["unknownissuer"]) => format!(
                 "its certificate is not signed by a CA this host trusts: set [{section}] {ca} to the CA that signed it"
             ),
-            _ if text.contains("NotValidForName") => {
+            _ if said(&["notvalidforname", "not valid for name"]) => {
                 "its certificate is not valid for the host name in the URL".to_string()
             }
-            _ if text.contains("NotValidYet") => {
+            _ if said(&["notvalidyet", "not valid yet"]) => {
                 "its certificate is not valid yet (check the clocks)".to_string()
             }
-            _ if text.contains("Expired") => "its certificate has expired".to_string(),
-            _ if text.contains("CertificateRequired") => format!(
+            _ if said(&["expired"]) => "its certificate has expired".to_string(),
+            _ if said(&["certificaterequired"]) => format!(
                 "it asks for a client certificate: set [{section}] {cert} and {key}"
             ),
-            _ if text.contains("UnknownCA") || text.contains("BadCertificate") => {
+            _ if said(&["unknownca", "badcertificate"]) => {
                 format!("it refuses our client certificate ([{section}] {cert})")
             }
             _ => return None,
