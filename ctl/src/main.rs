@@ -7,6 +7,7 @@
 //! not all ok, nothing found); 2 a usage or settings error; 3 a service could not be used.
 
 mod config_cmd;
+mod console;
 mod dead_letters;
 mod pipeline_test;
 mod search;
@@ -79,6 +80,8 @@ enum Command {
     /// Try a collect entry's processors on sample lines.
     #[command(subcommand)]
     Pipeline(pipeline_test::PipelineCommand),
+    /// The web console: search with live tail, and the fleet.
+    Serve(console::ServeArgs),
 }
 
 /// What a command found: success, or "no" (exit 1) after it has printed why.
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
         Command::Search(a) => search::run(&target, &a, cli.global.output),
         Command::Dlq(c) => dead_letters::run(&target, c, cli.global.output),
         Command::Pipeline(c) => pipeline_test::run(&target, c, cli.global.output),
+        Command::Serve(a) => console::run(target, a),
     });
     match result {
         Ok(Outcome::Yes) => ExitCode::SUCCESS,

@@ -49,8 +49,57 @@ pub struct SearchArgs {
     follow: bool,
 }
 
-/// Runs `logctl search`; "no" when nothing matched (and not following).
-pub fn run(target: &Target, args: &SearchArgs, output: Output) -> Result<Outcome> {
+/// What is searched for, on the command line or in the console: a query_string over
+/// `message`, a time range, and the origin filters.
+pub struct Query {
+    /// Lucene query_string.
+    pub query: String,
+    /// Start of the range, ms since the epoch.
+    pub since: i64,
+    /// End of the range (default: now).
+    pub until: Option<i64>,
+    /// Only documents of this topic (its indices `{topic}-*`).
+    pub topic: Option<String>,
+    /// Only lines of this host (`host.name`).
+    pub host: Option<String>,
+    /// Only lines of this file (`log.file.path`).
+    pub file: Option<String>,
+}
+
+impl Query {
+    /// The indices searched: the topic's, else every index but the hidden ones.
+    pub fn index(&self) -> String {
+        self.topic
+            .as_ref()
+            .map_or("*,-.*".to_string(), |t| format!("{t}-*"))
+    }
+
+    /// The search request: `size` hits by time (then offset) in `order`, `asc` or `desc`.
+    pub fn body(&self, since: i64, size: usize, order: &str) -> Value {
+        let mut range = json!({ "gte": rfc3339_ms(since), "format": "strict_date_optional_time" });
+        if let Some(until) = self.until {
+            range["lte"] = json!(rfc3339_ms(until));
+        }
+        let mut filter = vec![json!({ "range": { "@timestamp": range } })];
+        if let Some(host) = &self.host {
+            filter.push(json!({ "term": { "host.name": host } }));
+        }
+        if let Some(file) = &self.file {
+            filter.push(json!({ "term": { "log.file.path": file } }));
+        }
+        json!({
+            "size": size,
+            "sort": [{ "@timestamp": { "order": order } }, { "log.offset": { "order": order, "unmapped_type": "long" } }],
+            "query": { "bool": {
+                "must": [{ "query_string": { "query": self.query, "default_field": "message" } }],
+                "filter": filter,
+            }},
+        })
+    }
+}
+
+/// The store named in `elasticsearch_config`, with this host's TLS settings and secrets.
+pub fn store(target: &Target) -> Result<Store> {
     let es = match target.etcd.get(&target.es_key)? {
         Some(kv) => target
             .store
@@ -62,18 +111,26 @@ pub fn run(target: &Target, args: &SearchArgs, output: Output) -> Result<Outcome
             })
         }
     };
-    let store = Store::new(es, &target.store);
-    let index = args
-        .topic
-        .as_ref()
-        .map_or("*,-.*".to_string(), |t| format!("{t}-*"));
-    let since = time_arg(&args.since, "--since")?;
-    let until = args
-        .until
-        .as_deref()
-        .map(|u| time_arg(u, "--until"))
-        .transpose()?;
-    let hits = store.search(&index, &body(args, since, until, args.n, "desc"))?;
+    Ok(Store::new(es, &target.store))
+}
+
+/// Runs `logctl search`; "no" when nothing matched (and not following).
+pub fn run(target: &Target, args: &SearchArgs, output: Output) -> Result<Outcome> {
+    let store = store(target)?;
+    let query = Query {
+        query: args.query.clone(),
+        since: time_arg(&args.since, "--since")?,
+        until: args
+            .until
+            .as_deref()
+            .map(|u| time_arg(u, "--until"))
+            .transpose()?,
+        topic: args.topic.clone(),
+        host: args.host.clone(),
+        file: args.file.clone(),
+    };
+    let (index, since) = (query.index(), query.since);
+    let hits = store.search(&index, &query.body(since, args.n, "desc"))?;
     if !args.follow {
         for hit in &hits {
             print_hit(hit, output);
@@ -93,7 +150,7 @@ pub fn run(target: &Target, args: &SearchArgs, output: Output) -> Result<Outcome
     loop {
         std::thread::sleep(Duration::from_secs(1));
         let from = newest - FOLLOW_OVERLAP_MS;
-        let hits = store.search(&index, &body(args, from.max(since), until, 1000, "asc"))?;
+        let hits = store.search(&index, &query.body(from.max(since), 1000, "asc"))?;
         for hit in &hits {
             if note(hit, &mut seen, &mut newest) {
                 print_hit(hit, output);
@@ -115,7 +172,7 @@ fn note(hit: &Value, seen: &mut HashMap<String, i64>, newest: &mut i64) -> bool 
 }
 
 /// A time argument: a duration back from now, or an RFC 3339 time; in ms since the epoch.
-fn time_arg(text: &str, flag: &str) -> Result<i64> {
+pub fn time_arg(text: &str, flag: &str) -> Result<i64> {
     if let Ok(back) = humantime::parse_duration(text) {
         return Ok(now_ms() - back.as_millis() as i64);
     }
@@ -124,29 +181,6 @@ fn time_arg(text: &str, flag: &str) -> Result<i64> {
         section: String::new(),
         key: flag.into(),
         msg: format!("{text:?}: expected a duration (15m) or an RFC 3339 time"),
-    })
-}
-
-/// The search request.
-fn body(args: &SearchArgs, since: i64, until: Option<i64>, size: usize, order: &str) -> Value {
-    let mut range = json!({ "gte": rfc3339_ms(since), "format": "strict_date_optional_time" });
-    if let Some(until) = until {
-        range["lte"] = json!(rfc3339_ms(until));
-    }
-    let mut filter = vec![json!({ "range": { "@timestamp": range } })];
-    if let Some(host) = &args.host {
-        filter.push(json!({ "term": { "host.name": host } }));
-    }
-    if let Some(file) = &args.file {
-        filter.push(json!({ "term": { "log.file.path": file } }));
-    }
-    json!({
-        "size": size,
-        "sort": [{ "@timestamp": { "order": order } }, { "log.offset": { "order": order, "unmapped_type": "long" } }],
-        "query": { "bool": {
-            "must": [{ "query_string": { "query": args.query, "default_field": "message" } }],
-            "filter": filter,
-        }},
     })
 }
 
@@ -167,8 +201,39 @@ fn print_hit(hit: &Value, output: Output) {
     }
 }
 
+/// What the store said went wrong: the type and reason of its first root cause, and the
+/// innermost cause (where a query's parse error is told); else the start of its answer.
+fn store_error(text: &str) -> String {
+    let start = || text.chars().take(300).collect();
+    let Ok(answer) = serde_json::from_str::<Value>(text) else {
+        return start();
+    };
+    let error = &answer["error"];
+    let root = error
+        .pointer("/root_cause/0")
+        .filter(|r| r.is_object())
+        .unwrap_or(error);
+    let Some(reason) = root["reason"].as_str() else {
+        return start();
+    };
+    let mut said = format!("{}: {reason}", root["type"].as_str().unwrap_or("error"));
+    // The chain of causes hangs off the error, or off its first failed shard.
+    let mut inner = [&error["caused_by"], &error["failed_shards"][0]["reason"]]
+        .into_iter()
+        .find(|c| c.is_object());
+    while let Some(next) = inner.map(|c| &c["caused_by"]).filter(|c| c.is_object()) {
+        inner = Some(next);
+    }
+    if let Some(deepest) = inner.and_then(|c| c["reason"].as_str()) {
+        if !said.contains(deepest) {
+            said.push_str(&format!(" ({deepest})"));
+        }
+    }
+    said
+}
+
 /// The store, over its nodes in order.
-struct Store {
+pub struct Store {
     es: EsConfig,
     agent: ureq::Agent,
     /// The TLS settings, to name the one to change when a certificate is refused.
@@ -185,7 +250,14 @@ impl Store {
     }
 
     /// The hits of a search of `index`; the first node that answers is used.
-    fn search(&self, index: &str, body: &Value) -> Result<Vec<Value>> {
+    pub fn search(&self, index: &str, body: &Value) -> Result<Vec<Value>> {
+        let answer = self.answer(index, body)?;
+        let hits = answer.pointer("/hits/hits").and_then(Value::as_array);
+        Ok(hits.cloned().unwrap_or_default())
+    }
+
+    /// The whole answer to a search of `index` (hits, total, aggregations).
+    pub fn answer(&self, index: &str, body: &Value) -> Result<Value> {
         let mut last = None;
         for node in &self.es.urls {
             let url =
@@ -214,16 +286,33 @@ impl Store {
                 .read_to_string()
                 .map_err(|e| fail(format!("reading the answer: {e}")))?;
             if status != 200 {
-                return Err(fail(format!("HTTP {status}: {text:.300}")));
+                return Err(fail(format!("HTTP {status}: {}", store_error(&text))));
             }
-            let answer: Value = serde_json::from_str(&text)
-                .map_err(|e| fail(format!("answer is not JSON ({e})")))?;
-            let hits = answer.pointer("/hits/hits").and_then(Value::as_array);
-            return Ok(hits.cloned().unwrap_or_default());
+            return serde_json::from_str(&text)
+                .map_err(|e| fail(format!("answer is not JSON ({e})")));
         }
         Err(last.unwrap_or_else(|| Error::Http {
             url: String::new(),
             msg: "elasticsearch_config has no url_address".into(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_say_the_cause() {
+        // OpenSearch 2.19's answer to an unbalanced query (shortened).
+        let parse = r#"{"error":{"root_cause":[{"type":"query_shard_exception","reason":"Failed to parse query [message:(unclosed]","index":"web-2026.11.29"}],"type":"search_phase_execution_exception","reason":"all shards failed","failed_shards":[{"shard":0,"reason":{"type":"query_shard_exception","reason":"Failed to parse query [message:(unclosed]","caused_by":{"type":"parse_exception","reason":"Cannot parse 'message:(unclosed': Encountered \"<EOF>\" at line 1, column 17.","caused_by":{"type":"parse_exception","reason":"Encountered \"<EOF>\" at line 1, column 17."}}}}]},"status":400}"#;
+        assert_eq!(
+            store_error(parse),
+            "query_shard_exception: Failed to parse query [message:(unclosed] (Encountered \"<EOF>\" at line 1, column 17.)"
+        );
+        assert_eq!(
+            store_error("<html>bad gateway</html>"),
+            "<html>bad gateway</html>"
+        );
     }
 }

@@ -72,6 +72,13 @@ pub fn run(target: &Target, args: &StatusArgs, output: Output) -> Result<Outcome
     })
 }
 
+/// Every daemon's row as `status -o json` prints it (the console's fleet page).
+pub fn json(target: &Target, args: &StatusArgs) -> Result<Value> {
+    Ok(Value::Array(
+        rows(target, args)?.iter().map(to_json).collect(),
+    ))
+}
+
 /// Runs `logctl top`: the table, refreshed every 2 s, until interrupted.
 pub fn top(target: &Target, args: &StatusArgs) -> Result<Outcome> {
     loop {

@@ -1,0 +1,266 @@
+// The logcollect console: search (histogram, results, live tail) and the fleet.
+// Everything shown from the store or etcd goes through textContent, never innerHTML: a log
+// line is text, whatever markup it holds. The URL's hash holds the view, so it can be shared.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const FIELDS = ["q", "since", "from", "to", "host", "topic", "file"];
+const TAIL_EVERY_MS = 1000;
+// Documents may be indexed a while after their time: the tail looks back this far again.
+const TAIL_OVERLAP_MS = 30000;
+const FLEET_EVERY_MS = 2000;
+
+let tailTimer = null;
+let fleetTimer = null;
+let seen = new Set();
+let newest = 0;
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+
+function hashState() {
+  const [page, query] = location.hash.replace(/^#/, "").split("?");
+  return { page: page || "search", params: new URLSearchParams(query || "") };
+}
+
+function showError(text) {
+  const box = $("error");
+  box.hidden = !text;
+  box.textContent = text || "";
+}
+
+async function getJSON(url) {
+  const r = await fetch(url, { headers: { Accept: "application/json" } });
+  const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
+  if (!r.ok || body.error) throw new Error(body.error || `HTTP ${r.status}`);
+  return body;
+}
+
+// --- search -----------------------------------------------------------------------------
+
+function formParams() {
+  const p = new URLSearchParams();
+  for (const f of FIELDS) {
+    const v = $(f).value.trim();
+    if (v && !$(f).hidden) p.set(f, v);
+  }
+  if ($("tail").checked) p.set("tail", "1");
+  return p;
+}
+
+function fillForm(params) {
+  for (const f of FIELDS) $(f).value = params.get(f) || (f === "since" ? "15m" : "");
+  const custom = $("since").value === "custom";
+  $("from").hidden = !custom;
+  $("to").hidden = !custom;
+  $("tail").checked = params.get("tail") === "1";
+}
+
+// The API's range: a relative duration, or the absolute from/to (UTC).
+function apiRange(params) {
+  const range = new URLSearchParams();
+  if (params.get("since") === "custom") {
+    if (params.get("from")) range.set("since", params.get("from") + "Z");
+    if (params.get("to")) range.set("until", params.get("to") + "Z");
+  } else {
+    range.set("since", params.get("since") || "15m");
+  }
+  return range;
+}
+
+function apiFilters(params) {
+  const p = new URLSearchParams();
+  p.set("q", params.get("q") || "*");
+  for (const f of ["host", "topic", "file"]) if (params.get(f)) p.set(f, params.get(f));
+  return p;
+}
+
+async function runSearch(params) {
+  const api = apiFilters(params);
+  for (const [k, v] of apiRange(params)) api.set(k, v);
+  api.set("size", "200");
+  $("summary").textContent = "searching…";
+  try {
+    const answer = await getJSON("/api/search?" + api.toString());
+    showError("");
+    $("summary").textContent = `${answer.total} matches, newest first (${answer.took_ms} ms)`;
+    drawHistogram(answer.histogram, answer.since, answer.until);
+    const body = $("results").tBodies[0];
+    body.replaceChildren();
+    seen = new Set();
+    newest = 0;
+    for (const hit of answer.hits) {
+      seen.add(hit._id);
+      newest = Math.max(newest, Date.parse(hit._source["@timestamp"]) || 0);
+      body.append(...hitRows(hit, false));
+    }
+  } catch (e) {
+    showError(e.message);
+    $("summary").textContent = "";
+  }
+  setTail(params.get("tail") === "1", params);
+}
+
+function hitRows(hit, fresh) {
+  const s = hit._source || {};
+  const row = el("tr", null, fresh ? "hit new" : "hit");
+  row.dataset.id = hit._id;
+  row.append(
+    el("td", s["@timestamp"], "time"),
+    el("td", s.host && s.host.name),
+    el("td", s.log && s.log.file && s.log.file.path),
+    el("td", s.message, "msg"),
+  );
+  const detail = el("tr", null, "detail");
+  detail.hidden = true;
+  const cell = el("td");
+  cell.colSpan = 4;
+  cell.append(el("pre", JSON.stringify({ _index: hit._index, _id: hit._id, ...s }, null, 2)));
+  detail.append(cell);
+  row.addEventListener("click", () => { detail.hidden = !detail.hidden; });
+  return [row, detail];
+}
+
+function drawHistogram(h, since, until) {
+  const svg = $("histogram");
+  svg.replaceChildren();
+  const buckets = (h && h.buckets) || [];
+  const width = 1000, height = 100;
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  const span = Math.max(1, until - since);
+  const max = Math.max(1, ...buckets.map((b) => b[1]));
+  for (const [t, n] of buckets) {
+    if (!n) continue;
+    const x = ((t - since) / span) * width;
+    const w = Math.max(1, (h.interval_ms / span) * width - 1);
+    const bh = (n / max) * (height - 4);
+    const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    rect.setAttribute("x", x.toFixed(1));
+    rect.setAttribute("y", (height - bh).toFixed(1));
+    rect.setAttribute("width", w.toFixed(1));
+    rect.setAttribute("height", bh.toFixed(1));
+    const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+    title.textContent = `${new Date(t).toISOString()}: ${n}`;
+    rect.append(title);
+    // Click: zoom to this bar.
+    rect.addEventListener("click", () => zoom(t, t + h.interval_ms));
+    svg.append(rect);
+  }
+}
+
+function zoom(from, to) {
+  const params = formParams();
+  params.set("since", "custom");
+  params.set("from", new Date(from).toISOString().slice(0, 19));
+  params.set("to", new Date(to).toISOString().slice(0, 19));
+  location.hash = "search?" + params.toString();
+}
+
+function setTail(on, params) {
+  clearInterval(tailTimer);
+  tailTimer = null;
+  if (on) tailTimer = setInterval(() => tail(params), TAIL_EVERY_MS);
+}
+
+// New matches since the newest shown, put on top as they are indexed.
+async function tail(params) {
+  const api = apiFilters(params);
+  const from = newest ? newest - TAIL_OVERLAP_MS : Date.now() - TAIL_OVERLAP_MS;
+  api.set("since", new Date(from).toISOString());
+  api.set("order", "asc");
+  api.set("size", "500");
+  api.set("histogram", "0");
+  try {
+    const answer = await getJSON("/api/search?" + api.toString());
+    showError("");
+    const body = $("results").tBodies[0];
+    for (const hit of answer.hits) {
+      if (seen.has(hit._id)) continue;
+      seen.add(hit._id);
+      newest = Math.max(newest, Date.parse(hit._source["@timestamp"]) || 0);
+      body.prepend(...hitRows(hit, true));
+    }
+  } catch (e) {
+    showError("live tail: " + e.message);
+  }
+}
+
+// --- fleet ------------------------------------------------------------------------------
+
+async function refreshFleet() {
+  try {
+    const rows = await getJSON("/api/fleet");
+    const body = $("fleet").tBodies[0];
+    body.replaceChildren();
+    for (const r of rows) {
+      const tr = el("tr");
+      tr.dataset.kind = r.kind;
+      tr.dataset.name = r.name;
+      tr.dataset.state = r.state;
+      const backlog = r.kind === "agent"
+        ? `${r.files} files, ${r.bytes_behind} B behind`
+        : `lag ${r.lag}` + (r.partitions || []).map((p) => ` ${p.topic}/${p.partition}:${p.lag}`).join("");
+      tr.append(
+        el("td", r.kind), el("td", r.name), el("td", r.version),
+        el("td", r.state, "state state-" + r.state),
+        el("td", `${r.config_revision} / ${r.current_revision}`),
+        el("td", backlog), el("td", r.reason || ""), el("td", r.updated_at, "time"),
+      );
+      body.append(tr);
+    }
+    const counts = {};
+    for (const r of rows) counts[r.state] = (counts[r.state] || 0) + 1;
+    $("fleet-summary").textContent = `${rows.length} daemons: ` +
+      Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(", ") +
+      ` — refreshed ${new Date().toISOString().slice(11, 19)} UTC`;
+  } catch (e) {
+    $("fleet-summary").textContent = "fleet: " + e.message;
+  }
+}
+
+// --- the page ---------------------------------------------------------------------------
+
+function route() {
+  const { page, params } = hashState();
+  const fleet = page === "fleet";
+  $("page-search").hidden = fleet;
+  $("page-fleet").hidden = !fleet;
+  $("nav-search").classList.toggle("active", !fleet);
+  $("nav-fleet").classList.toggle("active", fleet);
+  clearInterval(fleetTimer);
+  setTail(false);
+  if (fleet) {
+    refreshFleet();
+    fleetTimer = setInterval(refreshFleet, FLEET_EVERY_MS);
+  } else {
+    fillForm(params);
+    runSearch(params);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("search-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const next = "search?" + formParams().toString();
+    if (location.hash === "#" + next) route(); else location.hash = next;
+  });
+  $("since").addEventListener("change", () => {
+    const custom = $("since").value === "custom";
+    $("from").hidden = !custom;
+    $("to").hidden = !custom;
+  });
+  $("tail").addEventListener("change", () => $("search-form").requestSubmit());
+  document.addEventListener("keydown", (e) => {
+    const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
+    if (e.key === "/" && !typing) {
+      e.preventDefault();
+      $("q").focus();
+    }
+  });
+  window.addEventListener("hashchange", route);
+  route();
+});

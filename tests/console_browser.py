@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Drives the web console (logctl serve) in a real browser: Debian's chromium, headless,
+through selenium and Debian's chromedriver. Each check saves a screenshot to SHOT.
+
+  console_browser.py search CONSOLE QUERY LINE SHOT
+      The search page for QUERY (last hour) lists LINE as a message, and the histogram has
+      at least one bar.
+  console_browser.py tail CONSOLE QUERY FILE LINE SHOT
+      With live tail on, LINE appended to FILE after the page is shown appears within 3 s.
+  console_browser.py inert CONSOLE QUERY SHOT LINE...
+      Each LINE (markup meant to run) is shown as text, exactly, and nothing of it ran.
+  console_browser.py fleet CONSOLE KIND/NAME STATE SHOT TIMEOUT
+      The fleet page shows the daemon KIND/NAME in STATE within TIMEOUT seconds (it refreshes
+      itself: the page is not reloaded).
+
+Prints what it saw; exits 1 with the reason on a failed check.
+"""
+import sys
+import time
+import urllib.parse
+
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+
+def browser():
+    options = Options()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def wait_for(what, check, timeout):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            found = check()
+        except Exception:  # the page is still being drawn
+            found = None
+        if found:
+            return found
+        if time.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def messages(d):
+    return [td.text for td in d.find_elements(By.CSS_SELECTOR, "#results tr.hit td.msg")]
+
+
+def search_url(console, query, **extra):
+    params = {"q": query, "since": "1h", **extra}
+    return f"{console}/#search?{urllib.parse.urlencode(params)}"
+
+
+def search(d, console, query, line):
+    d.get(search_url(console, query))
+    wait_for(f"the line {line!r}", lambda: line in messages(d), 15)
+    bars = [r for r in d.find_elements(By.CSS_SELECTOR, "#histogram rect")
+            if float(r.get_attribute("height")) > 0]
+    if not bars:
+        raise AssertionError("the histogram has no bar")
+    print(f"ok: {line!r} found; summary {d.find_element(By.ID, 'summary').text!r}; {len(bars)} bars")
+
+
+def tail(d, console, query, path, line):
+    d.get(search_url(console, query, tail="1"))
+    wait_for("the first results", lambda: d.find_element(By.ID, "summary").text.endswith("ms)"), 15)
+    start = time.time()
+    with open(path, "a") as f:
+        f.write(line + "\n")
+    wait_for(f"the tailed line {line!r}", lambda: line in messages(d), 3)
+    print(f"ok: live tail showed {line!r} {time.time() - start:.1f}s after it was written")
+
+
+def inert(d, console, query, lines):
+    d.get(search_url(console, query))
+    wait_for("every markup line", lambda: all(l in messages(d) for l in lines), 15)
+    ran = d.execute_script("return window.__xss === undefined ? null : String(window.__xss)")
+    if ran is not None:
+        raise AssertionError(f"injected script ran: window.__xss = {ran}")
+    injected = d.find_elements(By.CSS_SELECTOR, "#results img, #results script, #results b")
+    if injected:
+        raise AssertionError(f"{len(injected)} injected elements in the results")
+    print(f"ok: {len(lines)} markup lines shown as text, none ran")
+
+
+def fleet(d, console, daemon, state, timeout):
+    d.get(f"{console}/#fleet")
+    kind, name = daemon.split("/", 1)
+    row = f'#fleet tr[data-kind="{kind}"][data-name="{name}"]'
+    got = wait_for(f"{daemon} {state}",
+                   lambda: d.find_element(By.CSS_SELECTOR, row).get_attribute("data-state") == state
+                   and d.find_element(By.CSS_SELECTOR, row).text, timeout)
+    print(f"ok: fleet row: {got}")
+
+
+def main():
+    cmd, console, *rest = sys.argv[1:]
+    console = console.rstrip("/")
+    d = browser()
+    shot = None
+    try:
+        if cmd == "search":
+            query, line, shot = rest
+            search(d, console, query, line)
+        elif cmd == "tail":
+            query, path, line, shot = rest
+            tail(d, console, query, path, line)
+        elif cmd == "inert":
+            query, shot, *lines = rest
+            inert(d, console, query, lines)
+        elif cmd == "fleet":
+            name, state, shot, timeout = rest
+            fleet(d, console, name, state, float(timeout))
+        else:
+            sys.exit(f"unknown command {cmd}")
+    except AssertionError as e:
+        print(f"FAIL: {e}")
+        sys.exit(1)
+    finally:
+        if shot:
+            d.save_screenshot(shot)
+        d.quit()
+
+
+if __name__ == "__main__":
+    main()
