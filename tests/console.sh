@@ -59,6 +59,22 @@ test_live_tail_shows_a_new_line_within_3_seconds() {
     python3 "$BROWSER" tail "http://$CONSOLE" '*' "$TEST_TMP/web/app.log" "tailed line $RANDOM$RANDOM" "$(shot tail)"
 }
 
+test_in_context_shows_the_neighbouring_lines_in_order() {
+    start_pipeline
+    seq 1 30 | sed 's/^/context line /' >>"$TEST_TMP/web/app.log"
+    wait_until 30 "30 lines indexed" yields_match '"total":30,' curl -sf "http://$CONSOLE/api/search?q=%22context%20line%22&since=1h&histogram=0"
+    local expected
+    mapfile -t expected < <(seq 5 25 | sed 's/^/context line /')
+    python3 "$BROWSER" context "http://$CONSOLE" "context line 15" "$(shot context)" "${expected[@]}"
+}
+
+test_paging_shows_every_match_once() {
+    start_pipeline
+    seq 1 450 | sed 's/^/paged line /' >>"$TEST_TMP/web/app.log"
+    wait_until 30 "450 lines indexed" yields_match '"total":450,' curl -sf "http://$CONSOLE/api/search?q=paged&since=1h&histogram=0"
+    python3 "$BROWSER" more "http://$CONSOLE" 'paged' "$(shot more)"
+}
+
 test_log_lines_with_markup_are_shown_as_text() {
     start_pipeline
     local lines=('<script>window.__xss=1</script> xss-probe' '"><img src=x onerror="window.__xss=2"> xss-probe'

@@ -9,6 +9,11 @@ through selenium and Debian's chromedriver. Each check saves a screenshot to SHO
       With live tail on, LINE appended to FILE after the page is shown appears within 3 s.
   console_browser.py inert CONSOLE QUERY SHOT LINE...
       Each LINE (markup meant to run) is shown as text, exactly, and nothing of it ran.
+  console_browser.py context CONSOLE LINE SHOT EXPECTED...
+      LINE found, opened, and "in context" shows exactly the EXPECTED lines, in order, with
+      LINE marked among them.
+  console_browser.py more CONSOLE QUERY SHOT
+      "Load more" until it is gone shows every match once: as many rows as the total.
   console_browser.py fleet CONSOLE KIND/NAME STATE SHOT TIMEOUT
       The fleet page shows the daemon KIND/NAME in STATE within TIMEOUT seconds (it refreshes
       itself: the page is not reloaded).
@@ -63,7 +68,40 @@ def search(d, console, query, line):
             if float(r.get_attribute("height")) > 0]
     if not bars:
         raise AssertionError("the histogram has no bar")
-    print(f"ok: {line!r} found; summary {d.find_element(By.ID, 'summary').text!r}; {len(bars)} bars")
+    fields = [h.text for h in d.find_elements(By.CSS_SELECTOR, "#sidebar h4")]
+    if "host.name" not in fields:
+        raise AssertionError(f"the sidebar has no host.name: {fields}")
+    print(f"ok: {line!r} found; summary {d.find_element(By.ID, 'summary').text!r}; {len(bars)} bars; "
+          f"sidebar {fields}")
+
+
+def context(d, console, line, expected):
+    d.get(search_url(console, f'"{line}"'))
+    wait_for(f"the line {line!r}", lambda: line in messages(d), 15)
+    row = next(r for r in d.find_elements(By.CSS_SELECTOR, "#results tr.hit")
+               if r.find_element(By.CSS_SELECTOR, "td.msg").text == line)
+    row.click()
+    d.find_element(By.XPATH, "//tr[@class='detail' and not(@hidden)]//button[text()='in context']").click()
+    got = wait_for("the lines around it", lambda: [
+        td.text for td in d.find_elements(By.CSS_SELECTOR, "#context td.msg")] or None, 10)
+    anchor = d.find_element(By.CSS_SELECTOR, "#context tr.anchor td.msg").text
+    if got != expected or anchor != line:
+        raise AssertionError(f"in context: {got} (marked {anchor!r}), expected {expected}")
+    print(f"ok: in context: {len(got)} lines in order, {line!r} marked")
+
+
+def more(d, console, query):
+    d.get(search_url(console, query))
+    total = int(wait_for("the summary", lambda: d.find_element(By.ID, "summary").text.split(" matches")[0]
+                         if " matches" in d.find_element(By.ID, "summary").text else None, 15))
+    while d.find_element(By.ID, "more").is_displayed():
+        shown = len(messages(d))
+        d.find_element(By.ID, "more").click()
+        wait_for("the next page", lambda: len(messages(d)) > shown, 10)
+    ids = [r.get_attribute("data-id") for r in d.find_elements(By.CSS_SELECTOR, "#results tr.hit")]
+    if len(ids) != total or len(set(ids)) != total:
+        raise AssertionError(f"{len(ids)} rows ({len(set(ids))} different) for {total} matches")
+    print(f"ok: {total} matches, all shown once after paging")
 
 
 def tail(d, console, query, path, line):
@@ -113,6 +151,12 @@ def main():
         elif cmd == "inert":
             query, shot, *lines = rest
             inert(d, console, query, lines)
+        elif cmd == "context":
+            line, shot, *expected = rest
+            context(d, console, line, expected)
+        elif cmd == "more":
+            query, shot = rest
+            more(d, console, query)
         elif cmd == "fleet":
             name, state, shot, timeout = rest
             fleet(d, console, name, state, float(timeout))

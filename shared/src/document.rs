@@ -50,7 +50,10 @@ fn mappings() -> Value {
             "message": { "type": "text" },
             "host": { "properties": { "name": { "type": "keyword" } } },
             "log": { "properties": {
-                "file": { "properties": { "path": { "type": "keyword" } } },
+                "file": { "properties": {
+                    "path": { "type": "keyword" },
+                    "identity": { "type": "keyword" },
+                } },
                 "offset": { "type": "long" },
             } },
             "event": { "properties": {
@@ -244,7 +247,13 @@ fn base(record: Record<'_>, ingested_ms: i64, decode_json: bool) -> Map<String, 
     }
     let mut log = Map::new();
     if let Some(path) = &origin.path {
-        log.insert("file".into(), json!({ "path": path }));
+        // The identity tells one file under this path from a later one (after a rotation):
+        // the lines around a line (the console's "in context") are those of the same both.
+        let mut file = json!({ "path": path });
+        if let Some(identity) = &origin.file {
+            file["identity"] = json!(identity);
+        }
+        log.insert("file".into(), file);
     }
     if let Some(offset) = origin.offset {
         log.insert("offset".into(), json!(offset));
@@ -365,7 +374,7 @@ mod tests {
                 "message": "{\"status\":200}",
                 "event": {"dataset": "web", "created": "2026-11-27T07:41:01.318Z", "ingested": "2026-11-27T07:41:02.000Z"},
                 "host": {"name": "web1"},
-                "log": {"file": {"path": "/var/log/a.log"}, "offset": 42},
+                "log": {"file": {"path": "/var/log/a.log", "identity": "2049:77:1700000000000"}, "offset": 42},
                 "truncated": true,
                 "json": {"status": 200},
             })

@@ -10,10 +10,14 @@ const TAIL_EVERY_MS = 1000;
 const TAIL_OVERLAP_MS = 30000;
 const FLEET_EVERY_MS = 2000;
 
+const PAGE_SIZE = 200;
+
 let tailTimer = null;
 let fleetTimer = null;
 let seen = new Set();
 let newest = 0;
+// The sort values of the last hit shown, where the next page starts (search_after).
+let lastSort = null;
 
 function el(tag, text, cls) {
   const e = document.createElement(tag);
@@ -79,30 +83,87 @@ function apiFilters(params) {
   return p;
 }
 
-async function runSearch(params) {
+function searchApi(params) {
   const api = apiFilters(params);
   for (const [k, v] of apiRange(params)) api.set(k, v);
-  api.set("size", "200");
+  api.set("size", String(PAGE_SIZE));
+  return api;
+}
+
+async function runSearch(params) {
   $("summary").textContent = "searching…";
   try {
-    const answer = await getJSON("/api/search?" + api.toString());
+    const answer = await getJSON("/api/search?" + searchApi(params).toString());
     showError("");
     $("summary").textContent = `${answer.total} matches, newest first (${answer.took_ms} ms)`;
     drawHistogram(answer.histogram, answer.since, answer.until);
-    const body = $("results").tBodies[0];
-    body.replaceChildren();
+    drawSidebar(answer.fields || {}, params);
+    $("results").tBodies[0].replaceChildren();
     seen = new Set();
     newest = 0;
-    for (const hit of answer.hits) {
-      seen.add(hit._id);
-      newest = Math.max(newest, Date.parse(hit._source["@timestamp"]) || 0);
-      body.append(...hitRows(hit, false));
-    }
+    showHits(answer, answer.total);
   } catch (e) {
     showError(e.message);
     $("summary").textContent = "";
   }
   setTail(params.get("tail") === "1", params);
+}
+
+// Appends a page of hits; "Load more" stays while the store has more.
+function showHits(answer, total) {
+  const body = $("results").tBodies[0];
+  for (const hit of answer.hits) {
+    seen.add(hit._id);
+    newest = Math.max(newest, Date.parse(hit._source["@timestamp"]) || 0);
+    body.append(...hitRows(hit, false));
+  }
+  if (answer.hits.length) lastSort = answer.hits[answer.hits.length - 1].sort;
+  $("more").hidden = answer.hits.length < PAGE_SIZE || body.querySelectorAll("tr.hit").length >= total;
+  $("more").dataset.total = total;
+}
+
+async function loadMore() {
+  const { params } = hashState();
+  const api = searchApi(params);
+  api.set("after", JSON.stringify(lastSort));
+  api.set("histogram", "0");
+  try {
+    showHits(await getJSON("/api/search?" + api.toString()), Number($("more").dataset.total));
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+// A term for the query box: the value quoted, so that any character in it is literal.
+function term(field, value) {
+  return `${field}:"${String(value).replace(/[\\"]/g, (c) => "\\" + c)}"`;
+}
+
+function drawSidebar(fields, params) {
+  const side = $("sidebar");
+  side.replaceChildren();
+  for (const [field, values] of Object.entries(fields)) {
+    if (!values.length) continue;
+    side.append(el("h4", field));
+    for (const [value, n] of values) {
+      const row = el("div", null, "value");
+      const filter = (not) => {
+        const q = params.get("q") || "*";
+        const next = new URLSearchParams(params);
+        next.set("q", (q === "*" ? "" : `(${q}) AND `) + (not ? "NOT " : "") + term(field, value));
+        location.hash = "search?" + next.toString();
+      };
+      const plus = el("button", "+");
+      plus.title = "only these";
+      plus.addEventListener("click", () => filter(false));
+      const minus = el("button", "−");
+      minus.title = "without these";
+      minus.addEventListener("click", () => filter(true));
+      row.append(el("span", value, "v"), el("span", n, "n"), plus, minus);
+      row.firstChild.title = String(value);
+      side.append(row);
+    }
+  }
 }
 
 function hitRows(hit, fresh) {
@@ -119,6 +180,14 @@ function hitRows(hit, fresh) {
   detail.hidden = true;
   const cell = el("td");
   cell.colSpan = 4;
+  if (s.log && s.log.offset !== undefined) {
+    const around = el("button", "in context");
+    around.addEventListener("click", () => {
+      const p = new URLSearchParams({ index: hit._index, id: hit._id, back: location.hash });
+      location.hash = "context?" + p.toString();
+    });
+    cell.append(around);
+  }
   cell.append(el("pre", JSON.stringify({ _index: hit._index, _id: hit._id, ...s }, null, 2)));
   detail.append(cell);
   row.addEventListener("click", () => { detail.hidden = !detail.hidden; });
@@ -189,6 +258,33 @@ async function tail(params) {
   }
 }
 
+// --- in context -------------------------------------------------------------------------
+
+async function showContext(params) {
+  $("context-back").href = params.get("back") || "#search";
+  const body = $("context").tBodies[0];
+  body.replaceChildren();
+  const box = $("context-error");
+  try {
+    const api = new URLSearchParams({ index: params.get("index") || "", id: params.get("id") || "" });
+    const c = await getJSON("/api/context?" + api.toString());
+    box.hidden = true;
+    const s = c.line._source;
+    $("context-summary").textContent =
+      `${s.host && s.host.name}: ${s.log.file.path}, ${c.before.length} lines before and ${c.after.length} after`;
+    for (const [hit, cls] of [...c.before.map((h) => [h, ""]), [c.line, "anchor"], ...c.after.map((h) => [h, ""])]) {
+      const row = el("tr", null, cls);
+      row.dataset.id = hit._id;
+      row.append(el("td", hit._source["@timestamp"], "time"), el("td", hit._source.log.offset),
+        el("td", hit._source.message, "msg"));
+      body.append(row);
+    }
+  } catch (e) {
+    box.hidden = false;
+    box.textContent = e.message;
+  }
+}
+
 // --- fleet ------------------------------------------------------------------------------
 
 async function refreshFleet() {
@@ -227,8 +323,10 @@ async function refreshFleet() {
 function route() {
   const { page, params } = hashState();
   const fleet = page === "fleet";
-  $("page-search").hidden = fleet;
+  const context = page === "context";
+  $("page-search").hidden = fleet || context;
   $("page-fleet").hidden = !fleet;
+  $("page-context").hidden = !context;
   $("nav-search").classList.toggle("active", !fleet);
   $("nav-fleet").classList.toggle("active", fleet);
   clearInterval(fleetTimer);
@@ -236,6 +334,8 @@ function route() {
   if (fleet) {
     refreshFleet();
     fleetTimer = setInterval(refreshFleet, FLEET_EVERY_MS);
+  } else if (context) {
+    showContext(params);
   } else {
     fillForm(params);
     runSearch(params);
@@ -254,6 +354,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $("to").hidden = !custom;
   });
   $("tail").addEventListener("change", () => $("search-form").requestSubmit());
+  $("more").addEventListener("click", loadMore);
   document.addEventListener("keydown", (e) => {
     const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
     if (e.key === "/" && !typing) {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use clap::Args;
-use logcollect::{Error, Result};
+use logcollect::{document, Error, Result};
 use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
@@ -38,6 +38,12 @@ const WORKERS: usize = 4;
 
 /// Bars of the histogram over the time range.
 const HISTOGRAM_BARS: i64 = 60;
+
+/// The fields of the sidebar, with their most frequent values among the matches.
+const SIDEBAR_FIELDS: [&str; 3] = ["event.dataset", "host.name", "log.file.path"];
+
+/// Lines shown before and after a line "in context".
+const CONTEXT_LINES: usize = 10;
 
 /// Options of `logctl serve`.
 #[derive(Args)]
@@ -78,6 +84,7 @@ fn serve(request: Request, target: &Target, args: &ServeArgs) {
     let (path, params) = split_url(request.url());
     let response = match (request.method(), path.as_str()) {
         (Method::Get, "/api/search") => api(search(target, &params)),
+        (Method::Get, "/api/context") => api(context(target, &params)),
         (Method::Get, "/api/fleet") => api(status::json(target, &args.status)),
         (Method::Get, p) => match ASSETS.iter().find(|(at, _, _)| *at == p) {
             Some((_, kind, body)) => respond(200, kind, body.as_bytes().to_vec()),
@@ -122,8 +129,9 @@ fn respond(status: u16, kind: &str, body: Vec<u8>) -> Response<std::io::Cursor<V
     response
 }
 
-/// `GET /api/search?q=&since=&until=&topic=&host=&file=&size=&order=&histogram=`: the hits,
-/// their total, and (unless `histogram=0`) their count per bar of the range.
+/// `GET /api/search?q=&since=&until=&topic=&host=&file=&size=&order=&after=&histogram=`: the
+/// hits (each with its sort values, for `after`, the next page), their total, and unless
+/// `histogram=0` their count per bar of the range and the sidebar's top values.
 fn search(target: &Target, params: &HashMap<String, String>) -> Result<Value> {
     let get = |k: &str| params.get(k).filter(|v| !v.is_empty()).cloned();
     let query = Query {
@@ -132,7 +140,7 @@ fn search(target: &Target, params: &HashMap<String, String>) -> Result<Value> {
         until: get("until")
             .map(|u| search::time_arg(&u, "until"))
             .transpose()?,
-        topic: get("topic"),
+        topic: get("topic").map(|t| name("topic", t)).transpose()?,
         host: get("host"),
         file: get("file"),
     };
@@ -147,6 +155,10 @@ fn search(target: &Target, params: &HashMap<String, String>) -> Result<Value> {
     };
     let mut body = query.body(query.since, size, order);
     body["track_total_hits"] = json!(true);
+    if let Some(after) = get("after") {
+        body["search_after"] = serde_json::from_str(&after)
+            .map_err(|e| Error::Usage(format!("after: {after:?} is not a JSON array: {e}")))?;
+    }
     let histogram = get("histogram").as_deref() != Some("0");
     let until = query
         .until
@@ -161,6 +173,9 @@ fn search(target: &Target, params: &HashMap<String, String>) -> Result<Value> {
             "min_doc_count": 0,
             "extended_bounds": { "min": query.since, "max": until },
         }}});
+        for field in SIDEBAR_FIELDS {
+            body["aggs"][field] = json!({ "terms": { "field": field, "size": 5 } });
+        }
     }
     let store = search::store(target)?;
     let answer = store.answer(&query.index(), &body)?;
@@ -178,11 +193,22 @@ fn search(target: &Target, params: &HashMap<String, String>) -> Result<Value> {
         .and_then(Value::as_array)
         .map(|h| {
             h.iter()
-                .map(|h| json!({ "_id": h["_id"], "_index": h["_index"], "_source": h["_source"] }))
+                .map(|h| json!({ "_id": h["_id"], "_index": h["_index"], "_source": h["_source"], "sort": h["sort"] }))
                 .collect()
         })
         .unwrap_or_default();
+    let mut fields = serde_json::Map::new();
+    for field in SIDEBAR_FIELDS {
+        if let Some(buckets) = answer["aggregations"][field]["buckets"].as_array() {
+            let top: Vec<Value> = buckets
+                .iter()
+                .map(|b| json!([b["key"], b["doc_count"]]))
+                .collect();
+            fields.insert(field.to_string(), json!(top));
+        }
+    }
     Ok(json!({
+        "fields": fields,
         "hits": hits,
         "total": answer.pointer("/hits/total/value").cloned().unwrap_or(json!(hits.len())),
         "took_ms": answer["took"],
@@ -190,6 +216,73 @@ fn search(target: &Target, params: &HashMap<String, String>) -> Result<Value> {
         "until": until,
         "histogram": { "interval_ms": interval_ms, "buckets": buckets },
     }))
+}
+
+/// `GET /api/context?index=&id=`: the line with that id, and the lines just before and after
+/// it in the same file (same host, path and file identity), by offset.
+fn context(target: &Target, params: &HashMap<String, String>) -> Result<Value> {
+    let need = |k: &str| {
+        params
+            .get(k)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| Error::Usage(format!("{k} is required")))
+    };
+    let (index, id) = (name("index", need("index")?.clone())?, need("id")?);
+    let store = search::store(target)?;
+    let found = store.search(&index, &json!({ "query": { "ids": { "values": [id] } } }))?;
+    let line = found
+        .first()
+        .ok_or_else(|| Error::Usage(format!("no document {id} in {index}")))?;
+    let s = &line["_source"];
+    let offset = s["log"]["offset"]
+        .as_u64()
+        .ok_or_else(|| Error::Usage(format!("document {id} has no log.offset")))?;
+    let mut same = Vec::new();
+    for (field, value) in [
+        ("host.name", &s["host"]["name"]),
+        ("log.file.path", &s["log"]["file"]["path"]),
+        ("log.file.identity", &s["log"]["file"]["identity"]),
+    ] {
+        if !value.is_null() {
+            same.push(json!({ "term": { field: value } }));
+        }
+    }
+    let side = |range: &str, order: &str| -> Result<Vec<Value>> {
+        let mut filter = same.clone();
+        filter.push(json!({ "range": { "log.offset": { range: offset } } }));
+        store.search(
+            "*,-.*",
+            &json!({
+                "size": CONTEXT_LINES,
+                "sort": [{ "log.offset": { "order": order } }],
+                "query": { "bool": { "filter": filter } },
+            }),
+        )
+    };
+    let mut before = side("lt", "desc")?;
+    before.reverse();
+    let after = side("gt", "asc")?;
+    let pick =
+        |h: &Value| json!({ "_id": h["_id"], "_index": h["_index"], "_source": h["_source"] });
+    Ok(json!({
+        "before": before.iter().map(pick).collect::<Vec<_>>(),
+        "line": pick(line),
+        "after": after.iter().map(pick).collect::<Vec<_>>(),
+    }))
+}
+
+/// A topic or index name from the URL, which goes into the store's URL path: refused if it
+/// holds a character Elasticsearch forbids in names, or `%` or `&`.
+fn name(what: &str, value: String) -> Result<String> {
+    match value
+        .chars()
+        .find(|c| document::FORBIDDEN_IN_NAMES.contains(*c) || matches!(c, '%' | '&'))
+    {
+        Some(c) => Err(Error::Usage(format!(
+            "{what} {value:?}: {c:?} is not allowed in a name"
+        ))),
+        None => Ok(value),
+    }
 }
 
 /// The path and the decoded query parameters of a request URL.
@@ -227,5 +320,20 @@ mod tests {
         assert_eq!(decode("100%"), "100%");
         assert_eq!(decode("%zz%4"), "%zz%4");
         assert_eq!(decode("%C3%A9"), "é");
+    }
+
+    #[test]
+    fn names_that_would_change_the_url_are_refused() {
+        assert_eq!(
+            name("index", "web-2026.11.29".into()).unwrap(),
+            "web-2026.11.29"
+        );
+        assert_eq!(
+            name("index", "web/_delete_by_query?q=*".into())
+                .unwrap_err()
+                .to_string(),
+            "index \"web/_delete_by_query?q=*\": '/' is not allowed in a name"
+        );
+        assert!(name("topic", "a%2Fb".into()).is_err());
     }
 }
