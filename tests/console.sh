@@ -11,6 +11,8 @@ BROWSER=$REPO/tests/console_browser.py
 agent_ini "$TEST_TMP/agent.ini" "$TEST_TMP/agent-data" "127.0.0.1:$LC_FREE_PORT"
 etcd_put elasticsearch_config "{\"url_address\":[\"$LC_ES_URL\"]}"
 collect_one web
+printf 'admin-token-4711\n' >"$TEST_TMP/admin-token"
+chmod 600 "$TEST_TMP/admin-token"
 
 # start_pipeline: the agent, the transfer and the console. The transfer of each test is in a
 # group of its own, so it is assigned the partitions at once, not after the killed one's
@@ -20,6 +22,7 @@ start_pipeline() {
     wait_applied "$TEST_TMP/agent.log" web
     transfer_ini "$TEST_TMP/transfer.ini" $((LC_FREE_PORT + 1)) 1 "console-${FUNCNAME[1]}"
     lc_spawn transfer "$BIN_DIR/log-transfer" -c "$TEST_TMP/transfer.ini"
+    printf '%s\n' "[console]" "admin_token_file = $TEST_TMP/admin-token" >>"$TEST_TMP/transfer.ini"
     lc_spawn console "$LOGCTL" -c "$TEST_TMP/transfer.ini" serve --listen "$CONSOLE"
     wait_until 10 "the console" curl -sf "http://$CONSOLE/"
 }
@@ -82,6 +85,32 @@ test_log_lines_with_markup_are_shown_as_text() {
     printf '%s\n' "${lines[@]}" >>"$TEST_TMP/web/app.log"
     wait_until 30 "the three lines indexed" yields_match '"total":3,' curl -sf "http://$CONSOLE/api/search?q=xss-probe&since=1h&histogram=0"
     python3 "$BROWSER" inert "http://$CONSOLE" 'xss-probe' "$(shot inert)" "${lines[@]}"
+}
+
+test_config_editor_checks_as_you_type_and_saves_with_the_token() {
+    start_pipeline
+    local web="{\"path\":\"$TEST_TMP/web/app.log\",\"topic\":\"web\"}" out=$TEST_TMP/config.out
+    # As the editor shows a value: one entry per line.
+    python3 "$BROWSER" config "http://$CONSOLE" $'[\n  '"$web"$',\n  {"path":"/var/log/x.log","topic":"bad topic"}\n]' \
+        'etcd key "collect_log_conf": entry 1: topic "bad topic": invalid character '"' '"' (Kafka allows a-z A-Z 0-9 . _ -)' \
+        "[$web,{\"path\":\"$TEST_TMP/other/app.log\",\"topic\":\"other\"}]" admin-token-4711 "$(shot config)" | tee "$out"
+    grep -q '^ok: the editor shows .*line \[.3.\] marked$' "$out" || fail "the invalid entry's line was not marked"
+    local revision
+    revision=$(sed -n 's/^saved at revision //p' "$out")
+    # The agent applies what the console saved.
+    wait_until 10 "the agent at revision $revision" yields "$revision" metric "127.0.0.1:$LC_FREE_PORT" logcollect_agent_config_revision
+    wait_applied "$TEST_TMP/agent.log" other
+    # A console without a token file is read-only; a write from another site is refused.
+    lc_spawn readonly "$LOGCTL" -c "$TEST_TMP/agent.ini" serve --listen "127.0.0.1:$((LC_FREE_PORT + 3))"
+    wait_until 10 "the read-only console" curl -sf "http://127.0.0.1:$((LC_FREE_PORT + 3))/"
+    assert_eq "read-only" '403 read-only console: its ini has no [console] admin_token_file' "$(curl -s -w ' %{http_code}' \
+        -X POST -H 'X-Logcollect-Token: admin-token-4711' -d '{"value":"[]","base":0}' "http://127.0.0.1:$((LC_FREE_PORT + 3))/api/config" |
+        python3 -c 'import json,sys; b, s = sys.stdin.read().rsplit(" ", 1); print(s, json.loads(b)["error"])')"
+    assert_eq "cross-site" '403 a write from another site is refused' "$(curl -s -w ' %{http_code}' -X POST \
+        -H 'X-Logcollect-Token: admin-token-4711' -H 'Sec-Fetch-Site: cross-site' -d '{"value":"[]","base":0}' "http://$CONSOLE/api/config" |
+        python3 -c 'import json,sys; b, s = sys.stdin.read().rsplit(" ", 1); print(s, json.loads(b)["error"])')"
+    # Put the one entry back for the tests after this one.
+    collect_one web
 }
 
 test_fleet_lists_the_agent_and_marks_it_offline_after_kill_9() {

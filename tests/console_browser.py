@@ -14,6 +14,10 @@ through selenium and Debian's chromedriver. Each check saves a screenshot to SHO
       LINE marked among them.
   console_browser.py more CONSOLE QUERY SHOT
       "Load more" until it is gone shows every match once: as many rows as the total.
+  console_browser.py config CONSOLE INVALID ERROR VALID TOKEN SHOT
+      The configuration page: INVALID typed into the editor shows exactly ERROR with the
+      entry's line marked; VALID is valid; a save without the token is refused; with TOKEN it
+      is saved. Prints "saved at revision R" last; also saves SHOT with -invalid before .png.
   console_browser.py fleet CONSOLE KIND/NAME STATE SHOT TIMEOUT
       The fleet page shows the daemon KIND/NAME in STATE within TIMEOUT seconds (it refreshes
       itself: the page is not reloaded).
@@ -126,6 +130,34 @@ def inert(d, console, query, lines):
     print(f"ok: {len(lines)} markup lines shown as text, none ran")
 
 
+def set_editor(d, text):
+    d.execute_script("const e = document.getElementById('editor'); e.value = arguments[0];"
+                     "e.dispatchEvent(new Event('input'));", text)
+
+
+def config(d, console, invalid, error, valid, token, shot):
+    d.get(f"{console}/#config")
+    wait_for("the value in etcd", lambda: "revision" in d.find_element(By.ID, "config-key").text, 10)
+    check = lambda: d.find_element(By.ID, "config-check").text
+    set_editor(d, invalid)
+    wait_for(f"the error {error!r}", lambda: check() == error, 10)
+    marked = [s.text for s in d.find_elements(By.CSS_SELECTOR, "#gutter .bad")]
+    print(f"ok: the editor shows {check()!r}, line {marked} marked")
+    d.save_screenshot(shot.replace(".png", "-invalid.png"))
+    set_editor(d, valid)
+    wait_for("valid", lambda: check() == "valid", 10)
+    saved = lambda: d.find_element(By.ID, "config-saved").text
+    d.find_element(By.ID, "token").clear()
+    d.find_element(By.ID, "config-save").click()
+    wait_for("the refusal", lambda: saved() == "the admin token is required for this", 10)
+    print(f"ok: without the token: {saved()!r}")
+    d.find_element(By.ID, "token").send_keys(token)
+    d.find_element(By.ID, "config-save").click()
+    wait_for("the save", lambda: saved().startswith("saved: "), 10)
+    print(f"ok: {saved()}")
+    print(f"saved at revision {saved().rsplit(' ', 1)[1]}")
+
+
 def fleet(d, console, daemon, state, timeout):
     d.get(f"{console}/#fleet")
     kind, name = daemon.split("/", 1)
@@ -157,6 +189,9 @@ def main():
         elif cmd == "more":
             query, shot = rest
             more(d, console, query)
+        elif cmd == "config":
+            invalid, error, valid, token, shot = rest
+            config(d, console, invalid, error, valid, token, shot)
         elif cmd == "fleet":
             name, state, shot, timeout = rest
             fleet(d, console, name, state, float(timeout))

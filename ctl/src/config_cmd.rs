@@ -106,15 +106,21 @@ pub fn run(target: &Target, command: ConfigCommand, output: Output) -> Result<Ou
 
 /// The etcd key a [`Which`] names.
 fn key_of(target: &Target, which: &Which) -> String {
-    if which.es {
+    key_for(target, which.host.as_deref(), which.es)
+}
+
+/// The key of `elasticsearch_config` (`es`), or of the collect configuration of `host` (none:
+/// the global one).
+pub fn key_for(target: &Target, host: Option<&str>, es: bool) -> String {
+    if es {
         target.es_key.clone()
     } else {
-        target.collect_key(which.host.as_deref())
+        target.collect_key(host)
     }
 }
 
 /// Validates `value` as the daemons would for `key`.
-fn validate(target: &Target, key: &str, value: &[u8]) -> Result<()> {
+pub fn validate(target: &Target, key: &str, value: &[u8]) -> Result<()> {
     if key == target.es_key {
         parse_es_config(key, value).map(drop)
     } else {
@@ -241,7 +247,7 @@ fn read_value(file: Option<&Path>) -> Result<Vec<u8>> {
 
 /// A value for people: a JSON array one element per line (so a diff is one line per
 /// entry), other JSON pretty-printed, anything else as it is.
-fn pretty(value: &[u8]) -> String {
+pub fn pretty(value: &[u8]) -> String {
     match serde_json::from_slice::<Value>(value) {
         Ok(Value::Array(items)) => {
             let lines: Vec<String> = items.iter().map(|i| format!("  {i}")).collect();
@@ -254,25 +260,27 @@ fn pretty(value: &[u8]) -> String {
 
 /// Prints a unified diff from what `key` holds to `value`.
 fn print_diff(key: &str, current: Option<&KeyValue>, value: &[u8]) {
+    println!("{}", diff(key, current, value));
+}
+
+/// A unified diff from what `key` holds to `value` (values as [`pretty`] shows them), or
+/// "no change to ...".
+pub fn diff(key: &str, current: Option<&KeyValue>, value: &[u8]) -> String {
     let old = current.map(|kv| pretty(&kv.value)).unwrap_or_default();
     let new = pretty(value);
     let old_name = current.map_or(format!("{key} (absent)"), |kv| {
         format!("{key} (revision {})", kv.mod_revision)
     });
     if old == new {
-        println!("no change to {old_name}");
-        return;
+        return format!("no change to {old_name}");
     }
     let diff = similar::TextDiff::from_lines(&old, &new);
-    print!(
-        "{}",
-        diff.unified_diff()
-            .header(&old_name, &format!("{key} (yours)"))
-            .missing_newline_hint(false)
-    );
-    if !new.ends_with('\n') {
-        println!();
-    }
+    diff.unified_diff()
+        .header(&old_name, &format!("{key} (yours)"))
+        .missing_newline_hint(false)
+        .to_string()
+        .trim_end()
+        .to_string()
 }
 
 /// The running daemons whose configuration comes from `key` (see [`reaches`]).

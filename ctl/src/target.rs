@@ -1,6 +1,7 @@
 //! Where logctl finds the services: `-c FILE` (an agent's or transfer's ini), overridden by
 //! `--endpoints` and `--brokers`; the defaults of a local install otherwise.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use logcollect::etcd::EtcdClient;
@@ -26,6 +27,8 @@ pub struct Target {
     pub index_pattern: String,
     /// `[elasticsearch]`: TLS and secrets for the store.
     pub store: StoreSettings,
+    /// `[console] admin_token_file`: the token the console's writes need (none: read-only).
+    pub admin_token_file: Option<PathBuf>,
 }
 
 impl Target {
@@ -63,6 +66,10 @@ impl Target {
                 .transpose()?
                 .unwrap_or_default(),
             etcd: Arc::new(EtcdClient::new(&etcd)),
+            admin_token_file: ini
+                .as_ref()
+                .and_then(|i| i.optional("console", "admin_token_file"))
+                .map(PathBuf::from),
         })
     }
 

@@ -285,6 +285,107 @@ async function showContext(params) {
   }
 }
 
+// --- configuration ----------------------------------------------------------------------
+
+// The revision the value in the editor is based on (compare-and-swap on save).
+let configBase = 0;
+let checkTimer = null;
+
+function configQuery(params) {
+  const q = new URLSearchParams();
+  if (params.get("es") === "1") q.set("es", "1");
+  else if (params.get("host")) q.set("host", params.get("host"));
+  return q;
+}
+
+async function loadConfig(params) {
+  $("config-which").value = params.get("es") === "1" ? "es" : params.get("host") ? "host" : "global";
+  $("config-host").hidden = $("config-which").value !== "host";
+  $("config-host").value = params.get("host") || "";
+  $("token").value = sessionStorage.getItem("logcollect-token") || "";
+  $("config-saved").textContent = "";
+  try {
+    const c = await getJSON("/api/config?" + configQuery(params).toString());
+    configBase = c.mod_revision;
+    $("config-key").textContent = `${c.key} at revision ${c.mod_revision}`;
+    $("config-note").textContent = c.note || "";
+    $("editor").value = c.value;
+    $("config-save").disabled = !c.writable;
+    $("config-save").title = c.writable ? "" : "read-only: the console's ini has no [console] admin_token_file";
+    drawGutter(null);
+    checkConfig();
+  } catch (e) {
+    showCheck(false, e.message);
+  }
+}
+
+// Line numbers beside the editor; the line of the entry an error is about is marked. An
+// array is shown one entry per line after its "[": entry N is on line N + 2.
+function drawGutter(badEntry) {
+  const lines = $("editor").value.split("\n").length;
+  const gutter = $("gutter");
+  gutter.replaceChildren();
+  for (let i = 1; i <= lines; i++) {
+    const bad = badEntry !== null && badEntry !== undefined && i === badEntry + 2;
+    gutter.append(el("span", i + "\n", bad ? "bad" : ""));
+  }
+  gutter.scrollTop = $("editor").scrollTop;
+}
+
+function showCheck(valid, text) {
+  const box = $("config-check");
+  box.className = valid ? "valid" : "invalid";
+  box.textContent = text;
+}
+
+// The daemons' own validation, as you type.
+async function checkConfig() {
+  const { params } = hashState();
+  try {
+    const r = await fetch("/api/config/check?" + configQuery(params).toString(), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ value: $("editor").value }),
+    });
+    const c = await r.json();
+    if (c.error && c.valid === undefined) throw new Error(c.error);
+    showCheck(c.valid, c.valid ? "valid" : c.error);
+    $("config-diff").textContent = c.valid ? c.diff : "";
+    drawGutter(c.valid ? null : c.entry);
+  } catch (e) {
+    showCheck(false, e.message);
+  }
+}
+
+async function saveConfig() {
+  const { params } = hashState();
+  const token = $("token").value;
+  sessionStorage.setItem("logcollect-token", token);
+  const saved = $("config-saved");
+  try {
+    const r = await fetch("/api/config?" + configQuery(params).toString(), {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-Logcollect-Token": token },
+      body: JSON.stringify({ value: $("editor").value, base: configBase }),
+    });
+    const c = await r.json();
+    if (!r.ok || !c.saved) {
+      saved.className = "refused";
+      saved.textContent = c.error || `HTTP ${r.status}`;
+      if (c.diff) $("config-diff").textContent = c.diff;
+      return;
+    }
+    configBase = c.mod_revision;
+    saved.className = "ok";
+    saved.textContent = `saved: ${c.key} at revision ${c.mod_revision}`;
+    $("config-key").textContent = `${c.key} at revision ${c.mod_revision}`;
+    checkConfig();
+  } catch (e) {
+    saved.className = "refused";
+    saved.textContent = e.message;
+  }
+}
+
 // --- fleet ------------------------------------------------------------------------------
 
 async function refreshFleet() {
@@ -324,11 +425,14 @@ function route() {
   const { page, params } = hashState();
   const fleet = page === "fleet";
   const context = page === "context";
-  $("page-search").hidden = fleet || context;
+  const config = page === "config";
+  $("page-search").hidden = fleet || context || config;
   $("page-fleet").hidden = !fleet;
   $("page-context").hidden = !context;
-  $("nav-search").classList.toggle("active", !fleet);
+  $("page-config").hidden = !config;
+  $("nav-search").classList.toggle("active", !fleet && !config);
   $("nav-fleet").classList.toggle("active", fleet);
+  $("nav-config").classList.toggle("active", config);
   clearInterval(fleetTimer);
   setTail(false);
   if (fleet) {
@@ -336,6 +440,8 @@ function route() {
     fleetTimer = setInterval(refreshFleet, FLEET_EVERY_MS);
   } else if (context) {
     showContext(params);
+  } else if (config) {
+    loadConfig(params);
   } else {
     fillForm(params);
     runSearch(params);
@@ -355,6 +461,24 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("tail").addEventListener("change", () => $("search-form").requestSubmit());
   $("more").addEventListener("click", loadMore);
+  $("config-which").addEventListener("change", () => {
+    $("config-host").hidden = $("config-which").value !== "host";
+  });
+  $("config-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const q = new URLSearchParams();
+    if ($("config-which").value === "es") q.set("es", "1");
+    if ($("config-which").value === "host") q.set("host", $("config-host").value.trim());
+    const next = "config?" + q.toString();
+    if (location.hash === "#" + next) route(); else location.hash = next;
+  });
+  $("editor").addEventListener("input", () => {
+    drawGutter(null);
+    clearTimeout(checkTimer);
+    checkTimer = setTimeout(checkConfig, 250);
+  });
+  $("editor").addEventListener("scroll", () => { $("gutter").scrollTop = $("editor").scrollTop; });
+  $("config-save").addEventListener("click", saveConfig);
   document.addEventListener("keydown", (e) => {
     const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
     if (e.key === "/" && !typing) {

@@ -3,7 +3,13 @@
 //! threads over tiny_http. The browser talks only to this server, which talks to the store
 //! and etcd: the store's credentials never reach the browser.
 //!
-//! This first part is read-only: search (histogram, results, live tail) and the fleet.
+//! Pages: search (histogram, sidebar, results, live tail, in context), the fleet, and the
+//! configuration (checked as you type, saved with compare-and-swap). A write needs the admin
+//! token of `[console] admin_token_file` in a header of its own, which a page of another site
+//! cannot send (it would need CORS, which this server never grants); without a token file the
+//! console is read-only.
+
+mod config;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,6 +42,12 @@ const ASSETS: [(&str, &str, &str); 3] = [
 /// Threads answering requests: a slow search does not hold up the fleet page.
 const WORKERS: usize = 4;
 
+/// The header that carries the admin token.
+const TOKEN_HEADER: &str = "X-Logcollect-Token";
+
+/// Largest request body read (a configuration value).
+const MAX_BODY: u64 = 4 << 20;
+
 /// Bars of the histogram over the time range.
 const HISTOGRAM_BARS: i64 = 60;
 
@@ -61,15 +73,28 @@ pub fn run(target: Target, args: ServeArgs) -> Result<Outcome> {
         what: format!("listen on {}", args.listen),
         msg: e.to_string(),
     })?;
-    eprintln!("logctl: console on http://{}/", args.listen);
-    let shared = Arc::new((server, target, args));
+    let token = target
+        .admin_token_file
+        .as_deref()
+        .map(logcollect::secret::read_line)
+        .transpose()?;
+    eprintln!(
+        "logctl: console on http://{}/ ({})",
+        args.listen,
+        if token.is_some() {
+            "writes with the admin token"
+        } else {
+            "read-only: no [console] admin_token_file"
+        }
+    );
+    let shared = Arc::new((server, target, args, token));
     let workers: Vec<_> = (0..WORKERS)
         .map(|n| {
             let shared = shared.clone();
             logcollect::sync::spawn(&format!("console-{n}"), move || {
-                let (server, target, args) = &*shared;
+                let (server, target, args, token) = &*shared;
                 while let Ok(request) = server.recv() {
-                    serve(request, target, args);
+                    serve(request, target, args, token.as_deref());
                 }
             })
         })
@@ -80,28 +105,107 @@ pub fn run(target: Target, args: ServeArgs) -> Result<Outcome> {
     Ok(Outcome::Yes)
 }
 
-fn serve(request: Request, target: &Target, args: &ServeArgs) {
+fn serve(mut request: Request, target: &Target, args: &ServeArgs, token: Option<&str>) {
     let (path, params) = split_url(request.url());
-    let response = match (request.method(), path.as_str()) {
-        (Method::Get, "/api/search") => api(search(target, &params)),
-        (Method::Get, "/api/context") => api(context(target, &params)),
-        (Method::Get, "/api/fleet") => api(status::json(target, &args.status)),
-        (Method::Get, p) => match ASSETS.iter().find(|(at, _, _)| *at == p) {
-            Some((_, kind, body)) => respond(200, kind, body.as_bytes().to_vec()),
-            None => api(Err(Error::Usage(format!("no such page: {p}")))).with_status_code(404),
-        },
-        _ => api(Err(Error::Usage("read-only: GET only".into()))).with_status_code(405),
-    };
+    let (es, host) = (
+        params.get("es").is_some_and(|v| v == "1"),
+        params
+            .get("host")
+            .filter(|h| !h.is_empty())
+            .map(String::as_str),
+    );
+    let key = config::key(target, host, es);
+    let response =
+        match (request.method(), path.as_str()) {
+            (Method::Get, "/api/search") => api(search(target, &params)),
+            (Method::Get, "/api/context") => api(context(target, &params)),
+            (Method::Get, "/api/fleet") => api(status::json(target, &args.status)),
+            (Method::Get, "/api/config") => api(config::get(target, &key, es).map(|mut v| {
+                v["writable"] = json!(token.is_some());
+                v
+            })),
+            (Method::Post, "/api/config/check") => api(body(&mut request)
+                .and_then(|b| config::check(target, &key, es, text(&b, "value")?))),
+            (Method::Post, "/api/config") => match allowed(&request, token) {
+                Err(refusal) => refusal,
+                Ok(()) => api(body(&mut request).and_then(|b| {
+                    let base = b["base"]
+                        .as_i64()
+                        .ok_or_else(|| Error::Usage("base: a revision is required".into()))?;
+                    config::save(target, &key, es, text(&b, "value")?, base)
+                })),
+            },
+            (Method::Get, p) => match ASSETS.iter().find(|(at, _, _)| *at == p) {
+                Some((_, kind, body)) => respond(200, kind, body.as_bytes().to_vec()),
+                None => api(Err(Error::Usage(format!("no such page: {p}")))).with_status_code(404),
+            },
+            _ => api(Err(Error::Usage("read-only: GET only".into()))).with_status_code(405),
+        };
     let _ = request.respond(response);
 }
 
+/// Whether a write may go ahead: the console has a token, the request carries it in
+/// [`TOKEN_HEADER`], and it comes from this console's own page; else the refusal to send.
+fn allowed(request: &Request, token: Option<&str>) -> std::result::Result<(), Answer> {
+    let header = |name: &'static str| {
+        request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str())
+    };
+    let refuse = |status: u16, msg: &str| {
+        Err(respond(
+            status,
+            "application/json",
+            json!({ "error": msg }).to_string().into_bytes(),
+        ))
+    };
+    let Some(token) = token else {
+        return refuse(
+            403,
+            "read-only console: its ini has no [console] admin_token_file",
+        );
+    };
+    // Browsers say where a request comes from; only this page's own may write.
+    if header("Sec-Fetch-Site").is_some_and(|s| s != "same-origin" && s != "none") {
+        return refuse(403, "a write from another site is refused");
+    }
+    match header(TOKEN_HEADER) {
+        None | Some("") => refuse(401, "the admin token is required for this"),
+        Some(given) if given != token => refuse(401, "wrong admin token"),
+        Some(_) => Ok(()),
+    }
+}
+
+/// A request's JSON body.
+fn body(request: &mut Request) -> Result<Value> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(request.as_reader(), MAX_BODY),
+        &mut text,
+    )
+    .map_err(|e| Error::Usage(format!("unreadable request body: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| Error::Usage(format!("request body is not JSON: {e}")))
+}
+
+/// A string field of a request body.
+fn text<'a>(body: &'a Value, field: &str) -> Result<&'a str> {
+    body[field]
+        .as_str()
+        .ok_or_else(|| Error::Usage(format!("{field}: a string is required")))
+}
+
+/// An answer of the server.
+type Answer = Response<std::io::Cursor<Vec<u8>>>;
+
 /// A JSON answer: the value, or `{"error": ...}` with 502 (the store or etcd failed) or 400.
-fn api(result: Result<Value>) -> Response<std::io::Cursor<Vec<u8>>> {
+fn api(result: Result<Value>) -> Answer {
     let (status, body) = match result {
         Ok(v) => (200, v),
         Err(e) => {
             let status = match e {
-                Error::Usage(_) | Error::Setting { .. } => 400,
+                Error::Usage(_) | Error::Setting { .. } | Error::Invalid { .. } => 400,
                 _ => 502,
             };
             (status, json!({ "error": e.to_string() }))
@@ -110,7 +214,7 @@ fn api(result: Result<Value>) -> Response<std::io::Cursor<Vec<u8>>> {
     respond(status, "application/json", body.to_string().into_bytes())
 }
 
-fn respond(status: u16, kind: &str, body: Vec<u8>) -> Response<std::io::Cursor<Vec<u8>>> {
+fn respond(status: u16, kind: &str, body: Vec<u8>) -> Answer {
     let mut response = Response::from_data(body).with_status_code(status);
     for (name, value) in [
         ("Content-Type", kind),
