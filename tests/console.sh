@@ -14,12 +14,13 @@ collect_one web
 printf 'admin-token-4711\n' >"$TEST_TMP/admin-token"
 chmod 600 "$TEST_TMP/admin-token"
 
-# start_pipeline: the agent, the transfer and the console. The transfer of each test is in a
-# group of its own, so it is assigned the partitions at once, not after the killed one's
-# session (it indexes the earlier lines again, onto the same ids).
+# start_pipeline [ENTRY]: the agent (once it applied the entry ENTRY, web by default; none
+# for ""), the transfer and the console. The transfer of each test is in a group of its own,
+# so it is assigned the partitions at once, not after the killed one's session (it indexes
+# the earlier lines again, onto the same ids).
 start_pipeline() {
     start_agent
-    wait_applied "$TEST_TMP/agent.log" web
+    [ -z "${1-web}" ] || wait_applied "$TEST_TMP/agent.log" "${1-web}"
     transfer_ini "$TEST_TMP/transfer.ini" $((LC_FREE_PORT + 1)) 1 "console-${FUNCNAME[1]}"
     lc_spawn transfer "$BIN_DIR/log-transfer" -c "$TEST_TMP/transfer.ini"
     printf '%s\n' "[console]" "admin_token_file = $TEST_TMP/admin-token" >>"$TEST_TMP/transfer.ini"
@@ -119,6 +120,26 @@ test_fleet_lists_the_agent_and_marks_it_offline_after_kill_9() {
     lc_kill agent KILL || true
     # The heartbeat's lease (20 s) has to run out.
     python3 "$BROWSER" fleet "http://$CONSOLE" "agent/$HOST" offline "$(shot fleet-offline)" 45
+}
+
+test_dead_letters_are_listed_and_replayed() {
+    # A store that refuses a line for good: lc-es8 (tests/recorded/elasticsearch-8.json).
+    local es8=127.0.0.1:$((LC_FREE_PORT + 4))
+    lc_spawn es8 "$BIN_DIR/lc-es8" "$es8" "$REPO/tests/recorded/elasticsearch-8.json"
+    wait_until 10 "lc-es8" curl -sf "http://$es8/_stand-in/documents"
+    etcd_put collect_log_conf '[{"path":"/nonexistent/refused.log","topic":"refused","data_stream":{"dataset":"refused","namespace":"test"}}]'
+    etcd_put elasticsearch_config "{\"url_address\":[\"http://$es8\"],\"api_key\":\"VuaCfGcBCdbkQm-e5aOx:ui2lp2axTNmsyakw9tvNnw\"}"
+    printf '%s\n' "a fine line" "an unparsable line" | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" refused
+    start_pipeline ""
+    "$BIN_DIR/lc-kafka" consume "$LC_KAFKA_BROKERS" refused.dlq 1 60 >/dev/null || fail "nothing in refused.dlq"
+    python3 "$BROWSER" dlq "http://$CONSOLE" refused.dlq "HTTP 400: document_parsing_exception" "an unparsable line" \
+        admin-token-4711 "$(shot dlq)"
+    # The topic holds the two lines, and the replayed one again.
+    assert_eq "the topic after the replay" '["a fine line", "an unparsable line", "an unparsable line"]' "$("$BIN_DIR/lc-kafka" consume \
+        "$LC_KAFKA_BROKERS" refused 3 30 | python3 -c 'import base64, json, sys
+print(json.dumps(sorted(base64.b64decode(json.loads(l)["value_b64"]).decode() for l in sys.stdin)))')"
+    etcd_put elasticsearch_config "{\"url_address\":[\"$LC_ES_URL\"]}"
+    collect_one web
 }
 
 run_tests

@@ -18,6 +18,9 @@ through selenium and Debian's chromedriver. Each check saves a screenshot to SHO
       The configuration page: INVALID typed into the editor shows exactly ERROR with the
       entry's line marked; VALID is valid; a save without the token is refused; with TOKEN it
       is saved. Prints "saved at revision R" last; also saves SHOT with -invalid before .png.
+  console_browser.py dlq CONSOLE TOPIC REASON LINE TOKEN SHOT
+      The dead letters of TOPIC list LINE with a reason starting with REASON; ticked and
+      replayed with TOKEN, the page says where it went.
   console_browser.py fleet CONSOLE KIND/NAME STATE SHOT TIMEOUT
       The fleet page shows the daemon KIND/NAME in STATE within TIMEOUT seconds (it refreshes
       itself: the page is not reloaded).
@@ -158,6 +161,24 @@ def config(d, console, invalid, error, valid, token, shot):
     print(f"saved at revision {saved().rsplit(' ', 1)[1]}")
 
 
+def dlq(d, console, topic, reason, line, token):
+    d.get(f"{console}/#dlq?{urllib.parse.urlencode({'topic': topic})}")
+    row = wait_for(f"the dead letter {line!r}", lambda: next(
+        r for r in d.find_elements(By.CSS_SELECTOR, "#dlq tbody tr")
+        if r.find_element(By.CSS_SELECTOR, "td.msg").text == line), 20)
+    got = row.find_element(By.CSS_SELECTOR, "td.reason").text
+    if not got.startswith(reason):
+        raise AssertionError(f"reason {got!r}, expected it to start with {reason!r}")
+    print(f"ok: dead letter {row.get_attribute('data-at')}: {got[:80]!r}")
+    row.find_element(By.CSS_SELECTOR, "input[type=checkbox]").click()
+    d.find_element(By.ID, "dlq-token").clear()
+    d.find_element(By.ID, "dlq-token").send_keys(token)
+    d.find_element(By.ID, "dlq-replay").click()
+    done = wait_for("the replay", lambda: d.find_element(By.ID, "dlq-replayed").text.startswith("replayed ")
+                    and d.find_element(By.ID, "dlq-replayed").text, 20)
+    print(f"ok: {done}")
+
+
 def fleet(d, console, daemon, state, timeout):
     d.get(f"{console}/#fleet")
     kind, name = daemon.split("/", 1)
@@ -192,6 +213,9 @@ def main():
         elif cmd == "config":
             invalid, error, valid, token, shot = rest
             config(d, console, invalid, error, valid, token, shot)
+        elif cmd == "dlq":
+            topic, reason, line, token, shot = rest
+            dlq(d, console, topic, reason, line, token)
         elif cmd == "fleet":
             name, state, shot, timeout = rest
             fleet(d, console, name, state, float(timeout))

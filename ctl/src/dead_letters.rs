@@ -113,7 +113,7 @@ pub fn run(target: &Target, command: DlqCommand, output: Output) -> Result<Outco
             Ok(Outcome::Yes)
         }
         DlqCommand::Show(c) => {
-            for l in choose(target, &c)? {
+            for l in choose(target, &c.topic.topic, &c.at, c.all)? {
                 let pretty = serde_json::to_string_pretty(&l.to_json()).unwrap_or_default();
                 match output {
                     Output::Json => println!("{}", l.to_json()),
@@ -123,40 +123,83 @@ pub fn run(target: &Target, command: DlqCommand, output: Output) -> Result<Outco
             Ok(Outcome::Yes)
         }
         DlqCommand::Replay(c) => {
-            let letters = choose(target, &c)?;
-            let mut topics = Vec::new();
-            for l in &letters {
-                let source = l.header(DLQ_SOURCE);
-                let topic = dlq_source_topic(&source).ok_or_else(|| Error::Kafka {
-                    brokers: target.kafka.brokers.clone(),
-                    msg: format!(
-                        "record {}:{} has no valid {DLQ_SOURCE} header ({source:?}): its topic is unknown",
-                        l.partition, l.offset
-                    ),
-                })?;
-                topics.push(topic.to_string());
-            }
-            let mut records = Vec::new();
-            for (l, topic) in letters.iter().zip(&topics) {
-                records.push(Outgoing {
-                    topic,
-                    key: l.key.as_deref(),
-                    headers: l
-                        .headers
-                        .iter()
-                        .filter(|(k, _)| k != DLQ_REASON && k != DLQ_SOURCE)
-                        .map(|(k, v)| (k.as_str(), v.as_slice()))
-                        .collect(),
-                    value: &l.value,
-                });
-            }
-            Writer::new(&target.kafka, "logctl-replay")?.write_all(&records)?;
-            for (l, r) in letters.iter().zip(&records) {
-                println!("replayed {}:{} to {}", l.partition, l.offset, r.topic);
+            for (at, topic) in replay(target, &c.topic.topic, &c.at, c.all)? {
+                println!("replayed {at} to {topic}");
             }
             Ok(Outcome::Yes)
         }
     }
+}
+
+/// Every dead letter of `topic` (or of the `.dlq` topic itself), as `dlq list -o json`.
+pub fn list_json(target: &Target, topic: &str) -> Result<Value> {
+    Ok(Value::Array(
+        read(target, topic)?.iter().map(Letter::to_json).collect(),
+    ))
+}
+
+/// Writes the dead letters `at` (PARTITION:OFFSET; every one with `all`) back to their
+/// original topic, without the `dlq.*` headers, and waits until Kafka has them; returns each
+/// one's place and the topic it went to.
+pub fn replay(
+    target: &Target,
+    topic: &str,
+    at: &[String],
+    all: bool,
+) -> Result<Vec<(String, String)>> {
+    let letters = choose(target, topic, at, all)?;
+    let mut topics = Vec::new();
+    for l in &letters {
+        let source = l.header(DLQ_SOURCE);
+        let topic = dlq_source_topic(&source).ok_or_else(|| Error::Kafka {
+            brokers: target.kafka.brokers.clone(),
+            msg: format!(
+                "record {}:{} has no valid {DLQ_SOURCE} header ({source:?}): its topic is unknown",
+                l.partition, l.offset
+            ),
+        })?;
+        topics.push(topic.to_string());
+    }
+    let mut records = Vec::new();
+    for (l, topic) in letters.iter().zip(&topics) {
+        records.push(Outgoing {
+            topic,
+            key: l.key.as_deref(),
+            headers: l
+                .headers
+                .iter()
+                .filter(|(k, _)| k != DLQ_REASON && k != DLQ_SOURCE)
+                .map(|(k, v)| (k.as_str(), v.as_slice()))
+                .collect(),
+            value: &l.value,
+        });
+    }
+    Writer::new(&target.kafka, "logctl-replay")?.write_all(&records)?;
+    Ok(letters
+        .iter()
+        .zip(topics)
+        .map(|(l, t)| (format!("{}:{}", l.partition, l.offset), t))
+        .collect())
+}
+
+/// The dead-letter topics in Kafka (`*.dlq`), by name.
+pub fn topics(target: &Target) -> Result<Vec<String>> {
+    let fail = |e: rdkafka::error::KafkaError| Error::Kafka {
+        brokers: target.kafka.brokers.clone(),
+        msg: format!("listing topics: {e}"),
+    };
+    let consumer: rdkafka::consumer::BaseConsumer = target.kafka.client().create().map_err(fail)?;
+    let metadata =
+        rdkafka::consumer::Consumer::fetch_metadata(&consumer, None, Duration::from_secs(10))
+            .map_err(fail)?;
+    let mut names: Vec<String> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_string())
+        .filter(|n| n.ends_with(".dlq"))
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 /// Every record of the dead-letter topic of `topic`.
@@ -187,14 +230,14 @@ fn read(target: &Target, topic: &str) -> Result<Vec<Letter>> {
     Ok(letters)
 }
 
-/// The records `--at` names (each must exist), or all of them.
-fn choose(target: &Target, chosen: &Chosen) -> Result<Vec<Letter>> {
-    let letters = read(target, &chosen.topic.topic)?;
-    if chosen.all {
+/// The records `at` names (each must exist), or all of them.
+fn choose(target: &Target, topic: &str, at: &[String], all: bool) -> Result<Vec<Letter>> {
+    let letters = read(target, topic)?;
+    if all {
         return Ok(letters);
     }
     let mut wanted = Vec::new();
-    for at in &chosen.at {
+    for at in at {
         let parsed = at
             .split_once(':')
             .and_then(|(p, o)| Some((p.parse::<i32>().ok()?, o.parse::<i64>().ok()?)));
@@ -208,7 +251,7 @@ fn choose(target: &Target, chosen: &Chosen) -> Result<Vec<Letter>> {
         };
         if !letters.iter().any(|l| (l.partition, l.offset) == (p, o)) {
             return Err(Error::Invalid {
-                key: chosen.topic.topic.clone(),
+                key: topic.to_string(),
                 msg: format!("no dead letter at {p}:{o}"),
             });
         }

@@ -386,6 +386,66 @@ async function saveConfig() {
   }
 }
 
+// --- dead letters -----------------------------------------------------------------------
+
+async function showDeadLetters(params) {
+  const box = $("dlq-error");
+  $("dlq-token").value = sessionStorage.getItem("logcollect-token") || "";
+  $("dlq-replayed").textContent = "";
+  try {
+    const { topics } = await getJSON("/api/dlq");
+    const select = $("dlq-topic");
+    select.replaceChildren(...topics.map((t) => el("option", t)));
+    const topic = params.get("topic") || topics[0];
+    $("dlq").tBodies[0].replaceChildren();
+    if (!topic) {
+      $("dlq-summary").textContent = "no dead-letter topic: nothing was refused for good";
+      box.hidden = true;
+      return;
+    }
+    select.value = topic;
+    const { letters } = await getJSON("/api/dlq?" + new URLSearchParams({ topic }).toString());
+    box.hidden = true;
+    $("dlq-summary").textContent = `${letters.length} dead letters in ${topic}`;
+    for (const l of letters) {
+      const at = `${l.partition}:${l.offset}`;
+      const tick = el("input");
+      tick.type = "checkbox";
+      tick.value = at;
+      const row = el("tr");
+      row.dataset.at = at;
+      const first = el("td");
+      first.append(tick);
+      row.append(first, el("td", at), el("td", l.source), el("td", l.reason, "reason"), el("td", l.value, "msg"));
+      $("dlq").tBodies[0].append(row);
+    }
+  } catch (e) {
+    box.hidden = false;
+    box.textContent = e.message;
+  }
+}
+
+async function replayChosen() {
+  const token = $("dlq-token").value;
+  sessionStorage.setItem("logcollect-token", token);
+  const at = [...document.querySelectorAll("#dlq input[type=checkbox]:checked")].map((c) => c.value);
+  const out = $("dlq-replayed");
+  try {
+    const r = await fetch("/api/dlq/replay", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-Logcollect-Token": token },
+      body: JSON.stringify({ topic: $("dlq-topic").value, at }),
+    });
+    const c = await r.json();
+    if (!r.ok || c.error) throw new Error(c.error || `HTTP ${r.status}`);
+    out.className = "ok";
+    out.textContent = "replayed " + c.replayed.map((x) => `${x.at} to ${x.to}`).join(", ");
+  } catch (e) {
+    out.className = "refused";
+    out.textContent = e.message;
+  }
+}
+
 // --- fleet ------------------------------------------------------------------------------
 
 async function refreshFleet() {
@@ -426,11 +486,14 @@ function route() {
   const fleet = page === "fleet";
   const context = page === "context";
   const config = page === "config";
-  $("page-search").hidden = fleet || context || config;
+  const dlq = page === "dlq";
+  $("page-search").hidden = fleet || context || config || dlq;
+  $("page-dlq").hidden = !dlq;
+  $("nav-dlq").classList.toggle("active", dlq);
   $("page-fleet").hidden = !fleet;
   $("page-context").hidden = !context;
   $("page-config").hidden = !config;
-  $("nav-search").classList.toggle("active", !fleet && !config);
+  $("nav-search").classList.toggle("active", !fleet && !config && !dlq);
   $("nav-fleet").classList.toggle("active", fleet);
   $("nav-config").classList.toggle("active", config);
   clearInterval(fleetTimer);
@@ -442,6 +505,8 @@ function route() {
     showContext(params);
   } else if (config) {
     loadConfig(params);
+  } else if (dlq) {
+    showDeadLetters(params);
   } else {
     fillForm(params);
     runSearch(params);
@@ -479,6 +544,12 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("editor").addEventListener("scroll", () => { $("gutter").scrollTop = $("editor").scrollTop; });
   $("config-save").addEventListener("click", saveConfig);
+  $("dlq-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const next = "dlq?" + new URLSearchParams({ topic: $("dlq-topic").value }).toString();
+    if (location.hash === "#" + next) route(); else location.hash = next;
+  });
+  $("dlq-replay").addEventListener("click", replayChosen);
   document.addEventListener("keydown", (e) => {
     const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
     if (e.key === "/" && !typing) {

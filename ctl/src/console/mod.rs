@@ -3,8 +3,9 @@
 //! threads over tiny_http. The browser talks only to this server, which talks to the store
 //! and etcd: the store's credentials never reach the browser.
 //!
-//! Pages: search (histogram, sidebar, results, live tail, in context), the fleet, and the
-//! configuration (checked as you type, saved with compare-and-swap). A write needs the admin
+//! Pages: search (histogram, sidebar, results, live tail, in context), the fleet, the
+//! configuration (checked as you type, saved with compare-and-swap) and the dead letters
+//! (replayed on demand). A write needs the admin
 //! token of `[console] admin_token_file` in a header of its own, which a page of another site
 //! cannot send (it would need CORS, which this server never grants); without a token file the
 //! console is read-only.
@@ -19,6 +20,7 @@ use logcollect::{document, Error, Result};
 use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
+use crate::dead_letters;
 use crate::search::{self, Query};
 use crate::status::{self, StatusArgs};
 use crate::target::Target;
@@ -126,7 +128,26 @@ fn serve(mut request: Request, target: &Target, args: &ServeArgs, token: Option<
             })),
             (Method::Post, "/api/config/check") => api(body(&mut request)
                 .and_then(|b| config::check(target, &key, es, text(&b, "value")?))),
-            (Method::Post, "/api/config") => match allowed(&request, token) {
+            (Method::Get, "/api/dlq") => api(match params.get("topic").filter(|t| !t.is_empty()) {
+            Some(topic) => dead_letters::list_json(target, topic).map(|l| json!({ "letters": l })),
+            None => dead_letters::topics(target).map(|t| json!({ "topics": t })),
+        }),
+        (Method::Post, "/api/dlq/replay") => match allowed(&request, token) {
+            Err(refusal) => refusal,
+            Ok(()) => api(body(&mut request).and_then(|b| {
+                let topic = text(&b, "topic")?;
+                let at: Vec<String> = b["at"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                    .unwrap_or_default();
+                if at.is_empty() {
+                    return Err(Error::Usage("at: choose at least one dead letter".into()));
+                }
+                let done = dead_letters::replay(target, topic, &at, false)?;
+                Ok(json!({ "replayed": done.iter().map(|(at, to)| json!({ "at": at, "to": to })).collect::<Vec<_>>() }))
+            })),
+        },
+        (Method::Post, "/api/config") => match allowed(&request, token) {
                 Err(refusal) => refusal,
                 Ok(()) => api(body(&mut request).and_then(|b| {
                     let base = b["base"]
