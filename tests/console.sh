@@ -101,6 +101,9 @@ test_config_editor_checks_as_you_type_and_saves_with_the_token() {
     # The agent applies what the console saved.
     wait_until 10 "the agent at revision $revision" yields "$revision" metric "127.0.0.1:$LC_FREE_PORT" logcollect_agent_config_revision
     wait_applied "$TEST_TMP/agent.log" other
+    # The dry run of an entry's processors, from the editor's value.
+    python3 "$BROWSER" dryrun "http://$CONSOLE" "$TEST_TMP/web/app.log" "a line to try" "$(shot dry-run)" | tee "$out"
+    grep -q "^ok: dry run: web-$(date -u +%Y.%m.%d) " "$out" || fail "the dry run's index"
     # A console without a token file is read-only; a write from another site is refused.
     lc_spawn readonly "$LOGCTL" -c "$TEST_TMP/agent.ini" serve --listen "127.0.0.1:$((LC_FREE_PORT + 3))"
     wait_until 10 "the read-only console" curl -sf "http://127.0.0.1:$((LC_FREE_PORT + 3))/"

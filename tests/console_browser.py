@@ -18,6 +18,9 @@ through selenium and Debian's chromedriver. Each check saves a screenshot to SHO
       The configuration page: INVALID typed into the editor shows exactly ERROR with the
       entry's line marked; VALID is valid; a save without the token is refused; with TOKEN it
       is saved. Prints "saved at revision R" last; also saves SHOT with -invalid before .png.
+  console_browser.py dryrun CONSOLE ENTRY LINE SHOT
+      On the configuration page, the dry run of ENTRY over LINE shows the document the
+      transfer would index: its message is LINE, its index the entry's topic's. Prints it.
   console_browser.py dlq CONSOLE TOPIC REASON LINE TOKEN SHOT
       The dead letters of TOPIC list LINE with a reason starting with REASON; ticked and
       replayed with TOKEN, the page says where it went.
@@ -27,6 +30,7 @@ through selenium and Debian's chromedriver. Each check saves a screenshot to SHO
 
 Prints what it saw; exits 1 with the reason on a failed check.
 """
+import json
 import sys
 import time
 import urllib.parse
@@ -161,6 +165,21 @@ def config(d, console, invalid, error, valid, token, shot):
     print(f"saved at revision {saved().rsplit(' ', 1)[1]}")
 
 
+def dryrun(d, console, entry, line):
+    d.get(f"{console}/#config")
+    wait_for(f"the entry {entry!r} to try", lambda: entry in [
+        o.text for o in d.find_elements(By.CSS_SELECTOR, "#dry-entry option")], 10)
+    from selenium.webdriver.support.ui import Select
+    Select(d.find_element(By.ID, "dry-entry")).select_by_visible_text(entry)
+    d.find_element(By.ID, "dry-lines").send_keys(line)
+    d.find_element(By.ID, "dry-run").click()
+    text = wait_for("the document", lambda: d.find_element(By.CSS_SELECTOR, "#dry-out pre").text, 10)
+    doc = json.loads(text)
+    if doc["_source"]["message"] != line:
+        raise AssertionError(f"dry run message {doc['_source']['message']!r}, expected {line!r}")
+    print(f"ok: dry run: {doc['_index']} {json.dumps(doc['_source'], sort_keys=True)[:160]}")
+
+
 def dlq(d, console, topic, reason, line, token):
     d.get(f"{console}/#dlq?{urllib.parse.urlencode({'topic': topic})}")
     row = wait_for(f"the dead letter {line!r}", lambda: next(
@@ -213,6 +232,9 @@ def main():
         elif cmd == "config":
             invalid, error, valid, token, shot = rest
             config(d, console, invalid, error, valid, token, shot)
+        elif cmd == "dryrun":
+            entry, line, shot = rest
+            dryrun(d, console, entry, line)
         elif cmd == "dlq":
             topic, reason, line, token, shot = rest
             dlq(d, console, topic, reason, line, token)

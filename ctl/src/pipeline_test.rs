@@ -2,7 +2,7 @@
 //! made documents exactly as the transfer would index them (`shared::document::render`, the
 //! same routing), after the agent's `include_lines`/`exclude_lines`; nothing is written.
 
-use std::io::BufRead;
+use std::io::Read;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -12,7 +12,7 @@ use logcollect::document::{render, Position, Record};
 use logcollect::record::Origin;
 use logcollect::routing::Routing;
 use logcollect::{host, Error, Result};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::target::Target;
 use crate::{Outcome, Output};
@@ -56,25 +56,70 @@ pub fn run(target: &Target, command: PipelineCommand, output: Output) -> Result<
             (key, kv.value)
         }
     };
-    let entries = parse_collect_conf(&key, &raw)?;
-    let entry = find(&entries, &key, &args.entry)?;
-    let routing = Routing::new(&entries, &target.index_pattern);
+    let mut input = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut input)
+        .map_err(|e| Error::io(std::path::Path::new("<stdin>"), "cannot read", &e))?;
+    let mut failed = false;
+    for line in dry_run(&target.index_pattern, &key, &raw, &args.entry, &input)? {
+        match line {
+            DryLine::Excluded(text) => eprintln!("excluded at the agent: {text}"),
+            DryLine::Document { doc, failed: f } => {
+                failed |= f;
+                match output {
+                    Output::Json => println!("{doc}"),
+                    Output::Table => {
+                        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default())
+                    }
+                }
+            }
+        }
+    }
+    Ok(if failed { Outcome::No } else { Outcome::Yes })
+}
+
+/// One line of a dry run.
+pub enum DryLine {
+    /// The agent leaves it out (`include_lines`/`exclude_lines`).
+    Excluded(String),
+    /// The document the transfer would index (`_index`, `_id`, `_source`), and whether a
+    /// processor failed on it.
+    Document {
+        /// The document.
+        doc: Value,
+        /// Whether a processor failed.
+        failed: bool,
+    },
+}
+
+/// The dry run of the entry `entry` of the collect value `raw` (of `key`) over the lines of
+/// `input`: what the agent leaves out, and each document as the transfer would index it.
+pub fn dry_run(
+    index_pattern: &str,
+    key: &str,
+    raw: &[u8],
+    entry: &str,
+    input: &[u8],
+) -> Result<Vec<DryLine>> {
+    let entries = parse_collect_conf(key, raw)?;
+    let entry = find(&entries, key, entry)?;
+    let routing = Routing::new(&entries, index_pattern);
     let hostname = host::hostname();
     let mut offset = 0u64;
-    let mut failed = false;
-    for line in std::io::stdin().lock().split(b'\n') {
-        let mut line =
-            line.map_err(|e| Error::io(std::path::Path::new("<stdin>"), "cannot read", &e))?;
-        let len = line.len() as u64 + 1;
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
+    let mut out = Vec::new();
+    for line in input.split_inclusive(|b| *b == b'\n') {
+        let len = line.len() as u64;
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             offset += len;
             continue;
         }
-        if !entry.processors.lines.keeps(&line) {
-            eprintln!("excluded at the agent: {}", String::from_utf8_lossy(&line));
+        if !entry.processors.lines.keeps(line) {
+            out.push(DryLine::Excluded(
+                String::from_utf8_lossy(line).into_owned(),
+            ));
             offset += len;
             continue;
         }
@@ -95,18 +140,16 @@ pub fn run(target: &Target, command: PipelineCommand, output: Output) -> Result<
                 offset: 0,
             },
             read_ms: now_ms(),
-            payload: &line,
+            payload: line,
         };
         let doc = render(&routing, record, now_ms());
-        failed |= !doc.failures.is_empty();
-        let out = json!({ "_index": doc.index, "_id": doc.id, "_source": doc.source });
-        match output {
-            Output::Json => println!("{out}"),
-            Output::Table => println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default()),
-        }
+        out.push(DryLine::Document {
+            doc: json!({ "_index": doc.index, "_id": doc.id, "_source": doc.source }),
+            failed: !doc.failures.is_empty(),
+        });
         offset += len;
     }
-    Ok(if failed { Outcome::No } else { Outcome::Yes })
+    Ok(out)
 }
 
 /// The entry whose `path` is `path`.

@@ -352,8 +352,50 @@ async function checkConfig() {
     showCheck(c.valid, c.valid ? "valid" : c.error);
     $("config-diff").textContent = c.valid ? c.diff : "";
     drawGutter(c.valid ? null : c.entry);
+    if (c.valid) listEntries();
   } catch (e) {
     showCheck(false, e.message);
+  }
+}
+
+// The entries of the value in the editor, for the dry run.
+function listEntries() {
+  const select = $("dry-entry");
+  let entries = [];
+  try {
+    const v = JSON.parse($("editor").value);
+    if (Array.isArray(v)) entries = v.map((e) => e.path).filter(Boolean);
+  } catch (e) {
+    // Not JSON (elasticsearch_config is, but has no entries): nothing to try.
+  }
+  const chosen = select.value;
+  select.replaceChildren(...entries.map((p) => el("option", p)));
+  if (entries.includes(chosen)) select.value = chosen;
+}
+
+// The entry's processors on the sample lines, as the transfer would run them: the editor's
+// value, not the one in etcd.
+async function dryRun() {
+  const { params } = hashState();
+  const out = $("dry-out");
+  out.replaceChildren();
+  try {
+    const r = await fetch("/api/pipeline?" + configQuery(params).toString(), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ value: $("editor").value, entry: $("dry-entry").value, lines: $("dry-lines").value }),
+    });
+    const c = await r.json();
+    if (!r.ok || c.error) throw new Error(c.error || `HTTP ${r.status}`);
+    for (const line of c.lines) {
+      if (line.excluded !== undefined) {
+        out.append(el("div", "excluded at the agent: " + line.excluded, "excluded"));
+      } else {
+        out.append(el("pre", JSON.stringify(line.document, null, 2), line.failed ? "failed" : ""));
+      }
+    }
+  } catch (e) {
+    out.append(el("div", e.message, "error"));
   }
 }
 
@@ -544,6 +586,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("editor").addEventListener("scroll", () => { $("gutter").scrollTop = $("editor").scrollTop; });
   $("config-save").addEventListener("click", saveConfig);
+  $("dry-run").addEventListener("click", dryRun);
   $("dlq-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const next = "dlq?" + new URLSearchParams({ topic: $("dlq-topic").value }).toString();

@@ -4,8 +4,8 @@
 //! and etcd: the store's credentials never reach the browser.
 //!
 //! Pages: search (histogram, sidebar, results, live tail, in context), the fleet, the
-//! configuration (checked as you type, saved with compare-and-swap) and the dead letters
-//! (replayed on demand). A write needs the admin
+//! configuration (checked as you type, saved with compare-and-swap, an entry's processors
+//! tried on sample lines) and the dead letters (replayed on demand). A write needs the admin
 //! token of `[console] admin_token_file` in a header of its own, which a page of another site
 //! cannot send (it would need CORS, which this server never grants); without a token file the
 //! console is read-only.
@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::dead_letters;
+use crate::pipeline_test::{self, DryLine};
 use crate::search::{self, Query};
 use crate::status::{self, StatusArgs};
 use crate::target::Target;
@@ -128,7 +129,24 @@ fn serve(mut request: Request, target: &Target, args: &ServeArgs, token: Option<
             })),
             (Method::Post, "/api/config/check") => api(body(&mut request)
                 .and_then(|b| config::check(target, &key, es, text(&b, "value")?))),
-            (Method::Get, "/api/dlq") => api(match params.get("topic").filter(|t| !t.is_empty()) {
+            (Method::Post, "/api/pipeline") => api(body(&mut request).and_then(|b| {
+            let lines = pipeline_test::dry_run(
+                &target.index_pattern,
+                &key,
+                text(&b, "value")?.as_bytes(),
+                text(&b, "entry")?,
+                text(&b, "lines")?.as_bytes(),
+            )?;
+            let lines: Vec<Value> = lines
+                .into_iter()
+                .map(|l| match l {
+                    DryLine::Excluded(line) => json!({ "excluded": line }),
+                    DryLine::Document { doc, failed } => json!({ "document": doc, "failed": failed }),
+                })
+                .collect();
+            Ok(json!({ "lines": lines }))
+        })),
+        (Method::Get, "/api/dlq") => api(match params.get("topic").filter(|t| !t.is_empty()) {
             Some(topic) => dead_letters::list_json(target, topic).map(|l| json!({ "letters": l })),
             None => dead_letters::topics(target).map(|t| json!({ "topics": t })),
         }),
