@@ -119,7 +119,7 @@ test_config_editor_checks_as_you_type_and_saves_with_the_token() {
 
 test_fleet_lists_the_agent_and_marks_it_offline_after_kill_9() {
     start_pipeline
-    python3 "$BROWSER" fleet "http://$CONSOLE" "agent/$HOST" ok "$(shot fleet-ok)" 15
+    python3 "$BROWSER" fleet "http://$CONSOLE" "agent/$HOST" ok "$(shot fleet-ok)" 15 "$TEST_TMP/web/app.log"
     lc_kill agent KILL || true
     # The heartbeat's lease (20 s) has to run out.
     python3 "$BROWSER" fleet "http://$CONSOLE" "agent/$HOST" offline "$(shot fleet-offline)" 45

@@ -3,8 +3,9 @@
 through selenium and Debian's chromedriver. Each check saves a screenshot to SHOT.
 
   console_browser.py search CONSOLE QUERY LINE SHOT
-      The search page for QUERY (last hour) lists LINE as a message, and the histogram has
-      at least one bar.
+      The search page for QUERY (last hour) lists LINE as a message, the histogram has at
+      least one bar, and the sidebar lists host.name; a drag across the histogram then zooms
+      into the absolute range dragged over (and searches it).
   console_browser.py tail CONSOLE QUERY FILE LINE SHOT
       With live tail on, LINE appended to FILE after the page is shown appears within 3 s.
   console_browser.py inert CONSOLE QUERY SHOT LINE...
@@ -24,9 +25,9 @@ through selenium and Debian's chromedriver. Each check saves a screenshot to SHO
   console_browser.py dlq CONSOLE TOPIC REASON LINE TOKEN SHOT
       The dead letters of TOPIC list LINE with a reason starting with REASON; ticked and
       replayed with TOKEN, the page says where it went.
-  console_browser.py fleet CONSOLE KIND/NAME STATE SHOT TIMEOUT
+  console_browser.py fleet CONSOLE KIND/NAME STATE SHOT TIMEOUT [FILE]
       The fleet page shows the daemon KIND/NAME in STATE within TIMEOUT seconds (it refreshes
-      itself: the page is not reloaded).
+      itself: the page is not reloaded); with FILE, its row opened lists FILE among its files.
 
 Prints what it saw; exits 1 with the reason on a failed check.
 """
@@ -38,6 +39,7 @@ import urllib.parse
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
 
@@ -84,6 +86,18 @@ def search(d, console, query, line):
         raise AssertionError(f"the sidebar has no host.name: {fields}")
     print(f"ok: {line!r} found; summary {d.find_element(By.ID, 'summary').text!r}; {len(bars)} bars; "
           f"sidebar {fields}")
+    # Drag over the middle half of the hour: 15 to 45 minutes ago.
+    svg = d.find_element(By.ID, "histogram")
+    width = svg.size["width"]
+    ActionChains(d).move_to_element_with_offset(svg, -int(width * 0.25), 0).click_and_hold() \
+        .move_by_offset(int(width * 0.5), 0).release().perform()
+    wait_for("the zoom", lambda: "since=custom" in d.current_url, 5)
+    zoomed = urllib.parse.parse_qs(urllib.parse.urlparse(d.current_url).fragment.split("?", 1)[1])
+    start, end = (time.mktime(time.strptime(zoomed[k][0], "%Y-%m-%dT%H:%M:%S")) for k in ("from", "to"))
+    if not 1700 < end - start < 1900:
+        raise AssertionError(f"dragged over half an hour, zoomed to {zoomed['from']} .. {zoomed['to']}")
+    wait_for("the zoomed search", lambda: d.find_element(By.ID, "summary").text.endswith("ms)"), 15)
+    print(f"ok: dragged to {zoomed['from'][0]} .. {zoomed['to'][0]}: {d.find_element(By.ID, 'summary').text}")
 
 
 def context(d, console, line, expected):
@@ -198,7 +212,7 @@ def dlq(d, console, topic, reason, line, token):
     print(f"ok: {done}")
 
 
-def fleet(d, console, daemon, state, timeout):
+def fleet(d, console, daemon, state, timeout, file=None):
     d.get(f"{console}/#fleet")
     kind, name = daemon.split("/", 1)
     row = f'#fleet tr[data-kind="{kind}"][data-name="{name}"]'
@@ -206,6 +220,12 @@ def fleet(d, console, daemon, state, timeout):
                    lambda: d.find_element(By.CSS_SELECTOR, row).get_attribute("data-state") == state
                    and d.find_element(By.CSS_SELECTOR, row).text, timeout)
     print(f"ok: fleet row: {got}")
+    if file:
+        d.find_element(By.CSS_SELECTOR, row).click()
+        files = wait_for(f"{file} in the opened row", lambda: [
+            td.text for td in d.find_elements(By.CSS_SELECTOR, "#fleet tr.detail:not([hidden]) table.inner td")
+            if td.text == file], 5)
+        print(f"ok: opened, it lists {files[0]}")
 
 
 def main():
@@ -239,8 +259,8 @@ def main():
             topic, reason, line, token, shot = rest
             dlq(d, console, topic, reason, line, token)
         elif cmd == "fleet":
-            name, state, shot, timeout = rest
-            fleet(d, console, name, state, float(timeout))
+            name, state, shot, timeout, *file = rest
+            fleet(d, console, name, state, float(timeout), *file)
         else:
             sys.exit(f"unknown command {cmd}")
     except AssertionError as e:

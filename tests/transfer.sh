@@ -284,8 +284,10 @@ if [ "$LC_ES_ENGINE" = opensearch ]; then
             -H 'Content-Type: application/json' -d '{"aggs":{"f":{"multi_terms":{"terms":[{"field":"data_stream.type"},{"field":"data_stream.dataset"},{"field":"data_stream.namespace"}]}}}}' |
             python3 "$Q" '[b["key"] for b in d["aggregations"]["f"]["buckets"]]')"
         echo "ok: $stream is a data stream holding the 500 lines, data_stream.* set"
-        assert_eq "the Kibana data view" "$stream" "$("$REPO/scripts/kibana-data-view.sh" --es "$LC_ES_URL" --dry-run |
-            tail -n 1 | python3 "$Q" 'd["data_view"]["title"]')"
+        # The data view covers the stream (and the indices of earlier tests' topics, whose
+        # index template is still there).
+        assert_eq "the Kibana data view" True "$("$REPO/scripts/kibana-data-view.sh" --es "$LC_ES_URL" --dry-run |
+            tail -n 1 | python3 "$Q" "'$stream' in d['data_view']['title'].split(',')")"
         # Read again from the start by a new group: create answers 409 for each, which is
         # success; the stream still holds each line once.
         lc_kill transfer

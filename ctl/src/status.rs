@@ -218,6 +218,7 @@ fn to_json(r: &Row) -> Value {
     });
     if s.kind == "agent" {
         row["files"] = json!(s.files_total);
+        row["file_reports"] = json!(s.files);
         row["last_ack_age_s"] = json!(age_s(s.last_ack_at.as_deref()));
         row["kafka_queue_depth"] = json!(s.kafka_queue_depth);
     } else {

@@ -14,6 +14,8 @@ const PAGE_SIZE = 200;
 
 let tailTimer = null;
 let fleetTimer = null;
+// The fleet rows opened to show their files or partitions, kept across refreshes.
+const openDaemons = new Set();
 let seen = new Set();
 let newest = 0;
 // The sort values of the last hit shown, where the next page starts (search_after).
@@ -197,6 +199,8 @@ function hitRows(hit, fresh) {
 function drawHistogram(h, since, until) {
   const svg = $("histogram");
   svg.replaceChildren();
+  svg.dataset.since = since;
+  svg.dataset.until = until;
   const buckets = (h && h.buckets) || [];
   const width = 1000, height = 100;
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
@@ -219,6 +223,41 @@ function drawHistogram(h, since, until) {
     rect.addEventListener("click", () => zoom(t, t + h.interval_ms));
     svg.append(rect);
   }
+}
+
+// Drag across the histogram: zoom into the span dragged over.
+function dragToZoom() {
+  const svg = $("histogram");
+  let start = null;
+  let band = null;
+  const at = (e) => {
+    const box = svg.getBoundingClientRect();
+    return Math.min(1, Math.max(0, (e.clientX - box.left) / box.width));
+  };
+  svg.addEventListener("mousedown", (e) => {
+    start = at(e);
+    band = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    band.setAttribute("class", "band");
+    band.setAttribute("y", "0");
+    band.setAttribute("height", "100");
+    svg.append(band);
+    e.preventDefault();
+  });
+  svg.addEventListener("mousemove", (e) => {
+    if (start === null) return;
+    const [a, b] = [start, at(e)].sort((x, y) => x - y);
+    band.setAttribute("x", (a * 1000).toFixed(1));
+    band.setAttribute("width", ((b - a) * 1000).toFixed(1));
+  });
+  window.addEventListener("mouseup", (e) => {
+    if (start === null) return;
+    const [a, b] = [start, at(e)].sort((x, y) => x - y);
+    start = null;
+    band.remove();
+    if (b - a < 0.005) return; // a click: the bar's own handler zooms
+    const since = Number(svg.dataset.since), span = Number(svg.dataset.until) - since;
+    zoom(since + a * span, since + b * span);
+  });
 }
 
 function zoom(from, to) {
@@ -490,6 +529,34 @@ async function replayChosen() {
 
 // --- fleet ------------------------------------------------------------------------------
 
+// An agent's files furthest behind, or a transfer's partitions.
+function daemonDetail(r) {
+  const detail = el("tr", null, "detail");
+  const cell = el("td");
+  cell.colSpan = 8;
+  const table = el("table", null, "inner");
+  const agent = r.kind === "agent";
+  const head = agent
+    ? ["file", "topic", "acknowledged offset", "size", "bytes behind", "last acknowledged"]
+    : ["topic", "partition", "committed offset", "lag"];
+  const row = (cells) => {
+    const tr = el("tr");
+    tr.append(...cells.map((c) => el("td", c ?? "-")));
+    return tr;
+  };
+  const th = el("tr");
+  th.append(...head.map((h) => el("th", h)));
+  table.append(th);
+  for (const f of agent ? r.file_reports || [] : r.partitions || []) {
+    table.append(row(agent
+      ? [f.path, f.topic, f.acked_offset, f.size, f.bytes_behind, f.last_ack_at]
+      : [f.topic, f.partition, f.committed, f.lag]));
+  }
+  cell.append(table);
+  detail.append(cell);
+  return detail;
+}
+
 async function refreshFleet() {
   try {
     const rows = await getJSON("/api/fleet");
@@ -509,7 +576,15 @@ async function refreshFleet() {
         el("td", `${r.config_revision} / ${r.current_revision}`),
         el("td", backlog), el("td", r.reason || ""), el("td", r.updated_at, "time"),
       );
-      body.append(tr);
+      tr.className = "hit";
+      const id = `${r.kind}/${r.name}`;
+      const detail = daemonDetail(r);
+      detail.hidden = !openDaemons.has(id);
+      tr.addEventListener("click", () => {
+        detail.hidden = !detail.hidden;
+        if (detail.hidden) openDaemons.delete(id); else openDaemons.add(id);
+      });
+      body.append(tr, detail);
     }
     const counts = {};
     for (const r of rows) counts[r.state] = (counts[r.state] || 0) + 1;
@@ -568,6 +643,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("tail").addEventListener("change", () => $("search-form").requestSubmit());
   $("more").addEventListener("click", loadMore);
+  dragToZoom();
   $("config-which").addEventListener("change", () => {
     $("config-host").hidden = $("config-which").value !== "host";
   });
