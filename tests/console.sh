@@ -104,6 +104,12 @@ test_config_editor_checks_as_you_type_and_saves_with_the_token() {
     # The dry run of an entry's processors, from the editor's value.
     python3 "$BROWSER" dryrun "http://$CONSOLE" "$TEST_TMP/web/app.log" "a line to try" "$(shot dry-run)" | tee "$out"
     grep -q "^ok: dry run: web-$(date -u +%Y.%m.%d) " "$out" || fail "the dry run's index"
+    # A save based on an older revision is a conflict: shown, nothing written.
+    curl -s -X POST -H 'X-Logcollect-Token: admin-token-4711' -H 'Content-Type: application/json' \
+        -d "{\"value\":\"[]\",\"base\":$((revision - 1))}" "http://$CONSOLE/api/config" >"$TEST_TMP/conflict.json"
+    assert_eq "the conflict" "[false, \"conflict: collect_log_conf changed since revision $((revision - 1)) (it is at revision $revision); nothing written\"]" \
+        "$(python3 "$Q" '[d["saved"], d["error"]]' <"$TEST_TMP/conflict.json")"
+    assert_eq "nothing written" "$revision" "$(etcdctl --endpoints "$LC_ETCD_URL" get -w json collect_log_conf | python3 "$Q" 'd["kvs"][0]["mod_revision"]')"
     # A console without a token file is read-only; a write from another site is refused.
     lc_spawn readonly "$LOGCTL" -c "$TEST_TMP/agent.ini" serve --listen "127.0.0.1:$((LC_FREE_PORT + 3))"
     wait_until 10 "the read-only console" curl -sf "http://127.0.0.1:$((LC_FREE_PORT + 3))/"

@@ -39,11 +39,29 @@ function showError(text) {
   box.textContent = text || "";
 }
 
+// The JSON answer of a request; an error status or an answer with `error` throws it.
 async function getJSON(url) {
-  const r = await fetch(url, { headers: { Accept: "application/json" } });
-  const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
-  if (!r.ok || body.error) throw new Error(body.error || `HTTP ${r.status}`);
-  return body;
+  return must(await request(url));
+}
+
+// A request and its JSON answer, whatever the status: `{ ok, status, answer }`. A body is
+// posted as JSON; a token (a write) goes in the header the console asks writes for.
+async function request(url, body, token) {
+  const init = { headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.method = "POST";
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  if (token !== undefined) init.headers["X-Logcollect-Token"] = token;
+  const r = await fetch(url, init);
+  const answer = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
+  return { ok: r.ok, status: r.status, answer };
+}
+
+function must({ ok, status, answer }) {
+  if (!ok || answer.error) throw new Error(answer.error || `HTTP ${status}`);
+  return answer;
 }
 
 // --- search -----------------------------------------------------------------------------
@@ -381,13 +399,9 @@ function showCheck(valid, text) {
 async function checkConfig() {
   const { params } = hashState();
   try {
-    const r = await fetch("/api/config/check?" + configQuery(params).toString(), {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ value: $("editor").value }),
-    });
-    const c = await r.json();
-    if (c.error && c.valid === undefined) throw new Error(c.error);
+    const r = await request("/api/config/check?" + configQuery(params).toString(), { value: $("editor").value });
+    // An invalid value is an answer too: { valid: false, error, entry }.
+    const c = r.answer.valid === undefined ? must(r) : r.answer;
     showCheck(c.valid, c.valid ? "valid" : c.error);
     $("config-diff").textContent = c.valid ? c.diff : "";
     drawGutter(c.valid ? null : c.entry);
@@ -419,13 +433,8 @@ async function dryRun() {
   const out = $("dry-out");
   out.replaceChildren();
   try {
-    const r = await fetch("/api/pipeline?" + configQuery(params).toString(), {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ value: $("editor").value, entry: $("dry-entry").value, lines: $("dry-lines").value }),
-    });
-    const c = await r.json();
-    if (!r.ok || c.error) throw new Error(c.error || `HTTP ${r.status}`);
+    const c = must(await request("/api/pipeline?" + configQuery(params).toString(),
+      { value: $("editor").value, entry: $("dry-entry").value, lines: $("dry-lines").value }));
     for (const line of c.lines) {
       if (line.excluded !== undefined) {
         out.append(el("div", "excluded at the agent: " + line.excluded, "excluded"));
@@ -444,12 +453,9 @@ async function saveConfig() {
   sessionStorage.setItem("logcollect-token", token);
   const saved = $("config-saved");
   try {
-    const r = await fetch("/api/config?" + configQuery(params).toString(), {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "X-Logcollect-Token": token },
-      body: JSON.stringify({ value: $("editor").value, base: configBase }),
-    });
-    const c = await r.json();
+    const r = await request("/api/config?" + configQuery(params).toString(),
+      { value: $("editor").value, base: configBase }, token);
+    const c = r.answer;
     if (!r.ok || !c.saved) {
       saved.className = "refused";
       saved.textContent = c.error || `HTTP ${r.status}`;
@@ -512,13 +518,7 @@ async function replayChosen() {
   const at = [...document.querySelectorAll("#dlq input[type=checkbox]:checked")].map((c) => c.value);
   const out = $("dlq-replayed");
   try {
-    const r = await fetch("/api/dlq/replay", {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "X-Logcollect-Token": token },
-      body: JSON.stringify({ topic: $("dlq-topic").value, at }),
-    });
-    const c = await r.json();
-    if (!r.ok || c.error) throw new Error(c.error || `HTTP ${r.status}`);
+    const c = must(await request("/api/dlq/replay", { topic: $("dlq-topic").value, at }, token));
     out.className = "ok";
     out.textContent = "replayed " + c.replayed.map((x) => `${x.at} to ${x.to}`).join(", ");
   } catch (e) {
