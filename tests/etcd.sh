@@ -156,4 +156,16 @@ test_command_line_and_ini_errors() {
     assert_eq "missing ini" "log-transfer: $TEST_TMP/missing.ini: cannot read config: No such file or directory (os error 2)" "$(echo "$out" | tail -n 1)"
 }
 
+test_a_typo_in_the_ini_is_warned_about_and_the_agent_runs() {
+    agent_ini "$TEST_TMP/agent.ini" "$TEST_TMP/data" "127.0.0.1:$LC_FREE_PORT" collect_log_conf
+    # A setting under the wrong section, and a section name misspelt.
+    printf '%s\n' "poll_interval_ms = 5000" | sed -i '/^\[agent\]$/r /dev/stdin' "$TEST_TMP/agent.ini"
+    printf '%s\n' "[flet]" "name = web1" >>"$TEST_TMP/agent.ini"
+    etcd_put collect_log_conf "$GOOD1"
+    start_agent
+    assert_grep "the key" "$TEST_TMP/agent.log" "WARN .*agent.ini: \[agent\] poll_interval_ms is not a setting of log-agent \(did you mean \[etcd\] poll_interval_ms\?\); ignored"
+    assert_grep "the section" "$TEST_TMP/agent.log" "WARN .*agent.ini: \[flet\] is not a section log-agent reads \(did you mean \[fleet\]\?\); ignored"
+    wait_until 10 "the configuration applied" grep -q 'revision [0-9]*: 1 entries' "$TEST_TMP/agent.log"
+}
+
 run_tests

@@ -56,7 +56,11 @@ fn main() -> ExitCode {
 
 fn run(path: &Path) -> Result<()> {
     logcollect::allocator::tune();
-    let settings = Settings::from_ini(&logging::start(path)?)?;
+    let ini = logging::start(path)?;
+    let settings = Settings::from_ini(&ini)?;
+    for unknown in ini.unread("log-agent", &[]) {
+        log::warn!("{unknown}; ignored");
+    }
     let (_, shutdown) = Shutdown::on_signals()?;
     let data_dir = &settings.agent.data_dir;
     std::fs::create_dir_all(data_dir)

@@ -275,13 +275,8 @@ pub fn check_topic(topic: &str) -> std::result::Result<(), String> {
 /// `unknown key "multline_start" (did you mean "multiline_start"?)`: the nearest of `known`
 /// is suggested when it is close enough to be a typo.
 pub(crate) fn unknown_key(key: &str, known: &[&str]) -> String {
-    let nearest = known
-        .iter()
-        .map(|k| (strsim::damerau_levenshtein(key, k), *k))
-        .min()
-        .filter(|(distance, k)| *distance <= 2.max(k.len() / 4));
-    match nearest {
-        Some((_, k)) => format!("unknown key {key:?} (did you mean {k:?}?)"),
+    match crate::typo::nearest(key, known.iter().copied()) {
+        Some(k) => format!("unknown key {key:?} (did you mean {k:?}?)"),
         None => format!("unknown key {key:?} (known: {})", known.join(", ")),
     }
 }

@@ -38,5 +38,6 @@ pub mod store;
 pub mod sync;
 pub mod tls;
 pub mod topic;
+pub mod typo;
 
 pub use error::{Error, Result};

@@ -4,6 +4,8 @@
 //! (`agent.ini: [kafka] brokers: empty`). The sections both daemons share are typed here
 //! ([`EtcdSettings`], [`LogSettings`]; `[kafka]` in [`crate::kafka`]); each daemon types its own section.
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -11,11 +13,13 @@ use std::time::Duration;
 use crate::tls::{TlsFiles, TlsKeys};
 use crate::{Error, Result};
 
-/// A parsed ini file that remembers its name for error messages.
+/// A parsed ini file that remembers its name for error messages, and which keys were looked
+/// up: those are the keys its reader knows, so the others can be told apart (typos).
 #[derive(Debug)]
 pub struct IniFile {
     name: String,
     ini: ini::Ini,
+    read: RefCell<BTreeSet<(String, String)>>,
 }
 
 impl IniFile {
@@ -35,6 +39,7 @@ impl IniFile {
         Ok(IniFile {
             name: name.to_string(),
             ini,
+            read: RefCell::new(BTreeSet::new()),
         })
     }
 
@@ -55,7 +60,60 @@ impl IniFile {
 
     /// The trimmed value of `[section] key`; `None` if the key is absent.
     pub fn get(&self, section: &str, key: &str) -> Option<&str> {
+        self.read
+            .borrow_mut()
+            .insert((section.to_string(), key.to_string()));
         self.ini.get_from(Some(section), key).map(str::trim)
+    }
+
+    /// What is in the file but was never looked up, once `program` has read every setting it
+    /// has: a section it does not read (unless another program reads it: `others`) or a key
+    /// it does not know, each with the nearest known one. A typo would otherwise be ignored.
+    pub fn unread(&self, program: &str, others: &[&str]) -> Vec<String> {
+        let read = self.read.borrow();
+        let sections: BTreeSet<&str> = read.iter().map(|(s, _)| s.as_str()).collect();
+        let mut said = Vec::new();
+        for (section, props) in self.ini.iter() {
+            let Some(section) = section else { continue };
+            if others.contains(&section) {
+                continue;
+            }
+            if !sections.contains(section) {
+                let hint = crate::typo::nearest(section, sections.iter().copied())
+                    .map(|s| format!(" (did you mean [{s}]?)"))
+                    .unwrap_or_default();
+                said.push(format!(
+                    "{}: [{section}] is not a section {program} reads{hint}",
+                    self.name
+                ));
+                continue;
+            }
+            for (key, _) in props.iter() {
+                if read.contains(&(section.to_string(), key.to_string())) {
+                    continue;
+                }
+                // The same key in another section, else the nearest key of this section.
+                let elsewhere = read
+                    .iter()
+                    .find(|(_, k)| k == key)
+                    .map(|(s, k)| (s.as_str(), k.as_str()));
+                let near = elsewhere.or_else(|| {
+                    let keys = read
+                        .iter()
+                        .filter(|(s, _)| s == section)
+                        .map(|(_, k)| k.as_str());
+                    crate::typo::nearest(key, keys).map(|k| (section, k))
+                });
+                let hint = near
+                    .map(|(s, k)| format!(" (did you mean [{s}] {k}?)"))
+                    .unwrap_or_default();
+                said.push(format!(
+                    "{}: [{section}] {key} is not a setting of {program}{hint}",
+                    self.name
+                ));
+            }
+        }
+        said
     }
 
     /// The value, or `default` if the key is absent. A key given as empty stays empty.
@@ -342,6 +400,23 @@ mod tests {
             log::LevelFilter::Debug
         );
         assert!(LogSettings::from_ini(&ini("[log]\nlevel = loud\n")).is_err());
+    }
+
+    #[test]
+    fn settings_nobody_reads_are_told_with_the_nearest() {
+        let ini = ini(
+            "[etcd]\nendpoints = http://a:1\n[agent]\ndata_dir = /d\npoll_interval_ms = 5\ndata_dri = /x\n[agnet]\nx = 1\n[console]\nadmin_token_file = /t\n",
+        );
+        EtcdSettings::from_ini(&ini).unwrap();
+        ini.get("agent", "data_dir");
+        assert_eq!(
+            ini.unread("log-agent", &["console"]),
+            [
+                "agent.ini: [agent] poll_interval_ms is not a setting of log-agent (did you mean [etcd] poll_interval_ms?)",
+                "agent.ini: [agent] data_dri is not a setting of log-agent (did you mean [agent] data_dir?)",
+                "agent.ini: [agnet] is not a section log-agent reads (did you mean [agent]?)",
+            ]
+        );
     }
 
     #[test]

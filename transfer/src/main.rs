@@ -61,7 +61,12 @@ fn main() -> ExitCode {
 }
 
 fn run(path: &Path) -> Result<()> {
-    let settings = Settings::from_ini(&logging::start(path)?)?;
+    let ini = logging::start(path)?;
+    let settings = Settings::from_ini(&ini)?;
+    // [console] is logctl's, which reads this file too.
+    for unknown in ini.unread("log-transfer", &["console"]) {
+        log::warn!("{unknown}; ignored");
+    }
     let (stop, shutdown) = Shutdown::on_signals()?;
     let t = &settings.transfer;
     let keys = vec![settings.etcd.key.clone(), t.es_key.clone()];
