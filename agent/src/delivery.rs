@@ -3,12 +3,11 @@
 //! without repeating themselves while a broker is away.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use logcollect::kafka;
 use logcollect::sync::lock;
 use logcollect::{Error, Result};
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, ProducerContext};
@@ -75,7 +74,7 @@ pub struct Reports {
 pub struct Context {
     reports: Mutex<Reports>,
     metrics: Arc<Metrics>,
-    last_error: Mutex<Option<(String, Instant)>>,
+    errors: kafka::ErrorLog,
 }
 
 impl Context {
@@ -90,18 +89,16 @@ impl Context {
 impl ClientContext for Context {
     fn error(&self, error: KafkaError, reason: &str) {
         self.metrics.error("kafka");
-        // librdkafka repeats the same error while a broker is away: say it every 30 s.
-        let mut last = lock(&self.last_error);
-        let repeat = last
-            .as_ref()
-            .is_some_and(|(r, at)| r == reason && at.elapsed() < Duration::from_secs(30));
-        if !repeat {
+        if let Some(held_back) = self.errors.admit(&kafka::kind(&error), reason) {
             log::error!(
-                "kafka: {} ({error}); retrying, the files hold the data meanwhile",
-                kafka::describe(reason)
+                "kafka: {}; retrying, the files hold the data meanwhile",
+                kafka::said(&error, reason, held_back)
             );
-            *last = Some((reason.to_string(), Instant::now()));
         }
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        kafka::log_librdkafka(level, facility, message);
     }
 }
 
@@ -111,7 +108,10 @@ impl ProducerContext for Context {
     fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
         let mut reports = lock(&self.reports);
         match result {
-            Ok(_) => reports.done.push(*tag),
+            Ok(_) => {
+                self.errors.recovered();
+                reports.done.push(*tag)
+            }
             Err((error, message)) => reports.failed.push((
                 error.clone(),
                 Resend {
@@ -132,7 +132,7 @@ pub fn create(config: &ClientConfig, metrics: &Arc<Metrics>) -> Result<Kafka> {
     let context = Context {
         reports: Mutex::new(Reports::default()),
         metrics: metrics.clone(),
-        last_error: Mutex::new(None),
+        errors: kafka::ErrorLog::default(),
     };
     config
         .create_with_context(context)

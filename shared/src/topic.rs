@@ -14,7 +14,7 @@ use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use crate::kafka::KafkaSettings;
+use crate::kafka::{self, KafkaSettings};
 use crate::{Error, Result};
 
 /// Reads `topic` at `kafka`'s brokers from the start of every partition until at least `min` records
@@ -117,15 +117,22 @@ pub struct Outgoing<'a> {
     pub value: &'a [u8],
 }
 
-/// Counts records Kafka did not take.
+/// Counts records Kafka did not take, and says librdkafka's errors without repeats.
 #[derive(Default)]
 struct Deliveries {
     failed: AtomicU64,
+    errors: kafka::ErrorLog,
 }
 
 impl ClientContext for Deliveries {
     fn error(&self, error: KafkaError, reason: &str) {
-        log::error!("kafka: {} ({error})", crate::kafka::describe(reason));
+        if let Some(held_back) = self.errors.admit(&kafka::kind(&error), reason) {
+            log::error!("kafka: {}", kafka::said(&error, reason, held_back));
+        }
+    }
+
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        kafka::log_librdkafka(level, facility, message);
     }
 }
 

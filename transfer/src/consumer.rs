@@ -40,16 +40,23 @@ struct Context {
     name: String,
     progress: Arc<Progress>,
     metrics: Arc<Metrics>,
+    errors: kafka::ErrorLog,
 }
 
 impl ClientContext for Context {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         self.metrics.error("kafka");
-        log::warn!(
-            "{}: kafka: {} ({error})",
-            self.name,
-            kafka::describe(reason)
-        );
+        if let Some(held_back) = self.errors.admit(&kafka::kind(&error), reason) {
+            log::warn!(
+                "{}: kafka: {}",
+                self.name,
+                kafka::said(&error, reason, held_back)
+            );
+        }
+    }
+
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        kafka::log_librdkafka(level, facility, message);
     }
 
     /// librdkafka's statistics (every `statistics.interval.ms`, served by `poll`) carry the
@@ -215,6 +222,7 @@ fn create(
         name: name.to_string(),
         progress: progress.clone(),
         metrics: setup.metrics.clone(),
+        errors: kafka::ErrorLog::default(),
     };
     let mut config = record::line_consumer(&setup.kafka, &setup.group_id);
     config
@@ -296,6 +304,7 @@ impl ConsumerThread {
             };
             match consumer.poll(wait) {
                 Some(Ok(message)) => {
+                    consumer.context().errors.recovered();
                     if let Some(routing) = &self.routing {
                         let doc = to_doc(routing, &self.progress, &self.setup.metrics, &message);
                         self.chunk.push(doc);
