@@ -110,14 +110,9 @@ pub fn run(target: Target, args: ServeArgs) -> Result<Outcome> {
 
 fn serve(mut request: Request, target: &Target, args: &ServeArgs, token: Option<&str>) {
     let (path, params) = split_url(request.url());
-    let (es, host) = (
-        params.get("es").is_some_and(|v| v == "1"),
-        params
-            .get("host")
-            .filter(|h| !h.is_empty())
-            .map(String::as_str),
-    );
-    let key = config::key(target, host, es);
+    let es = params.get("es").is_some_and(|v| v == "1");
+    let host = params.get("host").filter(|h| !h.is_empty());
+    let key = config::key(target, host.map(String::as_str), es);
     let response =
         match (request.method(), path.as_str()) {
             (Method::Get, "/api/search") => api(search(target, &params)),
@@ -129,43 +124,11 @@ fn serve(mut request: Request, target: &Target, args: &ServeArgs, token: Option<
             })),
             (Method::Post, "/api/config/check") => api(body(&mut request)
                 .and_then(|b| config::check(target, &key, es, text(&b, "value")?))),
-            (Method::Post, "/api/pipeline") => api(body(&mut request).and_then(|b| {
-            let lines = pipeline_test::dry_run(
-                &target.index_pattern,
-                &key,
-                text(&b, "value")?.as_bytes(),
-                text(&b, "entry")?,
-                text(&b, "lines")?.as_bytes(),
-            )?;
-            let lines: Vec<Value> = lines
-                .into_iter()
-                .map(|l| match l {
-                    DryLine::Excluded(line) => json!({ "excluded": line }),
-                    DryLine::Document { doc, failed } => json!({ "document": doc, "failed": failed }),
-                })
-                .collect();
-            Ok(json!({ "lines": lines }))
-        })),
-        (Method::Get, "/api/dlq") => api(match params.get("topic").filter(|t| !t.is_empty()) {
-            Some(topic) => dead_letters::list_json(target, topic).map(|l| json!({ "letters": l })),
-            None => dead_letters::topics(target).map(|t| json!({ "topics": t })),
-        }),
-        (Method::Post, "/api/dlq/replay") => match allowed(&request, token) {
-            Err(refusal) => refusal,
-            Ok(()) => api(body(&mut request).and_then(|b| {
-                let topic = text(&b, "topic")?;
-                let at: Vec<String> = b["at"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-                    .unwrap_or_default();
-                if at.is_empty() {
-                    return Err(Error::Usage("at: choose at least one dead letter".into()));
-                }
-                let done = dead_letters::replay(target, topic, &at, false)?;
-                Ok(json!({ "replayed": done.iter().map(|(at, to)| json!({ "at": at, "to": to })).collect::<Vec<_>>() }))
-            })),
-        },
-        (Method::Post, "/api/config") => match allowed(&request, token) {
+            (Method::Post, "/api/pipeline") => {
+                api(body(&mut request).and_then(|b| dry_run(target, &key, &b)))
+            }
+            (Method::Get, "/api/dlq") => api(dlq(target, params.get("topic"))),
+            (Method::Post, "/api/config") => match allowed(&request, token) {
                 Err(refusal) => refusal,
                 Ok(()) => api(body(&mut request).and_then(|b| {
                     let base = b["base"]
@@ -174,13 +137,68 @@ fn serve(mut request: Request, target: &Target, args: &ServeArgs, token: Option<
                     config::save(target, &key, es, text(&b, "value")?, base)
                 })),
             },
+            (Method::Post, "/api/dlq/replay") => match allowed(&request, token) {
+                Err(refusal) => refusal,
+                Ok(()) => api(body(&mut request).and_then(|b| replay(target, &b))),
+            },
             (Method::Get, p) => match ASSETS.iter().find(|(at, _, _)| *at == p) {
                 Some((_, kind, body)) => respond(200, kind, body.as_bytes().to_vec()),
                 None => api(Err(Error::Usage(format!("no such page: {p}")))).with_status_code(404),
             },
-            _ => api(Err(Error::Usage("read-only: GET only".into()))).with_status_code(405),
+            (method, p) => {
+                api(Err(Error::Usage(format!("no {method} {p} here")))).with_status_code(405)
+            }
         };
     let _ = request.respond(response);
+}
+
+/// `POST /api/pipeline` `{value, entry, lines}`: the dry run of the entry's processors.
+fn dry_run(target: &Target, key: &str, b: &Value) -> Result<Value> {
+    let lines = pipeline_test::dry_run(
+        &target.index_pattern,
+        key,
+        text(b, "value")?.as_bytes(),
+        text(b, "entry")?,
+        text(b, "lines")?.as_bytes(),
+    )?;
+    let lines: Vec<Value> = lines
+        .into_iter()
+        .map(|l| match l {
+            DryLine::Excluded(line) => json!({ "excluded": line }),
+            DryLine::Document { doc, failed } => json!({ "document": doc, "failed": failed }),
+        })
+        .collect();
+    Ok(json!({ "lines": lines }))
+}
+
+/// `GET /api/dlq[?topic=]`: the dead-letter topics, or the dead letters of one.
+fn dlq(target: &Target, topic: Option<&String>) -> Result<Value> {
+    match topic.filter(|t| !t.is_empty()) {
+        Some(topic) => dead_letters::list_json(target, topic).map(|l| json!({ "letters": l })),
+        None => dead_letters::topics(target).map(|t| json!({ "topics": t })),
+    }
+}
+
+/// `POST /api/dlq/replay` `{topic, at: ["P:O", ...]}`: those dead letters back to their topic.
+fn replay(target: &Target, b: &Value) -> Result<Value> {
+    let at: Vec<String> = b["at"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if at.is_empty() {
+        return Err(Error::Usage("at: choose at least one dead letter".into()));
+    }
+    let done = dead_letters::replay(target, text(b, "topic")?, &at, false)?;
+    let done: Vec<Value> = done
+        .iter()
+        .map(|(at, to)| json!({ "at": at, "to": to }))
+        .collect();
+    Ok(json!({ "replayed": done }))
 }
 
 /// Whether a write may go ahead: the console has a token, the request carries it in
