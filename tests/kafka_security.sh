@@ -42,7 +42,6 @@ HOST=$(hostname)
 WRITE=$REPO/tests/write_lines.py
 CHECK_ES=$REPO/tests/check_es.py
 AGENT=127.0.0.1:$LC_FREE_PORT
-TRANSFER=127.0.0.1:$((LC_FREE_PORT + 1))
 etcd_put elasticsearch_config "{\"url_address\":[\"$LC_ES_URL\"]}"
 
 # with_kafka INI BROKERS LINE...: INI's [kafka] reaches BROKERS with these settings.
