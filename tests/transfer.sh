@@ -343,10 +343,15 @@ if [ "$LC_ES_ENGINE" = osmem ]; then
         assert_eq "backing index, lines, data_stream fields" "[[\".ds-$stream-$(date -u +%Y.%m.%d)-000001\"], true, [[\"logs\", \"nginx.access\", \"prod\"]]]" \
             "$(curl -sf "http://127.0.0.1:$port/_stand-in/documents" | python3 "$Q" \
                 '[list(d), sorted(int(x["message"][4:]) for v in d.values() for x in v) == list(range(1, 200)), sorted({(x["data_stream"]["type"], x["data_stream"]["dataset"], x["data_stream"]["namespace"]) for v in d.values() for x in v})]')"
-        # The 400 that carries failure_store: not_enabled went to the dead-letter topic.
+        # The 400 that carries failure_store: not_enabled went to the dead-letter topic (twice
+        # when the record was delivered again after the rebalance between the two consumer
+        # threads, as a document is then indexed again: each copy is the same letter).
         "$BIN_DIR/lc-kafka" consume "$LC_KAFKA_BROKERS" es8.dlq 1 60 >"$TEST_TMP/es8-dlq.json" || fail "nothing in es8.dlq"
-        assert_eq "dead letter" '["seq=200 unparsable", "HTTP 400: document_parsing_exception"]' "$(python3 "$Q" \
-            '[__import__("base64").b64decode(d["value_b64"]).decode(), d["headers"]["dlq.reason"].split(": [")[0]]' <"$TEST_TMP/es8-dlq.json")"
+        assert_eq "dead letters" '["seq=200 unparsable", "HTTP 400: document_parsing_exception"]' "$(python3 -c '
+import base64, json, sys
+letters = {json.dumps([base64.b64decode(d["value_b64"]).decode(), d["headers"]["dlq.reason"].split(": [")[0]])
+           for d in map(json.loads, sys.stdin)}
+print(" | ".join(sorted(letters)))' <"$TEST_TMP/es8-dlq.json")"
         # Read again by another group: every create is answered 409, which is success.
         lc_kill transfer
         transfer_ini "$TEST_TMP/again.ini" $((LC_FREE_PORT + 1)) 2 lc-es8-again
