@@ -209,13 +209,14 @@ impl Store for EsClient {
             .send(es, "POST", "/_bulk", ndjson, gzip, "application/x-ndjson")
             .map_err(|e| Failure::Retry(e.to_string()))?;
         match status {
-            200 => parse_items(&text, items).map_err(|e| Failure::Retry(format!("{node}/_bulk: {e}"))),
+            200 => {
+                parse_items(&text, items).map_err(|e| Failure::Retry(format!("{node}/_bulk: {e}")))
+            }
             413 => Err(Failure::TooLarge),
-            401 | 403 => Err(Failure::Retry(format!(
-                "{node}/_bulk: authentication failed (HTTP {status}{}): check api_key or username/password in elasticsearch_config",
-                refusal(&text).map(|r| format!(": {r}")).unwrap_or_default()
+            _ => Err(Failure::Retry(format!(
+                "{node}/_bulk: {}",
+                failed(status, &text)
             ))),
-            _ => Err(Failure::Retry(format!("{node}/_bulk: HTTP {status}: {}", snippet(&text)))),
         }
     }
 
@@ -234,7 +235,7 @@ impl Store for EsClient {
         } else {
             Err(Error::Http {
                 url: format!("{node}{path}"),
-                msg: format!("HTTP {status}: {}", snippet(&text)),
+                msg: failed(status, &text),
             })
         }
     }
@@ -242,6 +243,18 @@ impl Store for EsClient {
 
 /// Why Elasticsearch refused the credentials, from its answer: the reason, and which
 /// credentials failed and how (`API key: unable to find apikey with id ...` on 8.x).
+/// What an answer with an error status says: for 401 and 403 the store's reason and the
+/// setting to check, for the rest the start of the body.
+fn failed(status: u16, text: &str) -> String {
+    match status {
+        401 | 403 => format!(
+            "authentication failed (HTTP {status}{}): check api_key or username/password in elasticsearch_config",
+            refusal(text).map(|r| format!(": {r}")).unwrap_or_default()
+        ),
+        _ => format!("HTTP {status}: {}", snippet(text)),
+    }
+}
+
 fn refusal(text: &str) -> Option<String> {
     let answer: Value = serde_json::from_str(text).ok()?;
     let error = answer.get("error")?;
@@ -309,6 +322,12 @@ mod tests {
             Some("unable to authenticate with provided credentials and anonymous access is not allowed for this request; API key: unable to find apikey with id VuaCfGcBCdbkQm-e5aOx")
         );
         assert_eq!(refusal("Unauthorized"), None);
+        // The same words whichever request (template or bulk) met the refusal.
+        assert_eq!(
+            failed(403, r#"{"error":{"reason":"no privilege"}}"#),
+            "authentication failed (HTTP 403: no privilege): check api_key or username/password in elasticsearch_config"
+        );
+        assert_eq!(failed(502, "bad gateway"), "HTTP 502: bad gateway");
     }
 
     #[test]
