@@ -6,14 +6,12 @@
       between them), appended in bursts with short pauses so the agent tails a live file.
 
   write_lines.py seq PATH FIRST LAST RATE [--rotate-every K] [--rotate rename|copytruncate]
-                     [--wait-caught-up METRICS_URL]
       Lines "seq=N <padding>" for N in FIRST..LAST at about RATE lines/s, appended with
       O_APPEND. With --rotate-every, every K lines the file is rotated:
         rename:        PATH -> PATH.1 (older PATH.1 -> PATH.2, ...), then a new PATH is created;
-        copytruncate:  PATH is copied to PATH.1 and truncated in place; the writer goes on.
-      With --wait-caught-up, copytruncate first waits until the agent's /metrics shows no
-      bytes behind for PATH (lines written between the copy and the truncation are lost to
-      any tailer, by the nature of copytruncate).
+        copytruncate:  PATH is copied to PATH.1 and truncated in place; the writer goes on
+                       (no line is written between the copy and the truncation: such lines
+                       would be lost to any tailer, by the nature of copytruncate).
 
   write_lines.py odd PATH
       Four lines: "first", one that is not UTF-8, one of 5 MiB, "after the big one".
@@ -23,7 +21,6 @@ import random
 import shutil
 import sys
 import time
-import urllib.request
 
 
 def mixed(path, count, seed):
@@ -44,18 +41,7 @@ def mixed(path, count, seed):
         f.write(b"".join(burst))
 
 
-def bytes_behind(url, path):
-    try:
-        text = urllib.request.urlopen(url, timeout=2).read().decode()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("logcollect_agent_bytes_behind{") and f'path="{path}"' in line:
-            return int(line.rsplit(" ", 1)[1])
-    return None
-
-
-def rotate(path, how, metrics):
+def rotate(path, how):
     if how == "rename":
         n = 1
         while os.path.exists(f"{path}.{n}"):
@@ -64,15 +50,11 @@ def rotate(path, how, metrics):
             os.rename(f"{path}.{i - 1}", f"{path}.{i}")
         os.rename(path, f"{path}.1")
     else:
-        if metrics:
-            deadline = time.time() + 30
-            while bytes_behind(metrics, path) != 0 and time.time() < deadline:
-                time.sleep(0.05)
         shutil.copyfile(path, f"{path}.1")
         os.truncate(path, 0)
 
 
-def seq(path, first, last, rate, every, how, metrics):
+def seq(path, first, last, rate, every, how):
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     start = time.time()
     written = 0
@@ -80,7 +62,7 @@ def seq(path, first, last, rate, every, how, metrics):
         os.write(fd, f"seq={n} {'x' * (n % 97)}\n".encode())
         written += 1
         if every and written % every == 0 and n != last:
-            rotate(path, how, metrics)
+            rotate(path, how)
             if how == "rename":
                 os.close(fd)
                 fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -107,7 +89,7 @@ def main():
     elif len(a) >= 5 and a[0] == "seq":
         opts = dict(zip(a[5::2], a[6::2]))
         seq(a[1], int(a[2]), int(a[3]), float(a[4]), int(opts.get("--rotate-every", 0)),
-            opts.get("--rotate", "rename"), opts.get("--wait-caught-up"))
+            opts.get("--rotate", "rename"))
     else:
         print(__doc__)
         sys.exit(2)

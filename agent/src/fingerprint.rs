@@ -8,6 +8,7 @@
 //! checkpointer).
 
 use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirEntryExt, FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -137,6 +138,45 @@ impl Identity {
             }
         }
         Whereabouts::Missing
+    }
+
+    /// A copy of this content beside `path`, at least `len` bytes long, under a name that
+    /// starts with `path`'s (copytruncate's `app.log.1` or `app.log-20261129`): where the
+    /// lines not read before the file was truncated still are. The newest such file, should
+    /// older copies start with the same bytes.
+    pub fn copy_beside(&self, path: &Path, len: u64) -> Option<(PathBuf, File)> {
+        let name = path.file_name()?.as_bytes();
+        let listing = std::fs::read_dir(path.parent()?).ok()?;
+        let mut newest: Option<(std::time::SystemTime, PathBuf, File)> = None;
+        for item in listing.flatten() {
+            let item_name = item.file_name();
+            if item.ino() == self.ino
+                || item_name.as_bytes() == name
+                || !item_name.as_bytes().starts_with(name)
+            {
+                continue;
+            }
+            let candidate = item.path();
+            let Ok(file) = File::open(&candidate) else {
+                continue;
+            };
+            let Ok(meta) = file.metadata() else {
+                continue;
+            };
+            let Ok(modified) = meta.modified() else {
+                continue;
+            };
+            if !meta.is_file()
+                || meta.len() < len
+                || newest.as_ref().is_some_and(|(t, _, _)| *t >= modified)
+            {
+                continue;
+            }
+            if let Ok(true) = self.head.matches(&file) {
+                newest = Some((modified, candidate, file));
+            }
+        }
+        newest.map(|(_, path, file)| (path, file))
     }
 }
 

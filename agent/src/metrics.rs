@@ -69,6 +69,8 @@ pub struct Metrics {
     pub kafka_queue_depth: AtomicI64,
     /// Files renamed away while no tailer had them, found by identity and finished.
     pub moved_files_resumed: AtomicI64,
+    /// Truncated files (copytruncate) whose unread end was read from their copy.
+    pub copies_read: AtomicI64,
     /// Files that were no longer at their path and could not be found: their lines after
     /// the acknowledged offset may be missing.
     pub unfinished_files: AtomicI64,
@@ -216,6 +218,12 @@ impl Metrics {
                 "counter",
                 "Files renamed away while no tailer had them (agent down), found in their directory and finished.",
                 self.moved_files_resumed.load(Relaxed),
+            ),
+            (
+                "truncated_files_finished_from_copy_total",
+                "counter",
+                "Files truncated (copytruncate) before they were read to their end, whose end was read from the copy beside them.",
+                self.copies_read.load(Relaxed),
             ),
             (
                 "unfinished_files_total",

@@ -10,7 +10,8 @@
 //! tailer for whatever file now has the path). A deleted file is read to its end the same way.
 //! A tailer may also be started on a file already renamed away (found by the supervisor after
 //! a restart): it reads it to its end and closes it the same way.
-//! A truncated file (copytruncate) gets a new generation and is read again from byte 0.
+//! A truncated file (copytruncate) gets a new generation and is read again from byte 0; what
+//! was not read of the old content is read first from the copy, when it is beside the file.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -30,7 +31,7 @@ use logcollect::sync::{self, lock};
 use logcollect::{Error, Result};
 use regex::bytes::Regex;
 
-use crate::fingerprint::{Check, Head};
+use crate::fingerprint::{Check, Head, Identity};
 use crate::lines::{Line, Splitter};
 use crate::metrics::{FileStats, Metrics, Tailing};
 use crate::multiline::Multiline;
@@ -388,6 +389,34 @@ impl Tailer {
         self.send_batch(Some(self.splitter.position()))
     }
 
+    /// copytruncate: what was not read before the truncation is in the copy, if the copy is
+    /// beside the file; reads it from there, as lines of the old content.
+    fn read_rest_from_copy(&mut self) -> Result<(), Stopped> {
+        let Ok(read) = self.file.stream_position() else {
+            return Ok(());
+        };
+        let old = Identity {
+            head: self.head,
+            ..self.source.entry.file_id()
+        };
+        let Some((copy_path, mut copy)) = old.copy_beside(&self.spec.path, read + 1) else {
+            return Ok(());
+        };
+        if copy.seek(SeekFrom::Start(read)).is_err() {
+            return Ok(());
+        }
+        log::info!(
+            "{}: truncated after a copy to {}; reading what was not read yet, from offset {read}, there",
+            self.spec.path.display(),
+            copy_path.display()
+        );
+        self.ctx.metrics.copies_read.fetch_add(1, Relaxed);
+        let truncated = std::mem::replace(&mut self.file, copy);
+        let result = self.read_available();
+        self.file = truncated;
+        result.map(|_| ())
+    }
+
     /// Ships the partial last line and a pending multiline event.
     fn finish(&mut self) -> Result<(), Stopped> {
         self.collect_rest();
@@ -445,6 +474,7 @@ impl Tailer {
 
     /// copytruncate: ship what was pending of the old content, then read the new from 0.
     fn restart_at_zero(&mut self) -> Result<(), Stopped> {
+        self.read_rest_from_copy()?;
         self.finish()?;
         let path = &self.spec.path;
         log::info!(
@@ -644,6 +674,33 @@ mod tests {
         assert!(rest.is_empty());
         assert_eq!(closed_at, Some(4));
         assert!(w.exits.recv_timeout(Duration::from_secs(5)).is_ok());
+        t.stop();
+    }
+
+    #[test]
+    fn copytruncate_reads_what_was_not_read_yet_from_the_copy() {
+        let w = World::new("copy");
+        w.append("a.log", b"one\n");
+        let t = w.tail("a.log");
+        let (first, _, old) = w.next();
+        assert_eq!(first, lines(&[(0, "one")]));
+        // "two" was appended and the file copied, then truncated, before the tailer looked:
+        // the copy holds it. An older copy with other content is not taken.
+        std::fs::write(w.dir.join("a.log.2"), b"older\nlines\n").unwrap();
+        std::fs::write(w.dir.join("a.log.1"), b"one\ntwo\n").unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(w.dir.join("a.log"))
+            .unwrap();
+        let (rest, _, from_copy) = w.next();
+        assert_eq!(rest, lines(&[(4, "two")]));
+        assert_eq!(from_copy.identity, old.identity, "lines of the old content");
+        w.append("a.log", b"new\n");
+        let (again, _, new) = w.next();
+        assert_eq!(again, lines(&[(0, "new")]));
+        assert_ne!(new.identity, old.identity);
+        assert_eq!(w.ctx.metrics.copies_read.load(Relaxed), 1);
         t.stop();
     }
 }
