@@ -58,7 +58,7 @@ fn run(path: &Path) -> Result<()> {
     logcollect::allocator::tune();
     let ini = logging::start(path)?;
     let settings = Settings::from_ini(&ini)?;
-    for unknown in ini.unread("log-agent", &[]) {
+    for unknown in ini.unread("log-agent") {
         log::warn!("{unknown}; ignored");
     }
     let (_, shutdown) = Shutdown::on_signals()?;

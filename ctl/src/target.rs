@@ -2,15 +2,18 @@
 //! `--endpoints` and `--brokers`; the defaults of a local install otherwise.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use logcollect::etcd::EtcdClient;
 use logcollect::kafka::KafkaSettings;
 use logcollect::routing::DEFAULT_INDEX_PATTERN;
-use logcollect::settings::{check_url, EtcdSettings, IniFile, DEFAULT_COLLECT_KEY};
+use logcollect::settings::{
+    check_url, EtcdSettings, IniFile, CONSOLE_SECTION, DEFAULT_COLLECT_KEY,
+};
 use logcollect::store::StoreSettings;
 use logcollect::{Error, Result};
 
+use crate::search::Store;
 use crate::Global;
 
 /// The services and key names one invocation works with.
@@ -29,6 +32,9 @@ pub struct Target {
     pub store: StoreSettings,
     /// `[console] admin_token_file`: the token the console's writes need (none: read-only).
     pub admin_token_file: Option<PathBuf>,
+    /// The store client of the last `elasticsearch_config` read, with its revision: see
+    /// [`crate::search::store`].
+    pub store_client: Mutex<Option<(i64, Arc<Store>)>>,
 }
 
 impl Target {
@@ -68,8 +74,9 @@ impl Target {
             etcd: Arc::new(EtcdClient::new(&etcd)),
             admin_token_file: ini
                 .as_ref()
-                .and_then(|i| i.optional("console", "admin_token_file"))
+                .and_then(|i| i.optional(CONSOLE_SECTION, "admin_token_file"))
                 .map(PathBuf::from),
+            store_client: Mutex::default(),
         })
     }
 

@@ -67,15 +67,15 @@ impl IniFile {
     }
 
     /// What is in the file but was never looked up, once `program` has read every setting it
-    /// has: a section it does not read (unless another program reads it: `others`) or a key
-    /// it does not know, each with the nearest known one. A typo would otherwise be ignored.
-    pub fn unread(&self, program: &str, others: &[&str]) -> Vec<String> {
+    /// has: a section it does not read (other than [`CONSOLE_SECTION`]) or a key it does not
+    /// know, each with the nearest known one. A typo would otherwise be ignored.
+    pub fn unread(&self, program: &str) -> Vec<String> {
         let read = self.read.borrow();
         let sections: BTreeSet<&str> = read.iter().map(|(s, _)| s.as_str()).collect();
         let mut said = Vec::new();
         for (section, props) in self.ini.iter() {
             let Some(section) = section else { continue };
-            if others.contains(&section) {
+            if section == CONSOLE_SECTION {
                 continue;
             }
             if !sections.contains(section) {
@@ -209,6 +209,10 @@ impl std::fmt::Debug for EtcdSettings {
             .finish()
     }
 }
+
+/// The section only `logctl` reads (its console's settings), from a daemon's ini given to it
+/// with `-c`: the daemons leave it alone.
+pub const CONSOLE_SECTION: &str = "console";
 
 /// Default etcd key of the collect configuration, as in the original design.
 pub const DEFAULT_COLLECT_KEY: &str = "collect_log_conf";
@@ -410,7 +414,7 @@ mod tests {
         EtcdSettings::from_ini(&ini).unwrap();
         ini.get("agent", "data_dir");
         assert_eq!(
-            ini.unread("log-agent", &["console"]),
+            ini.unread("log-agent"),
             [
                 "agent.ini: [agent] poll_interval_ms is not a setting of log-agent (did you mean [etcd] poll_interval_ms?)",
                 "agent.ini: [agent] data_dri is not a setting of log-agent (did you mean [agent] data_dir?)",

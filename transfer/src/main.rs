@@ -63,8 +63,7 @@ fn main() -> ExitCode {
 fn run(path: &Path) -> Result<()> {
     let ini = logging::start(path)?;
     let settings = Settings::from_ini(&ini)?;
-    // [console] is logctl's, which reads this file too.
-    for unknown in ini.unread("log-transfer", &["console"]) {
+    for unknown in ini.unread("log-transfer") {
         log::warn!("{unknown}; ignored");
     }
     let (stop, shutdown) = Shutdown::on_signals()?;
