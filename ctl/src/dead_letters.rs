@@ -89,12 +89,7 @@ pub fn run(target: &Target, command: DlqCommand, output: Output) -> Result<Outco
         DlqCommand::List(t) => {
             let letters = read(target, &t.topic)?;
             match output {
-                Output::Json => {
-                    println!(
-                        "{}",
-                        Value::Array(letters.iter().map(Letter::to_json).collect())
-                    )
-                }
+                Output::Json => println!("{}", as_json(&letters)),
                 Output::Table => {
                     let rows: Vec<Vec<String>> = letters
                         .iter()
@@ -133,9 +128,11 @@ pub fn run(target: &Target, command: DlqCommand, output: Output) -> Result<Outco
 
 /// Every dead letter of `topic` (or of the `.dlq` topic itself), as `dlq list -o json`.
 pub fn list_json(target: &Target, topic: &str) -> Result<Value> {
-    Ok(Value::Array(
-        read(target, topic)?.iter().map(Letter::to_json).collect(),
-    ))
+    Ok(as_json(&read(target, topic)?))
+}
+
+fn as_json(letters: &[Letter]) -> Value {
+    Value::Array(letters.iter().map(Letter::to_json).collect())
 }
 
 /// Writes the dead letters `at` (PARTITION:OFFSET; every one with `all`) back to their

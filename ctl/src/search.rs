@@ -3,12 +3,14 @@
 //! origin filters, newest first; `--follow` keeps printing new matches as they are indexed.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use logcollect::clock::{now_ms, parse_rfc3339_ms, rfc3339_ms};
 use logcollect::collect::{parse_es_config, EsConfig};
 use logcollect::store::StoreSettings;
+use logcollect::sync::lock;
 use logcollect::tls::TlsFiles;
 use logcollect::{Error, Result};
 use serde_json::{json, Value};
@@ -98,20 +100,29 @@ impl Query {
     }
 }
 
-/// The store named in `elasticsearch_config`, with this host's TLS settings and secrets.
-pub fn store(target: &Target) -> Result<Store> {
-    let es = match target.etcd.get(&target.es_key)? {
-        Some(kv) => target
-            .store
-            .with_secrets(parse_es_config(&kv.key, &kv.value)?)?,
-        None => {
-            return Err(Error::Invalid {
-                key: target.es_key.clone(),
-                msg: "no value: where the store is is not configured".into(),
-            })
-        }
+/// The store named in `elasticsearch_config`, with this host's TLS settings and secrets; the
+/// same client as the last call while the value is unchanged.
+pub fn store(target: &Target) -> Result<Arc<Store>> {
+    let Some(kv) = target.etcd.get(&target.es_key)? else {
+        return Err(Error::Invalid {
+            key: target.es_key.clone(),
+            msg: "no value: where the store is is not configured".into(),
+        });
     };
-    Ok(Store::new(es, &target.store))
+    // The console asks for every request (live tail: each second); a client kept while the
+    // value is unchanged keeps its connections to the store.
+    let mut cached = lock(&target.store_client);
+    if let Some((revision, store)) = &*cached {
+        if *revision == kv.mod_revision {
+            return Ok(store.clone());
+        }
+    }
+    let es = target
+        .store
+        .with_secrets(parse_es_config(&kv.key, &kv.value)?)?;
+    let store = Arc::new(Store::new(es, &target.store));
+    *cached = Some((kv.mod_revision, store.clone()));
+    Ok(store)
 }
 
 /// Runs `logctl search`; "no" when nothing matched (and not following).
