@@ -109,7 +109,9 @@ impl ProducerContext for Context {
         let mut reports = lock(&self.reports);
         match result {
             Ok(_) => {
-                self.errors.recovered();
+                if let Some(ended) = self.errors.recovered() {
+                    log::info!("kafka: records acknowledged again, after {ended}");
+                }
                 reports.done.push(*tag)
             }
             Err((error, message)) => reports.failed.push((

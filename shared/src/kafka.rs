@@ -7,14 +7,11 @@
 //! SASL mechanisms are PLAIN and SCRAM (librdkafka built with OpenSSL); Kerberos (GSSAPI) and
 //! OAUTHBEARER are not offered.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 
+use crate::outage::{self, Ended, Outage};
 use crate::settings::IniFile;
 use crate::tls::{TlsFiles, TlsKeys};
 use crate::{secret, Result};
@@ -252,88 +249,36 @@ fn sasl(ini: &IniFile, protocol: Protocol) -> Result<Option<Sasl>> {
     }))
 }
 
-/// librdkafka's errors, said once per outage and then again at a growing interval: while a
-/// broker is away, librdkafka reports every reconnection attempt, and logging each drowned
-/// the log (and "0/1 brokers are down" contradicted the line before it).
-pub struct ErrorLog {
-    state: Mutex<HashMap<String, Repeats>>,
-    /// Whether an error was said since the connection last worked.
-    active: AtomicBool,
-}
-
-/// One kind of error as last said.
-struct Repeats {
-    said_at: Instant,
-    every: Duration,
-    held_back: u64,
-}
-
-/// The first repeat of an error is said after this; each later one after twice as long.
-const FIRST_REPEAT: Duration = Duration::from_secs(30);
-/// The longest time an error that goes on is not said.
-const LONGEST_SILENCE: Duration = Duration::from_secs(600);
-
-impl Default for ErrorLog {
-    fn default() -> ErrorLog {
-        ErrorLog {
-            state: Mutex::new(HashMap::new()),
-            active: AtomicBool::new(false),
-        }
-    }
-}
+/// librdkafka's errors, said once per outage and then again at a growing interval
+/// ([`Outage`]): while a broker is away, librdkafka reports every reconnection attempt.
+#[derive(Default)]
+pub struct ErrorLog(Outage);
 
 impl ErrorLog {
     /// Whether an error of this `kind` (its code) should be said now, and if so how many like
-    /// it were held back since it was last said. "0/N brokers are down" (all back) never is.
+    /// it were held back since it was last said. "0/N brokers are down" (all back: it
+    /// contradicted the line before it) never is.
     pub fn admit(&self, kind: &str, reason: &str) -> Option<u64> {
         if reason.starts_with("0/") && reason.contains("brokers are down") {
             return None;
         }
-        let mut state = crate::sync::lock(&self.state);
-        self.active.store(true, Ordering::Relaxed);
-        let now = Instant::now();
-        match state.get_mut(kind) {
-            Some(r) if now.duration_since(r.said_at) < r.every => {
-                r.held_back += 1;
-                None
-            }
-            Some(r) => {
-                let held_back = std::mem::take(&mut r.held_back);
-                r.said_at = now;
-                r.every = (r.every * 2).min(LONGEST_SILENCE);
-                Some(held_back)
-            }
-            None => {
-                state.insert(
-                    kind.to_string(),
-                    Repeats {
-                        said_at: now,
-                        every: FIRST_REPEAT,
-                        held_back: 0,
-                    },
-                );
-                Some(0)
-            }
-        }
+        self.0.admit(kind)
     }
 
-    /// The connection works (a record was acknowledged, or read): the errors said are
-    /// forgotten, so the next one starts a new outage and is said at once. Cheap when there
-    /// was no error: called for every record.
-    pub fn recovered(&self) {
-        if self.active.load(Ordering::Relaxed) && self.active.swap(false, Ordering::Relaxed) {
-            crate::sync::lock(&self.state).clear();
-        }
+    /// The connection works (a record was acknowledged, or read): the outage that ended, if
+    /// one was on, to be said.
+    pub fn recovered(&self) -> Option<Ended> {
+        self.0.recovered()
     }
 }
 
 /// An error as [`ErrorLog`] admits it: in our words, then how many like it were held back.
 pub fn said(error: &rdkafka::error::KafkaError, reason: &str, held_back: u64) -> String {
-    let again = match held_back {
-        0 => String::new(),
-        n => format!("; {n} more like it since it was last said"),
-    };
-    format!("{} ({error}){again}", describe(reason))
+    format!(
+        "{} ({error}){}",
+        describe(reason),
+        outage::held_back(held_back)
+    )
 }
 
 /// The kind of a librdkafka error, for [`ErrorLog::admit`]: its code.
@@ -476,30 +421,11 @@ mod tests {
     }
 
     #[test]
-    fn errors_are_said_once_then_at_growing_intervals() {
+    fn all_brokers_back_is_not_an_error() {
         let log = ErrorLog::default();
-        assert_eq!(
-            log.admit("BrokerTransportFailure", "b:9092/1: Connection refused"),
-            Some(0)
-        );
-        assert_eq!(
-            log.admit("BrokerTransportFailure", "b:9092/1: Connection refused"),
-            None
-        );
         assert_eq!(log.admit("AllBrokersDown", "1/1 brokers are down"), Some(0));
         assert_eq!(log.admit("AllBrokersDown", "0/1 brokers are down"), None);
-        // Said again once FIRST_REPEAT has passed, with the count held back.
-        crate::sync::lock(&log.state)
-            .get_mut("BrokerTransportFailure")
-            .unwrap()
-            .said_at -= FIRST_REPEAT;
-        assert_eq!(log.admit("BrokerTransportFailure", "again"), Some(1));
-        assert_eq!(
-            crate::sync::lock(&log.state)["BrokerTransportFailure"].every,
-            FIRST_REPEAT * 2
-        );
-        log.recovered();
-        assert_eq!(log.admit("BrokerTransportFailure", "a new outage"), Some(0));
+        assert_eq!(log.recovered().map(|e| e.errors), Some(1));
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod host;
 pub mod http;
 pub mod kafka;
 pub mod logging;
+pub mod outage;
 pub mod persist;
 pub mod pipeline;
 pub mod record;

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{select, Receiver, Sender};
 use logcollect::collect::EsConfig;
+use logcollect::outage::{self, Outage};
 use logcollect::shutdown::Shutdown;
 use logcollect::sync;
 use logcollect::Result;
@@ -85,6 +86,7 @@ fn spawn_with<S: Store + Send + 'static>(
         shutdown: setup.shutdown.clone(),
         shutdown_timeout: setup.shutdown_timeout,
         metrics: setup.metrics,
+        outage: Outage::default(),
     });
     let mut workers = Vec::new();
     for n in 0..setup.workers.max(1) {
@@ -192,6 +194,8 @@ struct Shared {
     shutdown: Shutdown,
     shutdown_timeout: Duration,
     metrics: Arc<Metrics>,
+    /// The store's failures, said once per outage (and its end).
+    outage: Outage,
 }
 
 /// Sends requests, one at a time, until each document is done.
@@ -238,7 +242,12 @@ impl<S: Store> Worker<S> {
             let result = self.client.bulk(es, &body, self.shared.gzip, docs.len());
             self.shared.metrics.bulk_latency(started.elapsed());
             let outcomes = match result {
-                Ok(outcomes) => outcomes,
+                Ok(outcomes) => {
+                    if let Some(ended) = self.shared.outage.recovered() {
+                        log::info!("batch: the store answers again, after {ended}");
+                    }
+                    outcomes
+                }
                 Err(Failure::TooLarge) if docs.len() > 1 => {
                     let second = docs.split_off(docs.len() / 2);
                     log::warn!(
@@ -252,13 +261,19 @@ impl<S: Store> Worker<S> {
                 Err(Failure::TooLarge) => vec![Outcome::Reject(
                     "HTTP 413: document larger than the request limit".into(),
                 )],
-                Err(Failure::Retry(reason)) => {
+                Err(Failure::Retry { kind, reason }) => {
                     self.shared
                         .metrics
                         .retried
                         .fetch_add(docs.len() as u64, Relaxed);
                     self.shared.metrics.bulk_failed(&reason);
-                    log::warn!("batch: {reason}; sending {} documents again", docs.len());
+                    if let Some(held_back) = self.shared.outage.admit(&kind) {
+                        log::warn!(
+                            "batch: {reason}; sending {} documents again{}",
+                            docs.len(),
+                            outage::held_back(held_back)
+                        );
+                    }
                     continue;
                 }
             };
@@ -365,9 +380,12 @@ impl<S: Store> Worker<S> {
                 continue;
             }
             if let Err(e) = self.client.put_template(es, name, &template(&patterns)) {
-                log::warn!(
-                    "batch: index template {name:?} not installed: {e}; trying again with the next request"
-                );
+                if let Some(held_back) = self.shared.outage.admit("index template") {
+                    log::warn!(
+                        "batch: index template {name:?} not installed: {e}; trying again with the next request{}",
+                        outage::held_back(held_back)
+                    );
+                }
                 return;
             }
             log::info!("batch: index template {name:?} installed for {patterns:?}");

@@ -39,8 +39,14 @@ pub enum Outcome {
 /// Why a whole request failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    /// Try the whole request again later.
-    Retry(String),
+    /// Try the whole request again later. Failures of one `kind` are said once per outage
+    /// (see [`logcollect::outage::Outage`]); `reason` says what happened.
+    Retry {
+        /// "no answer", "unreadable answer" or "HTTP 503".
+        kind: String,
+        /// The node and what it answered, in words.
+        reason: String,
+    },
     /// 413: the request is too large; split it.
     TooLarge,
 }
@@ -129,11 +135,15 @@ impl EsClient {
         text
     }
 
-    /// Skips `node` for a while.
-    fn mark_down(&self, node: &str) {
+    /// Skips `node` for a while; said when there are `others` to take its requests (each
+    /// node is tried again at most once per [`NODE_BACKOFF`], so this is said as seldom).
+    fn mark_down(&self, node: &str, others: bool) {
         lock(&self.nodes)
             .down
             .insert(node.to_string(), Instant::now() + NODE_BACKOFF);
+        if others {
+            log::info!("{node}: failed; the other nodes take its requests for {NODE_BACKOFF:?}");
+        }
     }
 
     /// Sends one request; returns status, body and the node used. A transport error (no
@@ -185,12 +195,12 @@ impl EsClient {
         match answer {
             Ok((status, text)) => {
                 if status >= 500 {
-                    self.mark_down(&base);
+                    self.mark_down(&base, es.urls.len() > 1);
                 }
                 Ok((status, text, base))
             }
             Err(e) => {
-                self.mark_down(&base);
+                self.mark_down(&base, es.urls.len() > 1);
                 Err(failed(self.diagnose(&base, &e)))
             }
         }
@@ -207,16 +217,20 @@ impl Store for EsClient {
     ) -> Result<Vec<Outcome>, Failure> {
         let (status, text, node) = self
             .send(es, "POST", "/_bulk", ndjson, gzip, "application/x-ndjson")
-            .map_err(|e| Failure::Retry(e.to_string()))?;
+            .map_err(|e| Failure::Retry {
+                kind: "no answer".into(),
+                reason: e.to_string(),
+            })?;
         match status {
-            200 => {
-                parse_items(&text, items).map_err(|e| Failure::Retry(format!("{node}/_bulk: {e}")))
-            }
+            200 => parse_items(&text, items).map_err(|e| Failure::Retry {
+                kind: "unreadable answer".into(),
+                reason: format!("{node}/_bulk: {e}"),
+            }),
             413 => Err(Failure::TooLarge),
-            _ => Err(Failure::Retry(format!(
-                "{node}/_bulk: {}",
-                failed(status, &text)
-            ))),
+            _ => Err(Failure::Retry {
+                kind: format!("HTTP {status}"),
+                reason: format!("{node}/_bulk: {}", failed(status, &text)),
+            }),
         }
     }
 
@@ -385,7 +399,7 @@ mod tests {
         assert_eq!(c.pick(&conf), "http://a:1");
         // Clones take turns with it, and skip what it found down.
         assert_eq!(twin.pick(&conf), "http://b:2");
-        c.mark_down("http://a:1");
+        c.mark_down("http://a:1", true);
         assert_eq!(twin.pick(&conf), "http://b:2");
         assert_eq!(c.pick(&conf), "http://b:2");
     }
