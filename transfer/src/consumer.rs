@@ -13,7 +13,7 @@
 //! kept for a store that is really behind.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ use logcollect::kafka::{self, KafkaSettings};
 use logcollect::record::{self, Origin};
 use logcollect::routing::Routing;
 use logcollect::shutdown::Shutdown;
-use logcollect::sync;
+use logcollect::sync::{self, lock};
 use logcollect::{Error, Result};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::RDKafkaErrorCode;
@@ -41,6 +41,16 @@ struct Context {
     progress: Arc<Progress>,
     metrics: Arc<Metrics>,
     errors: kafka::ErrorLog,
+    /// When librdkafka last said the group session timed out (it then rejoins).
+    session_timed_out: Mutex<Option<Instant>>,
+}
+
+impl Context {
+    /// Whether the group session timed out within `window`: a static member that rejoins
+    /// then may be fenced by its own new membership (librdkafka issue #3437), not by a twin.
+    fn session_timed_out_within(&self, window: Duration) -> bool {
+        lock(&self.session_timed_out).is_some_and(|at| at.elapsed() <= window)
+    }
 }
 
 impl ClientContext for Context {
@@ -56,6 +66,9 @@ impl ClientContext for Context {
     }
 
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        if facility == "SESSTMOUT" {
+            *lock(&self.session_timed_out) = Some(Instant::now());
+        }
         kafka::log_librdkafka(level, facility, message);
     }
 
@@ -223,6 +236,7 @@ fn create(
         progress: progress.clone(),
         metrics: setup.metrics.clone(),
         errors: kafka::ErrorLog::default(),
+        session_timed_out: Mutex::default(),
     };
     let mut config = record::line_consumer(&setup.kafka, &setup.group_id);
     config
@@ -271,6 +285,10 @@ struct ConsumerThread {
     last_commit: Instant,
 }
 
+/// How long after a session timeout a fence is taken for the consumer's own (added to twice
+/// the session timeout: librdkafka rejoins, then the old membership's next request fails).
+const SELF_FENCE_WINDOW: Duration = Duration::from_secs(30);
+
 /// How often what is done is committed.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -304,7 +322,9 @@ impl ConsumerThread {
             };
             match consumer.poll(wait) {
                 Some(Ok(message)) => {
-                    consumer.context().errors.recovered();
+                    if let Some(ended) = consumer.context().errors.recovered() {
+                        log::info!("{}: kafka: reading again, after {ended}", self.name);
+                    }
                     if let Some(routing) = &self.routing {
                         let doc = to_doc(routing, &self.progress, &self.setup.metrics, &message);
                         self.chunk.push(doc);
@@ -316,6 +336,13 @@ impl ConsumerThread {
                 Some(Err(e)) => {
                     self.setup.metrics.error("consume");
                     if let Some(fatal) = consumer.client().fatal_error() {
+                        let window = self.setup.session_timeout * 2 + SELF_FENCE_WINDOW;
+                        if fatal.0 == RDKafkaErrorCode::FencedInstanceId
+                            && consumer.context().session_timed_out_within(window)
+                        {
+                            self.join_again(&fatal.1);
+                            continue;
+                        }
                         self.fail(fatal);
                         break;
                     }
@@ -340,6 +367,24 @@ impl ConsumerThread {
         }
         self.commit(CommitMode::Sync);
         log::info!("{}: committed and leaving the group", self.name);
+    }
+
+    /// Fenced out of the group by its own new membership after a session timeout: the
+    /// consumer is replaced by a new one with the same member id, which gets the partitions
+    /// back. What was read and not committed is delivered again, onto the same document ids;
+    /// documents already read still go to the batch thread.
+    fn join_again(&mut self, reason: &str) {
+        log::warn!(
+            "{}: {reason}, after its own group session timed out (librdkafka rejoined as the same static member); joining group {} again with a new consumer",
+            self.name,
+            self.setup.group_id
+        );
+        self.consumer = None;
+        self.progress = Arc::new(Progress::default());
+        self.routing = None;
+        self.topics_version = None;
+        self.paused = false;
+        self.setup.metrics.membership.held(&self.name, 0);
     }
 
     /// librdkafka failed for good: with static membership, another consumer joined with
