@@ -489,6 +489,29 @@ if [ "$LC_KAFKA_ENGINE" = apache ]; then
         wait_until 60 "100 documents" es_count 'twin-*' 100
         lc_alive t2 || fail "transfer 2 stopped too"
     }
+
+    # The broker frozen longer than the session timeout (6 s): librdkafka's session times out
+    # and it rejoins as the same static member. Should the new membership fence the old one
+    # (librdkafka issue #3437: seen in the chaos suite, with a slow coordinator rather than a
+    # frozen one), the transfer joins again. Every line is indexed once, the transfer runs on.
+    test_a_broker_frozen_past_the_session_timeout_loses_and_duplicates_nothing() {
+        local d=$TEST_TMP/frozen
+        collect_one frozen
+        es_config "$LC_ES_URL"
+        start_agent
+        start_transfer
+        wait_applied "$TEST_TMP/agent.log" frozen
+        python3 "$WRITE" seq "$d/app.log" 1 1000 1000
+        wait_until 60 "1000 documents" es_count 'frozen-*' 1000
+        kill -STOP "$(cat "$LC_RUN/kafka.pid")"
+        python3 "$WRITE" seq "$d/app.log" 1001 1500 100
+        kill -CONT "$(cat "$LC_RUN/kafka.pid")"
+        python3 "$WRITE" seq "$d/app.log" 1501 2000 1000
+        wait_until 90 "2000 documents" es_count 'frozen-*' 2000
+        python3 "$CHECK_ES" seq "$LC_ES_URL" 'frozen-*' 2000
+        lc_alive transfer || fail "the transfer stopped"
+        echo "    session timeouts: $(grep -c 'SESSTMOUT' "$TEST_TMP/transfer.log"), joined again after its own fence: $(grep -c 'joining group .* again with a new consumer' "$TEST_TMP/transfer.log")"
+    }
 fi
 
 run_tests
