@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 pub const FIRST_REPEAT: Duration = Duration::from_secs(30);
 /// The longest time an error that goes on is not said.
 pub const LONGEST_SILENCE: Duration = Duration::from_secs(600);
+/// An outage ends once the connection has worked this long without an error: one that
+/// flaps (a 500 now and then between successes) is one outage, not one per failure.
+pub const QUIET: Duration = Duration::from_secs(5);
 
 /// The errors of one connection (a Kafka client, the store) since it last worked.
 #[derive(Default)]
@@ -25,6 +28,8 @@ pub struct Outage {
 struct State {
     /// When the first error of this outage came.
     since: Option<Instant>,
+    /// When the connection first worked after the last error.
+    working_since: Option<Instant>,
     errors: u64,
     kinds: HashMap<String, Repeats>,
 }
@@ -65,6 +70,7 @@ impl Outage {
         self.active.store(true, Ordering::Relaxed);
         let now = Instant::now();
         state.since.get_or_insert(now);
+        state.working_since = None;
         state.errors += 1;
         match state.kinds.get_mut(kind) {
             Some(r) if now.duration_since(r.said_at) < r.every => {
@@ -89,16 +95,23 @@ impl Outage {
         }
     }
 
-    /// The connection works: the outage, if one was on, ended (and is returned, to be said);
-    /// the next error starts a new one and is said at once. Cheap when there was no error:
-    /// called for every record.
+    /// The connection works: once it has worked for [`QUIET`] since the last error, the
+    /// outage ended (and is returned, to be said); the next error starts a new one and is said
+    /// at once. Cheap when there was no error: called for every record.
     pub fn recovered(&self) -> Option<Ended> {
-        if !self.active.load(Ordering::Relaxed) || !self.active.swap(false, Ordering::Relaxed) {
+        if !self.active.load(Ordering::Relaxed) {
             return None;
         }
-        let state = std::mem::take(&mut *crate::sync::lock(&self.state));
+        let mut state = crate::sync::lock(&self.state);
+        let now = Instant::now();
+        let working_since = *state.working_since.get_or_insert(now);
+        if now.duration_since(working_since) < QUIET {
+            return None;
+        }
+        self.active.store(false, Ordering::Relaxed);
+        let state = std::mem::take(&mut *state);
         state.since.map(|since| Ended {
-            lasted: since.elapsed(),
+            lasted: working_since.duration_since(since),
             errors: state.errors,
         })
     }
@@ -138,11 +151,19 @@ mod tests {
             crate::sync::lock(&outage.state).kinds["refused"].every,
             FIRST_REPEAT * 2
         );
+        // It works again, and fails once more before QUIET passed: the same outage.
+        assert_eq!(outage.recovered(), None);
+        assert_eq!(outage.admit("refused"), None);
+        assert_eq!(outage.recovered(), None);
+        // Working for QUIET: the outage ended, said once.
+        if let Some(t) = crate::sync::lock(&outage.state).working_since.as_mut() {
+            *t -= QUIET;
+        }
         let ended = outage.recovered().expect("the outage ended");
-        assert_eq!(ended.errors, 4);
+        assert_eq!(ended.errors, 5);
         assert!(ended
             .to_string()
-            .starts_with("an outage of 0.0 s (4 errors)"));
+            .starts_with("an outage of 0.0 s (5 errors)"));
         assert_eq!(outage.recovered(), None, "said once");
         assert_eq!(outage.admit("refused"), Some(0), "a new outage");
         assert_eq!(held_back(0), "");

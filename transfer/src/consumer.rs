@@ -21,6 +21,7 @@ use crossbeam_channel::{SendTimeoutError, Sender};
 use logcollect::clock::now_ms;
 use logcollect::document::{self, Position, Record};
 use logcollect::kafka::{self, KafkaSettings};
+use logcollect::outage;
 use logcollect::record::{self, Origin};
 use logcollect::routing::Routing;
 use logcollect::shutdown::Shutdown;
@@ -346,7 +347,11 @@ impl ConsumerThread {
                         self.fail(fatal);
                         break;
                     }
-                    log::warn!("{}: {e}", self.name);
+                    // Said as librdkafka's own errors are: once per outage.
+                    let errors = &consumer.context().errors;
+                    if let Some(held_back) = errors.admit(&format!("poll {e:?}"), "") {
+                        log::warn!("{}: {e}{}", self.name, outage::held_back(held_back));
+                    }
                 }
                 None if !self.chunk.is_empty() => self.seal(true),
                 None => {}
