@@ -2,6 +2,7 @@
 //! directly in a directory, or the files matching a glob; and which directory to watch so
 //! that files appearing later are seen.
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 /// Whether `path` has glob characters.
@@ -9,25 +10,45 @@ pub fn is_glob(path: &str) -> bool {
     path.contains(['*', '?', '['])
 }
 
-/// The regular files `pattern` names now, sorted. Missing paths name nothing (yet).
-pub fn expand(pattern: &str) -> Vec<PathBuf> {
+/// What `pattern` names now: the regular files, sorted, and what else it names that cannot
+/// be tailed (a FIFO, a device, a socket; a directory a glob matches), with what it is.
+/// The subdirectories of a directory entry are not named. Missing paths name nothing (yet).
+pub fn expand(pattern: &str) -> (Vec<PathBuf>, Vec<(PathBuf, &'static str)>) {
     let path = Path::new(pattern);
-    let mut files: Vec<PathBuf> = if is_glob(pattern) {
+    let (named, in_dir): (Vec<PathBuf>, bool) = if is_glob(pattern) {
         match glob::glob(pattern) {
-            Ok(paths) => paths.filter_map(|p| p.ok()).collect(),
-            Err(_) => Vec::new(),
+            Ok(paths) => (paths.filter_map(|p| p.ok()).collect(), false),
+            Err(_) => (Vec::new(), false),
         }
     } else if path.is_dir() {
         match std::fs::read_dir(path) {
-            Ok(dir) => dir.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-            Err(_) => Vec::new(),
+            Ok(dir) => (dir.filter_map(|e| e.ok().map(|e| e.path())).collect(), true),
+            Err(_) => (Vec::new(), true),
         }
     } else {
-        vec![path.to_path_buf()]
+        (vec![path.to_path_buf()], false)
     };
-    files.retain(|p| p.is_file());
+    let mut files = Vec::new();
+    let mut others = Vec::new();
+    for p in named {
+        let Ok(meta) = std::fs::metadata(&p) else {
+            continue;
+        };
+        let kind = meta.file_type();
+        match () {
+            _ if kind.is_file() => files.push(p),
+            _ if kind.is_dir() && in_dir => {}
+            _ if kind.is_dir() => others.push((p, "a directory")),
+            _ if kind.is_fifo() => others.push((p, "a FIFO")),
+            _ if kind.is_char_device() => others.push((p, "a character device")),
+            _ if kind.is_block_device() => others.push((p, "a block device")),
+            _ if kind.is_socket() => others.push((p, "a socket")),
+            _ => others.push((p, "not a regular file")),
+        }
+    }
     files.sort();
-    files
+    others.sort();
+    (files, others)
 }
 
 /// Whether `pattern` names the file at `path` (whether it exists or not): the file itself,
@@ -80,15 +101,40 @@ mod tests {
         }
         let s = |p: &Path| p.display().to_string();
         assert_eq!(
-            expand(&s(&d.join("*.log"))),
+            expand(&s(&d.join("*.log"))).0,
             [d.join("a.log"), d.join("b.log")]
         );
+        // The subdirectory of a directory entry is not named.
         assert_eq!(
             expand(&s(&d)),
-            [d.join("a.log"), d.join("b.log"), d.join("c.txt")]
+            (
+                vec![d.join("a.log"), d.join("b.log"), d.join("c.txt")],
+                vec![]
+            )
         );
-        assert_eq!(expand(&s(&d.join("c.txt"))), [d.join("c.txt")]);
-        assert!(expand(&s(&d.join("missing.log"))).is_empty());
+        assert_eq!(expand(&s(&d.join("c.txt"))).0, [d.join("c.txt")]);
+        assert_eq!(expand(&s(&d.join("missing.log"))), (vec![], vec![]));
+        // What a glob or a path names that cannot be tailed is told apart.
+        std::fs::create_dir(d.join("dir.log")).unwrap();
+        let mkfifo = std::process::Command::new("mkfifo")
+            .arg(d.join("pipe.log"))
+            .status()
+            .unwrap();
+        assert!(mkfifo.success());
+        assert_eq!(
+            expand(&s(&d.join("*.log"))).1,
+            [
+                (d.join("dir.log"), "a directory"),
+                (d.join("pipe.log"), "a FIFO")
+            ]
+        );
+        assert_eq!(
+            expand("/dev/null"),
+            (
+                vec![],
+                vec![(PathBuf::from("/dev/null"), "a character device")]
+            )
+        );
         assert!(names(&s(&d.join("*.log")), &d.join("gone.log")));
         assert!(!names(&s(&d.join("*.log")), &d.join("gone.log.1")));
         assert!(names(&s(&d), &d.join("gone.log.1")));

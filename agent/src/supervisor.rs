@@ -58,6 +58,8 @@ pub struct Supervisor {
     dir_wake: Sender<()>,
     /// Files that could not be opened: tried again at every scan, reported once.
     failing: HashSet<PathBuf>,
+    /// What the entries name that is not a regular file (a FIFO, a device): reported once.
+    not_files: HashSet<PathBuf>,
 }
 
 impl Supervisor {
@@ -77,6 +79,7 @@ impl Supervisor {
             dirs: HashMap::new(),
             dir_wake,
             failing: HashSet::new(),
+            not_files: HashSet::new(),
         }
     }
 
@@ -195,7 +198,18 @@ impl Supervisor {
 
     fn scan(&mut self, index: usize, start: NewFileStart) {
         let entry = &self.entries[index];
-        for path in discover::expand(&entry.path) {
+        let (files, others) = discover::expand(&entry.path);
+        for (path, kind) in others {
+            if self.not_files.insert(path.clone()) {
+                log::warn!(
+                    "{}: {kind}, not a regular file; not tailed (entry {})",
+                    path.display(),
+                    entry.path
+                );
+                self.ctx.metrics.error("not_a_file");
+            }
+        }
+        for path in files {
             self.start_tailer(index, path, start);
         }
     }
