@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use logcollect::clock::now_ms;
 use logcollect::kafka::KafkaSettings;
+use logcollect::outage::{self, Outage};
 use logcollect::record::{self, LineHeaders};
 use logcollect::shutdown::Shutdown;
 use logcollect::sync::{self, lock};
@@ -90,6 +91,8 @@ struct ProducerThread {
     stall_reported: bool,
     /// While records wait long for Kafka: whether Kafka answers a second producer.
     stuck: StuckWatch,
+    /// Registry writes failing (a full disk): said once per outage.
+    registry_outage: Outage,
 }
 
 /// How long a failed record waits before it is sent again.
@@ -122,6 +125,7 @@ impl ProducerThread {
             last_report: Instant::now(),
             stall_reported: false,
             stuck: StuckWatch::default(),
+            registry_outage: Outage::default(),
         })
     }
 
@@ -415,9 +419,9 @@ impl ProducerThread {
         } else {
             registry.flush_if_due()
         };
-        if let Err(e) = written {
-            log::error!("{e}; retrying");
-            self.metrics.error("registry");
+        match written {
+            Ok(()) => self.registry_written(),
+            Err(e) => self.registry_failed(&e.to_string(), "the old registry stays as it was"),
         }
         self.metrics.registry_writes.store(registry.writes, Relaxed);
     }
@@ -429,15 +433,34 @@ impl ProducerThread {
         loop {
             let saved = lock(&self.registry).save_new_generations();
             match saved {
-                Ok(()) => return true,
+                Ok(()) => {
+                    self.registry_written();
+                    return true;
+                }
                 Err(e) => {
-                    log::error!("{e}; lines of newly opened files wait for it; retrying");
-                    self.metrics.error("registry");
+                    self.registry_failed(&e.to_string(), "lines of newly opened files wait for it");
                     if self.shutdown.sleep(Duration::from_secs(1)) {
                         return false;
                     }
                 }
             }
+        }
+    }
+
+    /// A registry write failed: counted, said once per outage (then at a growing interval).
+    fn registry_failed(&self, error: &str, meanwhile: &str) {
+        self.metrics.error("registry");
+        if let Some(held_back) = self.registry_outage.admit("write") {
+            log::error!(
+                "{error}; {meanwhile}; retrying{}",
+                outage::held_back(held_back)
+            );
+        }
+    }
+
+    fn registry_written(&self) {
+        if let Some(ended) = self.registry_outage.recovered() {
+            log::info!("registry: written again, after {ended}");
         }
     }
 

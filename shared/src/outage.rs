@@ -1,6 +1,9 @@
 //! Errors of a connection that is down, said when the outage starts, then at a growing
 //! interval while it lasts, and once when it ends, with its length: while a broker or the
-//! store is away, every retry fails, and logging each one drowned the log.
+//! store is away, every retry fails, and logging each one drowned the log. A connection that
+//! flaps (a 500 now and then between successes) is said at the same growing interval: an
+//! outage that starts within [`FLAP`] of the last one's end keeps that one's schedule, and
+//! one whose errors were all held back ends unsaid.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,9 +15,8 @@ use std::time::{Duration, Instant};
 pub const FIRST_REPEAT: Duration = Duration::from_secs(30);
 /// The longest time an error that goes on is not said.
 pub const LONGEST_SILENCE: Duration = Duration::from_secs(600);
-/// An outage ends once the connection has worked this long without an error: one that
-/// flaps (a 500 now and then between successes) is one outage, not one per failure.
-pub const QUIET: Duration = Duration::from_secs(5);
+/// An outage that starts this soon after the last one ended continues its schedule.
+pub const FLAP: Duration = FIRST_REPEAT;
 
 /// The errors of one connection (a Kafka client, the store) since it last worked.
 #[derive(Default)]
@@ -28,9 +30,11 @@ pub struct Outage {
 struct State {
     /// When the first error of this outage came.
     since: Option<Instant>,
-    /// When the connection first worked after the last error.
-    working_since: Option<Instant>,
     errors: u64,
+    /// Whether an error of this outage was said (then so is its end).
+    said: bool,
+    /// When the last outage ended.
+    last_end: Option<Instant>,
     kinds: HashMap<String, Repeats>,
 }
 
@@ -67,12 +71,18 @@ impl Outage {
     /// held back since it was last said. The first of each kind is said at once.
     pub fn admit(&self, kind: &str) -> Option<u64> {
         let mut state = crate::sync::lock(&self.state);
-        self.active.store(true, Ordering::Relaxed);
         let now = Instant::now();
+        if !self.active.swap(true, Ordering::Relaxed)
+            && state
+                .last_end
+                .is_none_or(|end| now.duration_since(end) >= FLAP)
+        {
+            // A new outage, not a flap of the last one: every kind is said at once.
+            state.kinds.clear();
+        }
         state.since.get_or_insert(now);
-        state.working_since = None;
         state.errors += 1;
-        match state.kinds.get_mut(kind) {
+        let say = match state.kinds.get_mut(kind) {
             Some(r) if now.duration_since(r.said_at) < r.every => {
                 r.held_back += 1;
                 None
@@ -92,28 +102,28 @@ impl Outage {
                 state.kinds.insert(kind.to_string(), first);
                 Some(0)
             }
-        }
+        };
+        state.said |= say.is_some();
+        say
     }
 
-    /// The connection works: once it has worked for [`QUIET`] since the last error, the
-    /// outage ended (and is returned, to be said); the next error starts a new one and is said
-    /// at once. Cheap when there was no error: called for every record.
+    /// The connection works: the outage, if one was on, ended. It is returned, to be said,
+    /// if any of its errors was; the next error starts a new one. Cheap when there was no
+    /// error: called for every record.
     pub fn recovered(&self) -> Option<Ended> {
-        if !self.active.load(Ordering::Relaxed) {
+        if !self.active.load(Ordering::Relaxed) || !self.active.swap(false, Ordering::Relaxed) {
             return None;
         }
         let mut state = crate::sync::lock(&self.state);
-        let now = Instant::now();
-        let working_since = *state.working_since.get_or_insert(now);
-        if now.duration_since(working_since) < QUIET {
-            return None;
+        let ended = (state.since.take(), std::mem::take(&mut state.errors));
+        state.last_end = Some(Instant::now());
+        match ended {
+            (Some(since), errors) if std::mem::take(&mut state.said) => Some(Ended {
+                lasted: since.elapsed(),
+                errors,
+            }),
+            _ => None,
         }
-        self.active.store(false, Ordering::Relaxed);
-        let state = std::mem::take(&mut *state);
-        state.since.map(|since| Ended {
-            lasted: working_since.duration_since(since),
-            errors: state.errors,
-        })
     }
 }
 
@@ -151,20 +161,19 @@ mod tests {
             crate::sync::lock(&outage.state).kinds["refused"].every,
             FIRST_REPEAT * 2
         );
-        // It works again, and fails once more before QUIET passed: the same outage.
-        assert_eq!(outage.recovered(), None);
-        assert_eq!(outage.admit("refused"), None);
-        assert_eq!(outage.recovered(), None);
-        // Working for QUIET: the outage ended, said once.
-        if let Some(t) = crate::sync::lock(&outage.state).working_since.as_mut() {
-            *t -= QUIET;
-        }
         let ended = outage.recovered().expect("the outage ended");
-        assert_eq!(ended.errors, 5);
+        assert_eq!(ended.errors, 4);
         assert!(ended
             .to_string()
-            .starts_with("an outage of 0.0 s (5 errors)"));
+            .starts_with("an outage of 0.0 s (4 errors)"));
         assert_eq!(outage.recovered(), None, "said once");
+        // It fails again at once: a flap, on the same schedule; all held back, its end unsaid.
+        assert_eq!(outage.admit("refused"), None);
+        assert_eq!(outage.recovered(), None);
+        // Long after the last end: a new outage, said at once.
+        if let Some(end) = crate::sync::lock(&outage.state).last_end.as_mut() {
+            *end -= FLAP;
+        }
         assert_eq!(outage.admit("refused"), Some(0), "a new outage");
         assert_eq!(held_back(0), "");
         assert_eq!(held_back(3), "; 3 more like it since it was last said");
