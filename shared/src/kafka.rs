@@ -240,7 +240,8 @@ fn sasl(ini: &IniFile, protocol: Protocol) -> Result<Option<Sasl>> {
     };
     let username = needed("sasl_username")?;
     let password_file = PathBuf::from(needed("sasl_password_file")?);
-    let password = secret::read_line(&password_file)?;
+    let password = secret::read_line(&password_file)
+        .map_err(|e| ini.error(SECTION, "sasl_password_file", e.to_string()))?;
     Ok(Some(Sasl {
         mechanism,
         username,
@@ -389,7 +390,7 @@ mod tests {
         );
         assert_eq!(
             error("security_protocol = sasl_plaintext\nsasl_username = u\nsasl_password_file = /nonexistent/pw\n"),
-            "/nonexistent/pw: cannot read the secret: No such file or directory (os error 2)"
+            "agent.ini: [kafka] sasl_password_file: /nonexistent/pw: cannot read the secret: No such file or directory (os error 2)"
         );
     }
 

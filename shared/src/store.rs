@@ -98,7 +98,14 @@ impl StoreSettings {
             api_key_file: path("api_key_file"),
         };
         // Files that are wrong are said at start, not at the first request.
-        settings.secrets()?;
+        for (key, file) in [
+            ("password_file", &settings.password_file),
+            ("api_key_file", &settings.api_key_file),
+        ] {
+            if let Some(file) = file {
+                secret::read_line(file).map_err(|e| ini.error(SECTION, key, e.to_string()))?;
+            }
+        }
         Ok(settings)
     }
 

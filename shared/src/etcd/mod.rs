@@ -27,6 +27,9 @@ use crate::sync::lock;
 use crate::tls::TlsFiles;
 use crate::{Error, Result};
 
+/// The largest answer read from etcd: values travel in base64, so a value of 7.5 MiB. A
+/// collect configuration of that size would name tens of thousands of entries.
+const MAX_ANSWER_BYTES: u64 = 10 << 20;
 /// One key as read from etcd.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyValue {
@@ -287,8 +290,20 @@ impl EtcdClient {
             Err(e) => return Ok(Err(fail(self.tls.describe(&e)))),
         };
         let status = response.status().as_u16();
-        let text = match response.body_mut().read_to_string() {
+        let text = match response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_string()
+        {
             Ok(t) => t,
+            Err(ureq::Error::BodyExceedsLimit(_)) => {
+                return Ok(Err(fail(format!(
+                    "the answer is larger than {} MiB (a value of {:.1} MiB or more, in base64): too large for a configuration",
+                    MAX_ANSWER_BYTES >> 20,
+                    MAX_ANSWER_BYTES as f64 * 0.75 / f64::from(1 << 20)
+                ))))
+            }
             Err(e) => return Ok(Err(fail(format!("reading answer: {e}")))),
         };
         let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);

@@ -73,14 +73,18 @@ impl TlsFiles {
                 return Err(ini.error(keys.section, keys.cert, msg));
             }
         };
+        // A file that cannot be used is said with the key that names it.
+        let named = |key: &'static str| move |e: Error| ini.error(keys.section, key, e.to_string());
         let mut tls = TlsConfig::builder();
         let ca_file = path(keys.ca);
         if let Some(ca) = &ca_file {
-            tls = tls.root_certs(RootCerts::Specific(Arc::new(certificates(ca)?)));
+            let roots = certificates(ca).map_err(named(keys.ca))?;
+            tls = tls.root_certs(RootCerts::Specific(Arc::new(roots)));
         }
         if let Some((cert, key)) = &client_cert {
-            let chain = certificates(cert)?;
-            tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, private_key(key)?)));
+            let chain = certificates(cert).map_err(named(keys.cert))?;
+            let key = private_key(key).map_err(named(keys.key))?;
+            tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
         }
         Ok(TlsFiles {
             keys,
@@ -199,7 +203,7 @@ mod tests {
         let e = files("[etcd]\nca_file = /nonexistent/ca.pem\n").unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("/nonexistent/ca.pem: cannot read"),
+                .starts_with("agent.ini: [etcd] ca_file: /nonexistent/ca.pem: cannot read"),
             "{e}"
         );
         let dir = std::env::temp_dir().join(format!("lc-tls-{}", std::process::id()));
@@ -209,7 +213,10 @@ mod tests {
         let e = files(&format!("[etcd]\nca_file = {}\n", ca.display())).unwrap_err();
         assert_eq!(
             e.to_string(),
-            format!("{}: no certificate in it (PEM expected)", ca.display())
+            format!(
+                "agent.ini: [etcd] ca_file: {}: no certificate in it (PEM expected)",
+                ca.display()
+            )
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
