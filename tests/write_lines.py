@@ -13,8 +13,8 @@
                        (no line is written between the copy and the truncation: such lines
                        would be lost to any tailer, by the nature of copytruncate).
 
-  write_lines.py odd PATH
-      Four lines: "first", one that is not UTF-8, one of 5 MiB, "after the big one".
+  write_lines.py odd PATH [MIB]
+      Four lines: "first", one that is not UTF-8, one of MIB MiB (5), "after the big one".
 """
 import os
 import random
@@ -72,18 +72,20 @@ def seq(path, first, last, rate, every, how):
     os.close(fd)
 
 
-def odd(path):
+def odd(path, mib):
     with open(path, "wb") as f:
         f.write(b"first\n")
         f.write(b"caf\xe9 \xff\xfe not utf-8\n")
-        f.write(b"B" * (5 * 1024 * 1024) + b"\n")
+        for _ in range(mib):
+            f.write(b"B" * (1024 * 1024))
+        f.write(b"\n")
         f.write(b"after the big one\n")
 
 
 def main():
     a = sys.argv[1:]
-    if len(a) == 2 and a[0] == "odd":
-        odd(a[1])
+    if len(a) in (2, 3) and a[0] == "odd":
+        odd(a[1], int(a[2]) if len(a) == 3 else 5)
     elif len(a) == 4 and a[0] == "mixed":
         mixed(a[1], int(a[2]), int(a[3]))
     elif len(a) >= 5 and a[0] == "seq":

@@ -9,6 +9,9 @@
 //!    "reset": 0.05,        connections closed without an answer (the request is not forwarded)
 //!    "status_401": 3,      the next N requests answered 401
 //!    "max_body": 20000,    requests with a larger (decompressed) body answered 413
+//!    "garbage": 0.1,       bulk requests answered 200 with an HTML page (not forwarded)
+//!    "truncated": 0.1,     bulk requests forwarded, and the answer cut off halfway (its
+//!                          content-length promises the whole; the connection then closes)
 //!    "record": "/dir",     each bulk body, as received, saved to /dir/NNNNNN.gz (or
 //!                          .ndjson when not compressed), for `lc-bare load` to replay
 //!    "seed": 1}
@@ -33,6 +36,8 @@ struct State {
     reset: f64,
     status_401: u64,
     max_body: usize,
+    garbage: f64,
+    truncated: f64,
     record: Option<std::path::PathBuf>,
     recorded: u64,
     rng: u64,
@@ -107,10 +112,25 @@ fn serve(stream: TcpStream, state: &Mutex<State>, upstream: &str) {
             "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
             body.len()
         );
+        let is_bulk = req.path.contains("/_bulk");
+        let cut = {
+            let mut s = lock(state);
+            let truncated = s.truncated;
+            is_bulk && s.roll(truncated) && {
+                s.count("truncated", 1);
+                true
+            }
+        };
+        let sent = if cut {
+            &body[..body.len() / 2]
+        } else {
+            &body[..]
+        };
         if writer
             .write_all(head.as_bytes())
-            .and_then(|_| writer.write_all(&body))
+            .and_then(|_| writer.write_all(sent))
             .is_err()
+            || cut
         {
             return;
         }
@@ -169,6 +189,8 @@ fn control(req: &Request, state: &Mutex<State>) -> (u16, Vec<u8>) {
         s.reset = f("reset");
         s.status_401 = f("status_401") as u64;
         s.max_body = f("max_body") as usize;
+        s.garbage = f("garbage");
+        s.truncated = f("truncated");
         s.record = v
             .get("record")
             .and_then(Value::as_str)
@@ -177,7 +199,8 @@ fn control(req: &Request, state: &Mutex<State>) -> (u16, Vec<u8>) {
     }
     let answer = json!({
         "item_429": s.item_429, "status_500": s.status_500, "slow": s.slow, "slow_ms": s.slow_ms,
-        "reset": s.reset, "status_401": s.status_401, "max_body": s.max_body, "injected": s.counts,
+        "reset": s.reset, "status_401": s.status_401, "max_body": s.max_body,
+        "garbage": s.garbage, "truncated": s.truncated, "injected": s.counts,
     });
     (200, answer.to_string().into_bytes())
 }
@@ -222,6 +245,14 @@ fn proxy(
             return Some((
                 413,
                 b"{\"error\":\"request entity too large (injected)\"}".to_vec(),
+            ));
+        }
+        let garbage = s.garbage;
+        if is_bulk && s.roll(garbage) {
+            s.count("garbage", 1);
+            return Some((
+                200,
+                b"<html><body><h1>502 Bad Gateway</h1></body></html>".to_vec(),
             ));
         }
         let reset = s.reset;
