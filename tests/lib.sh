@@ -168,7 +168,7 @@ cleanup() {
     [ -f "$TEST_TMP/spawned.pids" ] && xargs -r kill -KILL <"$TEST_TMP/spawned.pids" 2>/dev/null
     local run
     for run in "$TEST_TMP"/services*; do
-        [ -d "$run" ] && LC_RUN=$run "$SERVICES" stop etcd kafka es etcd-cluster >/dev/null 2>&1
+        [ -d "$run" ] && LC_RUN=$run "$SERVICES" stop etcd kafka es etcd-cluster kafka-cluster >/dev/null 2>&1
     done
     if [ "${LC_KEEP_TMP:-}" = 1 ]; then echo "kept $TEST_TMP" >&2; else rm -rf "$TEST_TMP"; fi
 }

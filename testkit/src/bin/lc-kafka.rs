@@ -14,6 +14,10 @@
 //! `lc-kafka wait BROKERS TOPIC RECORDS [TIMEOUT_S]` waits until TOPIC's partitions hold
 //! RECORDS records in all (their high watermarks; the topic may not exist yet), and prints
 //! `{"records", "secs"}`, the seconds since it started. Exits 1 if the timeout passes first.
+//!
+//! `lc-kafka partitions BROKERS TOPIC` prints one JSON object per partition of TOPIC:
+//! `{"partition", "leader", "records"}` (the leader's broker id, the high watermark), so a
+//! test can find the broker that leads the busiest partition.
 
 use std::io::{BufRead, Write};
 use std::time::Duration;
@@ -43,7 +47,8 @@ fn main() {
             }
             Err(_) => Err(format!("RECORDS {records:?} is not a number")),
         },
-        _ => Err("usage: lc-kafka consume BROKERS TOPIC [MIN_RECORDS] [TIMEOUT_S] | produce BROKERS TOPIC | wait BROKERS TOPIC RECORDS [TIMEOUT_S]".into()),
+        ["partitions", brokers, topic] => partitions(brokers, topic),
+        _ => Err("usage: lc-kafka consume BROKERS TOPIC [MIN_RECORDS] [TIMEOUT_S] | produce BROKERS TOPIC | wait BROKERS TOPIC RECORDS [TIMEOUT_S] | partitions BROKERS TOPIC".into()),
     };
     if let Err(e) = result {
         eprintln!("lc-kafka: {e}");
@@ -112,12 +117,34 @@ fn produce(brokers: &str, topic: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-fn wait(brokers: &str, topic: &str, records: i64, timeout: Duration) -> Result<(), String> {
-    let start = std::time::Instant::now();
-    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+fn metadata_client(brokers: &str) -> Result<rdkafka::consumer::BaseConsumer, String> {
+    ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
-        .map_err(|e| format!("consumer for {brokers}: {e}"))?;
+        .map_err(|e| format!("consumer for {brokers}: {e}"))
+}
+
+fn partitions(brokers: &str, topic: &str) -> Result<(), String> {
+    let consumer = metadata_client(brokers)?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|e| format!("metadata of {topic}: {e}"))?;
+    let topic_data = metadata.topics().first().ok_or("no such topic")?;
+    for p in topic_data.partitions() {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+            .map_err(|e| format!("{topic}/{}: {e}", p.id()))?;
+        println!(
+            "{}",
+            json!({"partition": p.id(), "leader": p.leader(), "records": high})
+        );
+    }
+    Ok(())
+}
+
+fn wait(brokers: &str, topic: &str, records: i64, timeout: Duration) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    let consumer = metadata_client(brokers)?;
     let mut held = 0;
     while start.elapsed() < timeout {
         held = consumer
