@@ -234,6 +234,24 @@ if [ "$LC_KAFKA_ENGINE" = apache ]; then
         wait_until 20 "finished file's entry dropped" yields absent registry_offset "$d/app.log.1"
     }
 
+    # copytruncate while the agent is down: the lines after the acknowledged offset are in the
+    # copy only. Found beside the file by its head, the copy is finished; the file's new content
+    # is read from its start.
+    test_copytruncate_while_the_agent_is_down_loses_nothing() {
+        local d=$TEST_TMP/ctdown
+        start_backlog ctdown
+        lc_kill agent KILL || true
+        cp "$d/app.log" "$d/app.log.1"
+        : >"$d/app.log"
+        write_seq ctdown 2001 3000
+        restart_all
+        consume ctdown 3000 "$TEST_TMP/ctdown.json"
+        python3 "$CHECK" seq "$TEST_TMP/ctdown.json" 3000 --dups-ok
+        assert_eq "copies finished" 1 "$(agent_metric logcollect_agent_truncated_files_finished_from_copy_total)"
+        assert_eq "nothing reported unfinished" 0 "$(agent_metric logcollect_agent_unfinished_files_total)"
+        assert_grep "found by its head" "$LOG" "$d/app.log: truncated while not tailed \\(copytruncate, file [0-9:]+\\); finishing it from offset [1-9][0-9]* in its copy $d/app.log.1"
+    }
+
     test_two_renames_while_the_agent_is_down_lose_nothing() {
         local d=$TEST_TMP/rottwo
         start_backlog rottwo

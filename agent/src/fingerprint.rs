@@ -113,10 +113,18 @@ impl Identity {
     }
 
     /// Where the file last seen at `path`, with at least `len` bytes, is now: still there,
-    /// renamed within its directory (opened, its content checked), or nowhere to be found.
+    /// renamed within its directory (opened, its content checked), truncated with a copy
+    /// beside it holding at least `len` bytes, or nowhere to be found.
     pub fn locate(&self, path: &Path, len: u64) -> Whereabouts {
         if let Ok(meta) = std::fs::metadata(path) {
             if (meta.dev(), meta.ino()) == (self.dev, self.ino) {
+                // Truncated meanwhile (copytruncate), the rest may be in the copy beside it.
+                let changed = File::open(path).and_then(|f| self.is(&f, &meta, len));
+                if let Ok(false) = changed {
+                    if let Some((copy, file)) = self.copy_beside(path, len) {
+                        return Whereabouts::Copied(copy, file);
+                    }
+                }
                 return Whereabouts::AtPath;
             }
         }
@@ -186,6 +194,9 @@ pub enum Whereabouts {
     AtPath,
     /// Renamed within the same directory, to this path; opened.
     Moved(PathBuf, File),
+    /// Truncated at its path (copytruncate) after a copy, at this path, that holds at least
+    /// what was read; the copy, opened.
+    Copied(PathBuf, File),
     /// Neither: deleted, compressed, moved elsewhere, or its directory is gone.
     Missing,
 }

@@ -286,6 +286,29 @@ impl Registry {
         open
     }
 
+    /// The file of `entry` was truncated while no tailer had it, and `copy` holds its old
+    /// content: the entry moves to the copy's inode, with its offset and generation (so a new
+    /// identity, on disk before any line of it is sent), and the path's new content is a new
+    /// file. False if the entry is not live, or the copy has an entry of its own.
+    pub fn copied(&mut self, entry: &Entry, copy: &File) -> bool {
+        let Ok(meta) = copy.metadata() else {
+            return false;
+        };
+        let key = inode_key(meta.dev(), meta.ino());
+        if self.entries.contains_key(&key) || self.live_mut(entry).is_none() {
+            return false;
+        }
+        let Some(mut moved) = self.entries.remove(&inode_key(entry.dev, entry.ino)) else {
+            return false;
+        };
+        (moved.dev, moved.ino) = (meta.dev(), meta.ino());
+        moved.updated_ms = now_ms();
+        self.entries.insert(key, moved);
+        self.dirty = true;
+        self.new_generations = true;
+        true
+    }
+
     /// `entry`'s file was looked for and not found; reported once.
     pub fn lost(&mut self, entry: &Entry) {
         if let Some(known) = self.live_mut(entry) {

@@ -109,6 +109,9 @@ impl Supervisor {
             }
         }
         self.entries = entries.to_vec();
+        // Before the scans: a file truncated while not tailed is finished from its copy
+        // before its path's new content takes the inode's registry entry.
+        self.finish_moved(true);
         for i in 0..self.entries.len() {
             let entry = &self.entries[i];
             let start = match (self.applied.contains(&entry.path), entry.start) {
@@ -118,23 +121,22 @@ impl Supervisor {
             self.applied.insert(entry.path.clone());
             self.scan(i, start);
         }
-        self.finish_moved(true);
         self.sync_dirs();
     }
 
     /// Looks for files of every entry that have no tailer yet; they are read from the start.
     pub fn rescan(&mut self) {
+        self.finish_moved(false);
         for i in 0..self.entries.len() {
             self.scan(i, NewFileStart::Beginning);
         }
-        self.finish_moved(false);
         self.sync_dirs();
     }
 
     /// Finishes the configured files of the registry that no tailer has and that are no
-    /// longer at their path: found renamed in their directory, a tailer reads them to their
-    /// end under their old path (so their records keep their key and headers) and closes
-    /// them; not found, they are reported once. Files reported lost are looked for again only
+    /// longer at their path: found renamed in their directory (or, truncated at their path,
+    /// their copy beside it), a tailer reads them to their end under their old path (so their
+    /// records keep their key and headers) and closes them; not found, they are reported once. Files reported lost are looked for again only
     /// when `lost_too` (a configuration applied): a rescan comes with every directory event,
     /// and each look reads a directory.
     fn finish_moved(&mut self, lost_too: bool) {
@@ -163,6 +165,20 @@ impl Supervisor {
                         known.offset
                     );
                     self.ctx.metrics.moved_files_resumed.fetch_add(1, Relaxed);
+                    self.spawn_tailer(index, old_path, file, NewFileStart::Beginning);
+                }
+                Whereabouts::Copied(copy, file) => {
+                    if !lock(&self.ctx.registry).copied(&known, &file) {
+                        continue;
+                    }
+                    log::info!(
+                        "{}: truncated while not tailed (copytruncate, file {}); finishing it from offset {} in its copy {}",
+                        known.path,
+                        known.identity(),
+                        known.offset,
+                        copy.display()
+                    );
+                    self.ctx.metrics.copies_read.fetch_add(1, Relaxed);
                     self.spawn_tailer(index, old_path, file, NewFileStart::Beginning);
                 }
                 Whereabouts::Missing if !known.lost => {
