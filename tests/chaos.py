@@ -285,7 +285,7 @@ class Chaos:
         self.churn_events = []  # (time, churn entry configured?) for each valid put
         self.churn_stop = threading.Event()
         self.faults = {
-            "agent kill -9 (files renamed while it is down)": self.agent_kill,
+            "agent kill -9 (files rotated while it is down)": self.agent_kill,
             "transfer kill -9": self.transfer_kill,
             "kill -9 of the broker leading the busiest partition": self.leader_kill,
             "broker SIGSTOP": self.broker_stop,
@@ -294,7 +294,7 @@ class Chaos:
             "store unreachable": self.store_unreachable,
             "429 and 500 bursts": self.bursts,
             "rotation storm (rename and copytruncate)": self.rotation_storm,
-            "Kafka away (every broker SIGSTOP; files renamed meanwhile)": self.kafka_away,
+            "Kafka away (every broker SIGSTOP; files rotated meanwhile)": self.kafka_away,
             "a transfer joins the group and leaves": self.join_and_leave,
         }
 
@@ -363,14 +363,21 @@ class Chaos:
 
     # --- faults: each returns what it did, once the fault is over
 
+    def rotate_some(self):
+        """Rotates half the numbered files, some by rename, the others by copytruncate."""
+        names = self.rng.sample([f"app{i}" for i in range(self.s.files)], max(2, self.s.files // 2))
+        half = len(names) // 2
+        self.writer.rotate(names[:half], "rename")
+        self.writer.rotate(names[half:], "copytruncate")
+        return f"{', '.join(sorted(names[:half]))} renamed, {', '.join(sorted(names[half:]))} copytruncated"
+
     def agent_kill(self):
         self.agent.stop(signal.SIGKILL)
-        names = self.rng.sample([f"app{i}" for i in range(self.s.files)], max(1, self.s.files // 2))
         time.sleep(self.rng.uniform(1, 4))
-        self.writer.rotate(names, "rename")
+        rotated = self.rotate_some()
         time.sleep(self.rng.uniform(2, 5))
         self.agent.start()
-        return f"down with {', '.join(sorted(names))} renamed"
+        return f"down with {rotated}"
 
     def transfer_kill(self):
         t = self.rng.choice(self.transfers[:2])
@@ -436,12 +443,11 @@ class Chaos:
         for b in self.brokers:
             b.signal(signal.SIGSTOP)
         time.sleep(secs / 2)
-        names = self.rng.sample([f"app{i}" for i in range(self.s.files)], max(1, self.s.files // 2))
-        self.writer.rotate(names, "rename")
+        rotated = self.rotate_some()
         time.sleep(secs / 2)
         for b in self.brokers:
             b.signal(signal.SIGCONT)
-        return f"{secs:.0f} s"
+        return f"{secs:.0f} s, {rotated} meanwhile"
 
     def join_and_leave(self):
         t = self.transfers[2]
