@@ -55,12 +55,17 @@ pub struct Entry {
     pub updated_ms: i64,
     /// The file is no longer at `path` and was not found in its directory; reported already.
     pub lost: bool,
+    /// The device and inode of its identity, when they are not `dev` and `ino`: the file was
+    /// truncated while not tailed and is finished from its copy (another inode), whose lines
+    /// keep the identity, so that those sent before the truncation keep their document ids.
+    pub identity_of: Option<(u64, u64)>,
 }
 
 impl Entry {
     /// The identity sent with every record of this file: [`record::identity`].
     pub fn identity(&self) -> String {
-        record::identity(self.dev, self.ino, self.generation)
+        let (dev, ino) = self.identity_of.unwrap_or((self.dev, self.ino));
+        record::identity(dev, ino, self.generation)
     }
 
     /// The file's identity, to compare with or find a file.
@@ -219,6 +224,7 @@ impl Registry {
             offset,
             updated_ms: now_ms(),
             lost: false,
+            identity_of: None,
         };
         self.closing.remove(&key);
         self.entries.insert(key, entry.clone());
@@ -287,9 +293,9 @@ impl Registry {
     }
 
     /// The file of `entry` was truncated while no tailer had it, and `copy` holds its old
-    /// content: the entry moves to the copy's inode, with its offset and generation (so a new
-    /// identity, on disk before any line of it is sent), and the path's new content is a new
-    /// file. False if the entry is not live, or the copy has an entry of its own.
+    /// content: the entry moves to the copy's inode, with its offset and identity (lines sent
+    /// again hit their documents), and the path's new content is a new file. False if the
+    /// entry is not live, or the copy has an entry of its own.
     pub fn copied(&mut self, entry: &Entry, copy: &File) -> bool {
         let Ok(meta) = copy.metadata() else {
             return false;
@@ -301,6 +307,7 @@ impl Registry {
         let Some(mut moved) = self.entries.remove(&inode_key(entry.dev, entry.ino)) else {
             return false;
         };
+        moved.identity_of.get_or_insert((moved.dev, moved.ino));
         (moved.dev, moved.ino) = (meta.dev(), meta.ino());
         moved.updated_ms = now_ms();
         self.entries.insert(key, moved);
@@ -362,6 +369,7 @@ impl Registry {
                     "path": e.path, "dev": e.dev, "ino": e.ino, "generation": e.generation,
                     "fingerprint": format!("{:016x}", e.head.hash), "fp_len": e.head.len,
                     "offset": e.offset, "updated_ms": e.updated_ms, "lost": e.lost,
+                    "identity_of": e.identity_of.map(|(dev, ino)| json!([dev, ino])),
                 })
             })
             .collect();
@@ -395,6 +403,10 @@ fn parse(raw: &[u8]) -> Option<Vec<Entry>> {
                 updated_ms: f.get("updated_ms")?.as_i64()?,
                 // Absent in registries written before it existed.
                 lost: f.get("lost").and_then(Value::as_bool).unwrap_or(false),
+                identity_of: match f.get("identity_of").and_then(Value::as_array) {
+                    Some(pair) => Some((pair.first()?.as_u64()?, pair.get(1)?.as_u64()?)),
+                    None => None,
+                },
             })
         })
         .collect()
@@ -503,6 +515,40 @@ mod tests {
         let r = Registry::load(&dir).unwrap();
         assert!(r.entries.is_empty());
         assert!(dir.join("registry.json.corrupt").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_entry_moved_to_its_copy_keeps_its_identity_and_offset() {
+        let dir = temp_dir("registry-copied");
+        let (log, copy) = (dir.join("app.log"), dir.join("app.log.1"));
+        std::fs::write(&log, b"one\ntwo\n").unwrap();
+        let mut r = Registry::load(&dir).unwrap();
+        let (e, _) = r
+            .open(&log, &File::open(&log).unwrap(), NewFileStart::Beginning)
+            .unwrap();
+        r.ack(e.dev, e.ino, e.generation, 4);
+        // copytruncate while no tailer has it.
+        std::fs::copy(&log, &copy).unwrap();
+        std::fs::write(&log, b"").unwrap();
+        let e = r.open_entries().pop().unwrap();
+        let Whereabouts::Copied(found, file) = e.locate() else {
+            panic!("the copy is found");
+        };
+        assert_eq!(found, copy);
+        assert!(r.copied(&e, &file));
+        r.flush().unwrap();
+        let again = Registry::load(&dir).unwrap();
+        let moved = again.open_entries().pop().unwrap();
+        assert_eq!(
+            moved.identity(),
+            e.identity(),
+            "lines sent again keep their ids"
+        );
+        assert_eq!(
+            (moved.ino, moved.offset),
+            (file.metadata().unwrap().ino(), 4)
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
