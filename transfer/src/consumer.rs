@@ -207,6 +207,7 @@ pub fn spawn(n: usize, setup: Setup) -> Result<JoinHandle<()>> {
         backlog: VecDeque::new(),
         paused: false,
         last_commit: Instant::now(),
+        self_fences: Vec::new(),
     };
     sync::spawn(&name, move || thread.run())
 }
@@ -284,11 +285,18 @@ struct ConsumerThread {
     backlog: VecDeque<Chunk>,
     paused: bool,
     last_commit: Instant,
+    /// When it joined the group again after a fence taken for its own.
+    self_fences: Vec<Instant>,
 }
 
 /// How long after a session timeout a fence is taken for the consumer's own (added to twice
 /// the session timeout: librdkafka rejoins, then the old membership's next request fails).
 const SELF_FENCE_WINDOW: Duration = Duration::from_secs(30);
+
+/// Fences taken for the consumer's own within [`SELF_FENCES_WITHIN`] before one is taken for
+/// a twin's after all (two transfers with one instance_id whose sessions time out too).
+const MAX_SELF_FENCES: usize = 3;
+const SELF_FENCES_WITHIN: Duration = Duration::from_secs(600);
 
 /// How often what is done is committed.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
@@ -338,9 +346,13 @@ impl ConsumerThread {
                     self.setup.metrics.error("consume");
                     if let Some(fatal) = consumer.client().fatal_error() {
                         let window = self.setup.session_timeout * 2 + SELF_FENCE_WINDOW;
+                        self.self_fences
+                            .retain(|at| at.elapsed() < SELF_FENCES_WITHIN);
                         if fatal.0 == RDKafkaErrorCode::FencedInstanceId
                             && consumer.context().session_timed_out_within(window)
+                            && self.self_fences.len() < MAX_SELF_FENCES
                         {
+                            self.self_fences.push(Instant::now());
                             self.join_again(&fatal.1);
                             continue;
                         }
