@@ -136,9 +136,9 @@ impl Supervisor {
     /// Finishes the configured files of the registry that no tailer has and that are no
     /// longer at their path: found renamed in their directory (or, truncated at their path,
     /// their copy beside it), a tailer reads them to their end under their old path (so their
-    /// records keep their key and headers) and closes them; not found, they are reported once. Files reported lost are looked for again only
-    /// when `lost_too` (a configuration applied): a rescan comes with every directory event,
-    /// and each look reads a directory.
+    /// records keep their key and headers) and closes them; not found, they are reported
+    /// once. Files reported lost are looked for again only when `lost_too` (a configuration
+    /// applied): a rescan comes with every directory event, and each look reads a directory.
     fn finish_moved(&mut self, lost_too: bool) {
         let known = lock(&self.ctx.registry).open_entries();
         for known in known {
