@@ -11,10 +11,13 @@ Writers append numbered lines to CHAOS_FILES files ("app3 n=17 xxx") at CHAOS_RA
 second each, plus a JSON file whose every 400th line has a value the store's mapping refuses
 (the expected dead letters) and a file whose entry comes and goes with the config churn.
 Meanwhile one fault at a time is injected, and after each the run measures how long until a
-line written after the fault ended is searchable (time to recover). At the end it waits for
-the pipeline to drain, reads back every document and every dead letter, prints the table,
-and exits 1 if a line was lost (other than by copytruncate's nature, counted apart) or
-indexed twice.
+line of every numbered file written after the fault ended is searchable (time to recover),
+and counts the warnings and errors each daemon logged about it. At the end it waits for the
+pipeline to drain, reads back every document and every dead letter, prints the table, and
+exits 1 if a line was lost (other than by copytruncate's nature, counted apart) or indexed
+twice, if the dead letters are not exactly the refused lines, if lines did not flow again
+within 150 s of a fault, or if a daemon logged more than MAX_LOG_LINES_PER_FAULT lines
+about one.
 """
 import collections
 import json
@@ -30,8 +33,9 @@ import urllib.request
 from base64 import b64encode
 
 TICK = os.sysconf("SC_CLK_TCK")
-# Rotated files kept per log file; older ones are deleted (after the agent read them).
-KEEP_ROTATED = 3
+# Rotated files kept per log file: at a file's second rotation its first is deleted (read to
+# its end by then: the run waits for lines to flow between faults).
+KEEP_ROTATED = 1
 # How long after the churn entry was put or removed a line may or may not be shipped.
 CHURN_MARGIN_S = (2.0, 1.0)
 # Warnings and errors one daemon may log about one fault.
@@ -229,6 +233,7 @@ class Writer(threading.Thread):
             if os.path.exists(f"{path}.{i}"):
                 if i == KEEP_ROTATED:
                     os.unlink(f"{path}.{i}")
+                    self.rotations["deleted"] += 1
                 else:
                     os.rename(f"{path}.{i}", f"{path}.{i + 1}")
         if how == "rename":
@@ -589,7 +594,8 @@ class Chaos:
             ("dead-lettered (all expected: values the mapping refuses)", len(letter_set)),
             ("  dead letters written more than once", len(letters) - len(letter_set)),
             ("  unexpected dead letters", len(unexpected_letters)),
-            ("rotations (rename, copytruncate)", f"{w.rotations['rename']}, {w.rotations['copytruncate']}"),
+            ("rotations (rename, copytruncate; rotated files deleted)",
+             f"{w.rotations['rename']}, {w.rotations['copytruncate']}; {w.rotations['deleted']}"),
             ("config changes (valid puts of the churn entry)", len(self.churn_events) - 1),
             ("time to drain after the writers stopped (s)", f"{drained:.1f}"),
         ]
