@@ -30,6 +30,7 @@ use crate::{Error, Result};
 /// The largest answer read from etcd: values travel in base64, so a value of 7.5 MiB. A
 /// collect configuration of that size would name tens of thousands of entries.
 const MAX_ANSWER_BYTES: u64 = 10 << 20;
+
 /// One key as read from etcd.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyValue {
