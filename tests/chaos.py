@@ -29,8 +29,10 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from base64 import b64encode
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_es import call  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 # Rotated files kept per log file: at a file's second rotation its first is deleted (read to
@@ -70,14 +72,6 @@ class Setup:
 
 def say(msg):
     print(msg, flush=True)
-
-
-def http(url, body=None, method=None, timeout=10):
-    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method or ("POST" if data else "GET"),
-                                 headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return json.loads(r.read() or b"null")
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -309,7 +303,7 @@ class Chaos:
         body = {"key": b64encode(key.encode()).decode(), "value": b64encode(value.encode()).decode()}
         for url in self.s.etcd:
             try:
-                return http(f"{url}/v3/kv/put", body, timeout=3)
+                return call(f"{url}/v3/kv/put", body, timeout=3)
             except OSError:
                 continue
         raise RuntimeError(f"no etcd member took {key}")
@@ -345,7 +339,7 @@ class Chaos:
                    for name, lines in marks.items()}
         body = {"size": 0, "aggs": {"files": {"filters": {"filters": filters}}}}
         try:
-            buckets = http(f"{self.s.es}/{self.s.topic}-*/_search", body, timeout=5)[
+            buckets = call(f"{self.s.es}/{self.s.topic}-*/_search", body, timeout=5)[
                 "aggregations"]["files"]["buckets"]
         except (OSError, KeyError):
             return False
@@ -430,9 +424,9 @@ class Chaos:
 
     def bursts(self):
         secs = self.rng.uniform(8, 15)
-        http(f"http://{self.s.proxy}/_fault", {"item_429": 0.3, "status_500": 0.2, "seed": self.s.seed}, "PUT")
+        call(f"http://{self.s.proxy}/_fault", {"item_429": 0.3, "status_500": 0.2, "seed": self.s.seed}, "PUT")
         time.sleep(secs)
-        http(f"http://{self.s.proxy}/_fault", {"item_429": 0, "status_500": 0}, "PUT")
+        call(f"http://{self.s.proxy}/_fault", {"item_429": 0, "status_500": 0}, "PUT")
         return f"{secs:.0f} s of 30% 429 items and 20% 500 answers"
 
     def rotation_storm(self):
@@ -522,13 +516,13 @@ class Chaos:
 
     def all_documents(self):
         index = f"{self.s.topic}-*"
-        http(f"{self.s.es}/{index}/_refresh", {}, "POST")
-        page = http(f"{self.s.es}/{index}/_search?scroll=1m",
+        call(f"{self.s.es}/{index}/_refresh", {}, "POST")
+        page = call(f"{self.s.es}/{index}/_search?scroll=1m",
                     {"size": 5000, "_source": ["message"], "sort": ["_doc"]}, timeout=60)
         out = []
         while page["hits"]["hits"]:
             out.extend(h["_source"].get("message") for h in page["hits"]["hits"])
-            page = http(f"{self.s.es}/_search/scroll", {"scroll": "1m", "scroll_id": page["_scroll_id"]},
+            page = call(f"{self.s.es}/_search/scroll", {"scroll": "1m", "scroll_id": page["_scroll_id"]},
                         timeout=60)
         return out
 
@@ -557,7 +551,7 @@ class Chaos:
         start = time.time()
         while True:
             try:
-                have = http(f"{self.s.es}/{self.s.topic}-*/_count", timeout=10)["count"]
+                have = call(f"{self.s.es}/{self.s.topic}-*/_count", timeout=10)["count"]
             except OSError:
                 have = 0
             # The count may include lines not required (the churn file's): look closer.

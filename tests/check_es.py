@@ -45,11 +45,12 @@ sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from check_kafka import fail, file_lines  # noqa: E402
 
 
-def call(url, body=None, method=None):
+def call(url, body=None, method=None, timeout=30):
+    """The JSON answer of a request with `body` (JSON) to `url`: POST with a body, else GET."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method or ("POST" if data else "GET"),
                                  headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
+    with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read())
 
 
