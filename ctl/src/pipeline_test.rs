@@ -124,13 +124,13 @@ pub fn dry_run(
             continue;
         }
         let origin = Origin {
-            host: Some(hostname.clone()),
-            path: Some(entry.path.clone()),
+            host: Some(hostname.as_str().into()),
+            path: Some(entry.path.as_str().into()),
             offset: Some(offset),
             file: Some("dry-run".into()),
             truncated: false,
-            entry: Some(entry.path.clone()),
-            agent: Some(format!("{hostname}/{}", env!("CARGO_PKG_VERSION"))),
+            entry: Some(entry.path.as_str().into()),
+            agent: Some(format!("{hostname}/{}", env!("CARGO_PKG_VERSION")).into()),
         };
         let record = Record {
             origin: &origin,

@@ -454,7 +454,7 @@ fn json_string(body: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::doc::Progress;
+    use crate::doc::{Original, Progress};
     use logcollect::collect::parse_es_config;
     use logcollect::sync::lock;
     use rdkafka::config::ClientConfig;
@@ -582,7 +582,7 @@ mod tests {
         }
 
         fn send_chunk(&self, offset: i64, caught_up: bool) {
-            self.progress.read("t", 0, offset);
+            self.progress.read(&"t".into(), 0, offset);
             let doc = Doc {
                 topic: "t".into(),
                 partition: 0,
@@ -590,9 +590,7 @@ mod tests {
                 index: "t".into(),
                 id: offset.to_string(),
                 source: br#"{"message":"x"}"#.to_vec(),
-                key: None,
-                payload: b"x".to_vec(),
-                headers: Vec::new(),
+                original: Original::new(None, b"x", std::iter::empty()),
                 progress: self.progress.clone(),
             };
             let chunk = Chunk {

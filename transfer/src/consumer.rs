@@ -32,7 +32,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{ClientContext, Message, Offset, Statistics, TopicPartitionList};
 
-use crate::doc::{Chunk, Doc, Progress};
+use crate::doc::{Chunk, Doc, Original, Progress};
 use crate::metrics::Metrics;
 use crate::watched::Watched;
 
@@ -203,6 +203,7 @@ pub fn spawn(n: usize, setup: Setup) -> Result<JoinHandle<()>> {
         setup,
         topics_version: None,
         routing: None,
+        topic: None,
         chunk: Vec::new(),
         backlog: VecDeque::new(),
         paused: false,
@@ -279,6 +280,8 @@ struct ConsumerThread {
     setup: Setup,
     topics_version: Option<u64>,
     routing: Option<Arc<Routing>>,
+    /// The topic of the last record read.
+    topic: Option<Arc<str>>,
     /// Documents read and not yet in a chunk.
     chunk: Vec<Doc>,
     /// Chunks not yet taken by the batch thread.
@@ -335,7 +338,8 @@ impl ConsumerThread {
                         log::info!("{}: kafka: reading again, after {ended}", self.name);
                     }
                     if let Some(routing) = &self.routing {
-                        let doc = to_doc(routing, &self.progress, &self.setup.metrics, &message);
+                        let (progress, metrics) = (&self.progress, &self.setup.metrics);
+                        let doc = to_doc(routing, progress, metrics, &mut self.topic, &message);
                         self.chunk.push(doc);
                         if self.chunk.len() >= CHUNK_DOCS {
                             self.seal(false);
@@ -530,62 +534,55 @@ impl ConsumerThread {
     }
 }
 
-/// Turns a record into its document, and notes it as read.
+/// Turns a record into its document, and notes it as read. `topic` is the name of the last
+/// record's topic, shared by the documents of that topic.
 fn to_doc(
     routing: &Routing,
     progress: &Arc<Progress>,
     metrics: &Metrics,
+    topic: &mut Option<Arc<str>>,
     m: &BorrowedMessage<'_>,
 ) -> Doc {
-    let topic = m.topic();
-    let timestamp = m.timestamp().to_millis().unwrap_or_else(now_ms);
-    let headers: Vec<(String, Vec<u8>)> = m
-        .headers()
-        .map(|h| {
-            h.iter()
-                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let origin = Origin::from_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
-    let payload = m.payload().unwrap_or_default();
-    let pos = Position {
-        topic,
-        partition: m.partition(),
-        offset: m.offset(),
+    let topic = match topic {
+        Some(t) if **t == *m.topic() => t.clone(),
+        _ => topic.insert(Arc::from(m.topic())).clone(),
     };
+    let timestamp = m.timestamp().to_millis().unwrap_or_else(now_ms);
+    let headers = || {
+        m.headers()
+            .into_iter()
+            .flat_map(|h| h.iter())
+            .map(|h| (h.key, h.value.unwrap_or_default()))
+    };
+    let origin = Origin::from_headers(headers());
+    let payload = m.payload().unwrap_or_default();
     let record = Record {
         origin: &origin,
-        pos,
+        pos: Position {
+            topic: &topic,
+            partition: m.partition(),
+            offset: m.offset(),
+        },
         read_ms: timestamp,
         payload,
     };
-    let rendered = document::render(routing, record, now_ms());
+    // Sized for the document of a line (growing it from empty took 6% of a consumer thread).
+    let mut source = Vec::with_capacity(payload.len() + payload.len() / 8 + 512);
+    let rendered = document::render_into(routing, record, now_ms(), &mut source);
     for failure in &rendered.failures {
         metrics.processor_failed(failure);
     }
-    progress.read(topic, m.partition(), m.offset());
+    progress.read(&topic, m.partition(), m.offset());
     Doc {
-        topic: Arc::from(topic),
+        topic,
         partition: m.partition(),
         offset: m.offset(),
         index: rendered.index,
         id: rendered.id,
-        source: to_json(&rendered.source, payload.len()),
-        key: m.key().map(<[u8]>::to_vec),
-        payload: payload.to_vec(),
-        headers,
+        source,
+        original: Original::new(m.key(), payload, headers()),
         progress: progress.clone(),
     }
-}
-
-/// `source` as JSON, written into a buffer sized for a document of a `line_len`-byte line
-/// (growing it from empty took 6% of a consumer thread).
-fn to_json(source: &serde_json::Value, line_len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(line_len + line_len / 8 + 512);
-    // Writing a `Value` into a `Vec` cannot fail.
-    let _ = serde_json::to_writer(&mut out, source);
-    out
 }
 
 #[cfg(test)]

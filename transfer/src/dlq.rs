@@ -35,18 +35,14 @@ impl DeadLetters {
             .iter()
             .zip(&named)
             .map(|((doc, reason), (topic, source))| {
-                let mut headers: Vec<(&str, &[u8])> = doc
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_slice()))
-                    .collect();
+                let mut headers: Vec<(&str, &[u8])> = doc.original.headers().collect();
                 headers.push((record::DLQ_REASON, reason.as_bytes()));
                 headers.push((record::DLQ_SOURCE, source.as_bytes()));
                 Outgoing {
                     topic,
-                    key: doc.key.as_deref(),
+                    key: doc.original.key(),
                     headers,
-                    value: &doc.payload,
+                    value: doc.original.value(),
                 }
             })
             .collect();
@@ -57,7 +53,7 @@ impl DeadLetters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::doc::Progress;
+    use crate::doc::{Original, Progress};
     use rdkafka::config::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Headers;
@@ -83,9 +79,11 @@ mod tests {
             index: "web".into(),
             id: "id".into(),
             source: b"{}".to_vec(),
-            key: Some(b"host/var/log/web.log".to_vec()),
-            payload: b"GET / 200".to_vec(),
-            headers: vec![("host".into(), b"web1".to_vec())],
+            original: Original::new(
+                Some(b"host/var/log/web.log"),
+                b"GET / 200",
+                [("host", &b"web1"[..])].into_iter(),
+            ),
             progress: Arc::new(Progress::default()),
         };
         let dead = DeadLetters::new(&KafkaSettings::plaintext(&servers)).unwrap();
