@@ -97,6 +97,7 @@ fn spawn_with<S: Store + Send + 'static>(
             template_for: None,
             stop_deadline: None,
             rng: seed() ^ (n as u64) << 32,
+            scratch: Vec::new(),
         };
         workers.push(sync::spawn(&format!("bulk-{n}"), move || worker.run())?);
     }
@@ -126,7 +127,7 @@ struct Batcher {
     workers: Vec<JoinHandle<()>>,
     /// The request being filled.
     batch: Vec<Doc>,
-    /// NDJSON bytes of `batch`.
+    /// NDJSON bytes of `batch`, about ([`Doc::size`]).
     bytes: usize,
     /// When the first document of the batch arrived.
     first_at: Option<Instant>,
@@ -169,7 +170,7 @@ impl Batcher {
     }
 
     fn add(&mut self, doc: Doc) {
-        self.bytes += doc.source.len() + doc.index.len() + doc.id.len() + 48;
+        self.bytes += doc.size();
         self.first_at.get_or_insert_with(Instant::now);
         self.batch.push(doc);
     }
@@ -208,17 +209,20 @@ struct Worker<S> {
     /// Set once a stop is requested: no attempt starts after it.
     stop_deadline: Option<Instant>,
     rng: u64,
+    /// Where a document is rendered before it goes into the body: reused, never freed.
+    scratch: Vec<u8>,
 }
 
 impl<S: Store> Worker<S> {
     fn run(&mut self) {
         while let Ok(docs) = self.work.recv() {
-            self.deliver(docs);
+            self.deliver(docs, true);
         }
     }
 
-    /// Sends `docs` until every one is done, or the stop deadline passes.
-    fn deliver(&mut self, mut docs: Vec<Doc>) {
+    /// Sends `docs` until every one is done, or the stop deadline passes. `first`: they were
+    /// never sent, so their processors' failures are counted.
+    fn deliver(&mut self, mut docs: Vec<Doc>, first: bool) {
         let mut attempt = 0u32;
         while !docs.is_empty() {
             // Stopping: what is not done is delivered again after the restart.
@@ -237,7 +241,7 @@ impl<S: Store> Worker<S> {
                 continue;
             };
             self.install_template(es);
-            let body = ndjson(&docs);
+            let body = self.ndjson(&docs, first && attempt == 1);
             let started = Instant::now();
             let result = self.client.bulk(es, &body, self.shared.gzip, docs.len());
             self.shared.metrics.bulk_latency(started.elapsed());
@@ -254,8 +258,8 @@ impl<S: Store> Worker<S> {
                         "batch: request of {} documents too large (413); splitting it",
                         docs.len() + second.len()
                     );
-                    self.deliver(docs);
-                    self.deliver(second);
+                    self.deliver(docs, false);
+                    self.deliver(second, false);
                     return;
                 }
                 Err(Failure::TooLarge) => vec![Outcome::Reject(
@@ -355,6 +359,32 @@ impl<S: Store> Worker<S> {
         again
     }
 
+    /// The `_bulk` body: a `create` action and the document, per document, each rendered
+    /// under the routing of now; `count_failures`: count what processors could not do.
+    fn ndjson(&mut self, docs: &[Doc], count_failures: bool) -> Vec<u8> {
+        let routing = self.shared.routing.get();
+        let ingested = logcollect::clock::now_ms();
+        let mut body = Vec::with_capacity(docs.iter().map(Doc::size).sum());
+        for doc in docs {
+            self.scratch.clear();
+            let rendered = doc.render_into(&routing, ingested, &mut self.scratch);
+            if count_failures {
+                for failure in &rendered.failures {
+                    self.shared.metrics.processor_failed(failure);
+                }
+            }
+            // Written in place: a `Value` per action cost an allocation of each of its parts.
+            body.extend_from_slice(b"{\"create\":{\"_index\":");
+            json_string(&mut body, &rendered.index);
+            body.extend_from_slice(b",\"_id\":");
+            json_string(&mut body, &rendered.id);
+            body.extend_from_slice(b"}}\n");
+            body.extend_from_slice(&self.scratch);
+            body.push(b'\n');
+        }
+        body
+    }
+
     /// Installs the index templates (of the indices, of the data streams) when the topics
     /// or the Elasticsearch settings changed.
     fn install_template(&mut self, es: &EsConfig) {
@@ -429,22 +459,6 @@ fn seed() -> u64 {
     (nanos ^ u64::from(std::process::id())) | 1
 }
 
-/// The `_bulk` body: a `create` action and the document, per document.
-fn ndjson(docs: &[Doc]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(docs.iter().map(|d| d.source.len() + 128).sum());
-    for doc in docs {
-        // Written in place: a `Value` per action cost an allocation of each of its parts.
-        body.extend_from_slice(b"{\"create\":{\"_index\":");
-        json_string(&mut body, &doc.index);
-        body.extend_from_slice(b",\"_id\":");
-        json_string(&mut body, &doc.id);
-        body.extend_from_slice(b"}}\n");
-        body.extend_from_slice(&doc.source);
-        body.push(b'\n');
-    }
-    body
-}
-
 /// `s` as a JSON string.
 fn json_string(body: &mut Vec<u8>, s: &str) {
     // Writing a string to a Vec cannot fail.
@@ -482,13 +496,14 @@ mod tests {
             _: bool,
             items: usize,
         ) -> std::result::Result<Vec<Outcome>, Failure> {
-            // Each document's id is its offset, see `doc`.
+            // Each document's log.offset is its Kafka offset, see `send_chunk`.
             let offsets: Vec<i64> = String::from_utf8_lossy(ndjson)
                 .lines()
+                .skip(1)
                 .step_by(2)
-                .map(|action| {
-                    let v: Value = serde_json::from_str(action).unwrap();
-                    v["create"]["_id"].as_str().unwrap().parse().unwrap()
+                .map(|source| {
+                    let v: Value = serde_json::from_str(source).unwrap();
+                    v["log"]["offset"].as_i64().unwrap()
                 })
                 .collect();
             assert_eq!(offsets.len(), items);
@@ -583,14 +598,14 @@ mod tests {
 
         fn send_chunk(&self, offset: i64, caught_up: bool) {
             self.progress.read(&"t".into(), 0, offset);
+            let line_offset = offset.to_string();
+            let headers = [(logcollect::record::OFFSET, line_offset.as_bytes())];
             let doc = Doc {
                 topic: "t".into(),
                 partition: 0,
                 offset,
-                index: "t".into(),
-                id: offset.to_string(),
-                source: br#"{"message":"x"}"#.to_vec(),
-                original: Original::new(None, b"x", std::iter::empty()),
+                read_ms: 0,
+                original: Original::new(None, b"x", headers.into_iter()),
                 progress: self.progress.clone(),
             };
             let chunk = Chunk {
@@ -631,10 +646,11 @@ mod tests {
         run.stop();
         assert_eq!(lock(&requests)[2], [6]);
 
-        // By bytes: each document counts 65 (its source, index and id, and the action's 48).
+        // By bytes: each document counts 280 (its record's 24 bytes, with the lengths of its
+        // parts, and 256 for what rendering adds).
         let store = Scripted::default();
         let requests = store.requests.clone();
-        let run = start(store, 1000, 130, Duration::from_secs(3600));
+        let run = start(store, 1000, 560, Duration::from_secs(3600));
         (0..4).for_each(|o| run.send(o));
         wait_for("two batches by size", || lock(&requests).len() == 2);
         assert_eq!(*lock(&requests), [vec![0, 1], vec![2, 3]]);

@@ -19,10 +19,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{SendTimeoutError, Sender};
 use logcollect::clock::now_ms;
-use logcollect::document::{self, Position, Record};
 use logcollect::kafka::{self, KafkaSettings};
 use logcollect::outage;
-use logcollect::record::{self, Origin};
+use logcollect::record;
 use logcollect::routing::Routing;
 use logcollect::shutdown::Shutdown;
 use logcollect::sync::{self, lock};
@@ -304,6 +303,10 @@ const SELF_FENCES_WITHIN: Duration = Duration::from_secs(600);
 /// How often what is done is committed.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How often what is done is committed while there is nothing to read (nothing is sent when
+/// no offset moved).
+const IDLE_COMMIT_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Documents per chunk handed to the batch thread.
 pub const CHUNK_DOCS: usize = 500;
 
@@ -332,14 +335,14 @@ impl ConsumerThread {
             } else {
                 Duration::ZERO
             };
+            let mut idle = false;
             match consumer.poll(wait) {
                 Some(Ok(message)) => {
                     if let Some(ended) = consumer.context().errors.recovered() {
                         log::info!("{}: kafka: reading again, after {ended}", self.name);
                     }
-                    if let Some(routing) = &self.routing {
-                        let (progress, metrics) = (&self.progress, &self.setup.metrics);
-                        let doc = to_doc(routing, progress, metrics, &mut self.topic, &message);
+                    if self.routing.is_some() {
+                        let doc = to_doc(&self.progress, &mut self.topic, &message);
                         self.chunk.push(doc);
                         if self.chunk.len() >= CHUNK_DOCS {
                             self.seal(false);
@@ -370,10 +373,17 @@ impl ConsumerThread {
                     }
                 }
                 None if !self.chunk.is_empty() => self.seal(true),
-                None => {}
+                None => idle = true,
             }
-            // 4. Commit what is done.
-            if self.last_commit.elapsed() >= COMMIT_INTERVAL {
+            // 4. Commit what is done: every second while reading, and sooner when there was
+            // nothing to read, so that the offsets of a caught-up consumer do not trail the
+            // store by up to a second.
+            let due = if idle {
+                IDLE_COMMIT_INTERVAL
+            } else {
+                COMMIT_INTERVAL
+            };
+            if self.last_commit.elapsed() >= due {
                 self.commit(CommitMode::Async);
                 self.last_commit = Instant::now();
             }
@@ -534,53 +544,25 @@ impl ConsumerThread {
     }
 }
 
-/// Turns a record into its document, and notes it as read. `topic` is the name of the last
-/// record's topic, shared by the documents of that topic.
-fn to_doc(
-    routing: &Routing,
-    progress: &Arc<Progress>,
-    metrics: &Metrics,
-    topic: &mut Option<Arc<str>>,
-    m: &BorrowedMessage<'_>,
-) -> Doc {
+/// Keeps a record to be made a document, and notes it as read. `topic` is the name of the
+/// last record's topic, shared by the documents of that topic.
+fn to_doc(progress: &Arc<Progress>, topic: &mut Option<Arc<str>>, m: &BorrowedMessage<'_>) -> Doc {
     let topic = match topic {
         Some(t) if **t == *m.topic() => t.clone(),
         _ => topic.insert(Arc::from(m.topic())).clone(),
     };
-    let timestamp = m.timestamp().to_millis().unwrap_or_else(now_ms);
-    let headers = || {
-        m.headers()
-            .into_iter()
-            .flat_map(|h| h.iter())
-            .map(|h| (h.key, h.value.unwrap_or_default()))
-    };
-    let origin = Origin::from_headers(headers());
-    let payload = m.payload().unwrap_or_default();
-    let record = Record {
-        origin: &origin,
-        pos: Position {
-            topic: &topic,
-            partition: m.partition(),
-            offset: m.offset(),
-        },
-        read_ms: timestamp,
-        payload,
-    };
-    // Sized for the document of a line (growing it from empty took 6% of a consumer thread).
-    let mut source = Vec::with_capacity(payload.len() + payload.len() / 8 + 512);
-    let rendered = document::render_into(routing, record, now_ms(), &mut source);
-    for failure in &rendered.failures {
-        metrics.processor_failed(failure);
-    }
+    let headers = m
+        .headers()
+        .into_iter()
+        .flat_map(|h| h.iter())
+        .map(|h| (h.key, h.value.unwrap_or_default()));
     progress.read(&topic, m.partition(), m.offset());
     Doc {
         topic,
         partition: m.partition(),
         offset: m.offset(),
-        index: rendered.index,
-        id: rendered.id,
-        source,
-        original: Original::new(m.key(), payload, headers()),
+        read_ms: m.timestamp().to_millis().unwrap_or_else(now_ms),
+        original: Original::new(m.key(), m.payload().unwrap_or_default(), headers),
         progress: progress.clone(),
     }
 }

@@ -76,9 +76,7 @@ mod tests {
             topic: "web".into(),
             partition: 3,
             offset: 41,
-            index: "web".into(),
-            id: "id".into(),
-            source: b"{}".to_vec(),
+            read_ms: 0,
             original: Original::new(
                 Some(b"host/var/log/web.log"),
                 b"GET / 200",

@@ -6,10 +6,15 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use logcollect::document::{self, Position, Record, Rendered};
+use logcollect::record::Origin;
+use logcollect::routing::Routing;
 use logcollect::sync::lock;
 use rdkafka::TopicPartitionList;
 
-/// A record turned into a document, on its way to Elasticsearch.
+/// A record on its way to Elasticsearch. It is made a document only in the bulk worker that
+/// sends it ([`Doc::render_into`]): rendering is spread over the workers, not left to the
+/// consumer thread of its partition (one busy file is one partition).
 pub struct Doc {
     /// Where it is in Kafka.
     pub topic: Arc<str>,
@@ -17,16 +22,40 @@ pub struct Doc {
     pub partition: i32,
     /// Offset.
     pub offset: i64,
-    /// Target index.
-    pub index: String,
-    /// Deterministic document id.
-    pub id: String,
-    /// The document, serialised.
-    pub source: Vec<u8>,
-    /// The record as it came, for the dead-letter topic.
+    /// The record's timestamp: when the agent read the line.
+    pub read_ms: i64,
+    /// The record as it came.
     pub original: Original,
     /// The progress of the consumer that read it.
     pub progress: Arc<Progress>,
+}
+
+/// What a document takes in a request beyond its record's bytes, about: the ECS field names,
+/// the times, the action with its index and id.
+const RENDERED_OVERHEAD: usize = 256;
+
+impl Doc {
+    /// About the bytes its action and document take in a `_bulk` body, before it is rendered.
+    pub fn size(&self) -> usize {
+        self.original.0.len() + RENDERED_OVERHEAD
+    }
+
+    /// Writes its document under `routing`, indexed at `ingested_ms`, to `out`; returns its
+    /// index, id and what its processors could not do.
+    pub fn render_into(&self, routing: &Routing, ingested_ms: i64, out: &mut Vec<u8>) -> Rendered {
+        let origin = Origin::from_headers(self.original.headers());
+        let record = Record {
+            origin: &origin,
+            pos: Position {
+                topic: &self.topic,
+                partition: self.partition,
+                offset: self.offset,
+            },
+            read_ms: self.read_ms,
+            payload: self.original.value(),
+        };
+        document::render_into(routing, record, ingested_ms, out)
+    }
 }
 
 /// A record's key, value and headers as it came, for the dead-letter topic. They are kept in
@@ -222,9 +251,7 @@ mod tests {
             topic: "t".into(),
             partition,
             offset,
-            index: String::new(),
-            id: String::new(),
-            source: Vec::new(),
+            read_ms: 0,
             original: Original::new(None, b"", std::iter::empty()),
             progress: p.clone(),
         };
