@@ -188,12 +188,15 @@ impl ProducerThread {
                 entry: &source.entry_path,
                 agent: &source.agent,
             };
-            let headers = line_headers.fold(OwnedHeaders::new_with_capacity(5), |h, key, v| {
-                h.insert(Header {
-                    key,
-                    value: Some(v),
-                })
-            });
+            let headers = line_headers.fold(
+                OwnedHeaders::new_with_capacity(line_headers.count()),
+                |h, key, v| {
+                    h.insert(Header {
+                        key,
+                        value: Some(v),
+                    })
+                },
+            );
             let mut record = BaseRecord::with_opaque_to(&source.topic, Box::new(tag))
                 .key(&source.key)
                 .payload(&line.data)

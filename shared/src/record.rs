@@ -4,6 +4,7 @@
 //! directions live here, so the two binaries cannot drift apart.
 
 use std::borrow::Cow;
+use std::io::Write;
 
 use rdkafka::config::ClientConfig;
 
@@ -111,13 +112,23 @@ pub struct LineHeaders<'a> {
 }
 
 impl LineHeaders<'_> {
+    /// How many headers [`LineHeaders::fold`] gives: the capacity of a header list.
+    pub fn count(&self) -> usize {
+        6 + usize::from(self.truncated)
+    }
+
     /// Folds every header, as (name, value) in the order they are sent, into `init`: the
     /// caller builds its client's header list without an intermediate one.
     pub fn fold<T>(&self, init: T, mut add: impl FnMut(T, &'static str, &[u8]) -> T) -> T {
-        let offset = self.offset.to_string();
+        // Written on the stack: a `String` per line was one of the agent's allocations per line.
+        let mut digits = [0u8; 20];
+        let mut cursor = std::io::Cursor::new(&mut digits[..]);
+        // 20 bytes hold any u64.
+        let _ = write!(cursor, "{}", self.offset);
+        let len = cursor.position() as usize;
         let mut acc = add(init, HOST, self.host.as_bytes());
         acc = add(acc, PATH, self.path.as_bytes());
-        acc = add(acc, OFFSET, offset.as_bytes());
+        acc = add(acc, OFFSET, &digits[..len]);
         acc = add(acc, FILE, self.file.as_bytes());
         acc = add(acc, ENTRY, self.entry.as_bytes());
         acc = add(acc, AGENT, self.agent.as_bytes());
@@ -188,6 +199,7 @@ mod tests {
             v.push((k, val.to_vec()));
             v
         });
+        assert_eq!(sent.len(), headers.count());
         let got = Origin::from_headers(sent.iter().map(|(k, v)| (*k, v.as_slice())));
         assert_eq!(&got, want);
         // Borrowed from the headers, not copied.

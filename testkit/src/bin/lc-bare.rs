@@ -113,12 +113,15 @@ fn produce(brokers: &str, topic: &str, file: &str) -> Result<(), String> {
             entry: file,
             agent,
         };
-        let headers = headers.fold(OwnedHeaders::new_with_capacity(6), |h, key, v| {
-            h.insert(Header {
-                key,
-                value: Some(v),
-            })
-        });
+        let headers = headers.fold(
+            OwnedHeaders::new_with_capacity(headers.count()),
+            |h, key, v| {
+                h.insert(Header {
+                    key,
+                    value: Some(v),
+                })
+            },
+        );
         let value = line.strip_suffix(b"\n").unwrap_or(&line);
         let mut next = BaseRecord::to(topic)
             .key(&key)
