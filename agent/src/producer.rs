@@ -23,7 +23,6 @@ use logcollect::sync::{self, lock};
 use logcollect::Result;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, PurgeConfig};
 
 use crate::acks::{Acks, Advance, Tag};
@@ -188,19 +187,10 @@ impl ProducerThread {
                 entry: &source.entry_path,
                 agent: &source.agent,
             };
-            let headers = line_headers.fold(
-                OwnedHeaders::new_with_capacity(line_headers.count()),
-                |h, key, v| {
-                    h.insert(Header {
-                        key,
-                        value: Some(v),
-                    })
-                },
-            );
             let mut record = BaseRecord::with_opaque_to(&source.topic, Box::new(tag))
                 .key(&source.key)
                 .payload(&line.data)
-                .headers(headers)
+                .headers(line_headers.to_kafka())
                 .timestamp(batch.read_ms);
             loop {
                 match self.kafka.send(record) {

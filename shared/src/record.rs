@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::io::Write;
 
 use rdkafka::config::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
 
 use crate::kafka::KafkaSettings;
 
@@ -112,9 +113,22 @@ pub struct LineHeaders<'a> {
 }
 
 impl LineHeaders<'_> {
-    /// How many headers [`LineHeaders::fold`] gives: the capacity of a header list.
+    /// How many headers [`LineHeaders::fold`] gives.
     pub fn count(&self) -> usize {
         6 + usize::from(self.truncated)
+    }
+
+    /// The headers as librdkafka takes them, in a list sized for them.
+    pub fn to_kafka(&self) -> OwnedHeaders {
+        self.fold(
+            OwnedHeaders::new_with_capacity(self.count()),
+            |h, key, v| {
+                h.insert(Header {
+                    key,
+                    value: Some(v),
+                })
+            },
+        )
     }
 
     /// Folds every header, as (name, value) in the order they are sent, into `init`: the
@@ -200,6 +214,10 @@ mod tests {
             v
         });
         assert_eq!(sent.len(), headers.count());
+        assert_eq!(
+            rdkafka::message::Headers::count(&headers.to_kafka()),
+            headers.count()
+        );
         let got = Origin::from_headers(sent.iter().map(|(k, v)| (*k, v.as_slice())));
         assert_eq!(&got, want);
         // Borrowed from the headers, not copied.

@@ -24,7 +24,7 @@ use logcollect::kafka::KafkaSettings;
 use logcollect::record::{self, LineHeaders};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::message::Headers;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::Message;
 
@@ -113,15 +113,7 @@ fn produce(brokers: &str, topic: &str, file: &str) -> Result<(), String> {
             entry: file,
             agent,
         };
-        let headers = headers.fold(
-            OwnedHeaders::new_with_capacity(headers.count()),
-            |h, key, v| {
-                h.insert(Header {
-                    key,
-                    value: Some(v),
-                })
-            },
-        );
+        let headers = headers.to_kafka();
         let value = line.strip_suffix(b"\n").unwrap_or(&line);
         let mut next = BaseRecord::to(topic)
             .key(&key)
