@@ -21,9 +21,13 @@ pub fn set(doc: &mut Map<String, Value>, path: &str, value: Value) {
             doc.insert(path.to_string(), value);
         }
         Some((head, rest)) => {
-            let slot = doc
-                .entry(head.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
+            // Looked up before it is inserted: the key is allocated only when it is new.
+            if !doc.contains_key(head) {
+                doc.insert(head.to_string(), Value::Object(Map::new()));
+            }
+            let Some(slot) = doc.get_mut(head) else {
+                return;
+            };
             if !slot.is_object() {
                 *slot = Value::Object(Map::new());
             }

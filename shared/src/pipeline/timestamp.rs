@@ -5,7 +5,7 @@
 //! before when that would put the event more than a day after it was read (a December line
 //! read in January).
 
-use chrono::format::{Item, StrftimeItems};
+use chrono::format::{Item, Parsed, StrftimeItems};
 use chrono::{DateTime, Datelike, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
@@ -20,8 +20,9 @@ pub enum Layout {
     UnixMs,
     /// A strftime pattern, and whether it has an offset and a year.
     Strftime {
-        /// The pattern.
-        pattern: String,
+        /// The pattern, parsed once (parsing it per line took a tenth of the processor); for
+        /// a pattern without a year, with `%Y ` in front (the read year is put before the text).
+        items: Vec<Item<'static>>,
         /// It has `%z`, `%:z` or `%#z`.
         offset: bool,
         /// It has `%Y`, `%y`, `%G`, `%s` or `%+`.
@@ -45,10 +46,18 @@ impl Layout {
             ));
         }
         let has = |specs: &[&str]| specs.iter().any(|s| text.contains(s));
+        let year = has(&["%Y", "%y", "%G", "%s", "%+", "%C"]);
+        let pattern = if year {
+            text.to_string()
+        } else {
+            format!("%Y {text}")
+        };
         Ok(Layout::Strftime {
-            pattern: text.to_string(),
+            items: StrftimeItems::new(&pattern)
+                .parse_to_owned()
+                .map_err(|e| format!("layout {text:?}: {e}"))?,
             offset: has(&["%z", "%:z", "%#z", "%+"]),
-            year: has(&["%Y", "%y", "%G", "%s", "%+", "%C"]),
+            year,
         })
     }
 
@@ -70,37 +79,17 @@ impl Layout {
                 }
             },
             Layout::Strftime {
-                pattern,
-                offset: true,
+                items,
+                offset,
                 year: true,
-            } => DateTime::parse_from_str(text, pattern)
-                .ok()
-                .map(|t| t.timestamp_millis()),
+            } => parse_with(items, text, *offset, zone),
             Layout::Strftime {
-                pattern,
-                offset: false,
-                year: true,
-            } => local(zone, NaiveDateTime::parse_from_str(text, pattern).ok()?),
-            Layout::Strftime {
-                pattern,
+                items,
                 offset,
                 year: false,
             } => {
                 let read_year = zone.timestamp_millis_opt(read_ms).single()?.year();
-                let at = |year: i32| {
-                    let with_year = format!("{year} {text}");
-                    let pattern = format!("%Y {pattern}");
-                    if *offset {
-                        DateTime::parse_from_str(&with_year, &pattern)
-                            .ok()
-                            .map(|t| t.timestamp_millis())
-                    } else {
-                        local(
-                            zone,
-                            NaiveDateTime::parse_from_str(&with_year, &pattern).ok()?,
-                        )
-                    }
-                };
+                let at = |year: i32| parse_with(items, &format!("{year} {text}"), *offset, zone);
                 let t = at(read_year)?;
                 const DAY_MS: i64 = 86_400_000;
                 if t > read_ms + DAY_MS {
@@ -110,6 +99,19 @@ impl Layout {
                 }
             }
         }
+    }
+}
+
+/// The instant `text` names under the parsed pattern `items`: with its own offset, or a
+/// wall-clock time in `zone`. As `DateTime::parse_from_str` and `NaiveDateTime::parse_from_str`
+/// read it, without parsing the pattern again.
+fn parse_with(items: &[Item<'static>], text: &str, offset: bool, zone: Tz) -> Option<i64> {
+    let mut parsed = Parsed::new();
+    chrono::format::parse(&mut parsed, text, items.iter()).ok()?;
+    if offset {
+        Some(parsed.to_datetime().ok()?.timestamp_millis())
+    } else {
+        local(zone, parsed.to_naive_datetime_with_offset(0).ok()?)
     }
 }
 
