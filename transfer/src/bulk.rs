@@ -77,6 +77,9 @@ pub struct EsClient {
     /// The TLS settings, to name the one to change when a certificate is refused.
     tls: TlsFiles,
     nodes: Arc<Mutex<Nodes>>,
+    /// The last gzip-compressed body, its buffer kept for the next (each bulk worker has a
+    /// client of its own).
+    compressed: Vec<u8>,
 }
 
 /// Round-robin over the nodes, and the ones to skip.
@@ -94,6 +97,7 @@ impl EsClient {
             agent: settings.agent(Some(Duration::from_secs(5)), REQUEST_TIMEOUT),
             tls: settings.tls.clone(),
             nodes: Arc::default(),
+            compressed: Vec::new(),
         }
     }
 
@@ -172,16 +176,18 @@ impl EsClient {
         if let Some(auth) = es.authorization() {
             request = request.header("Authorization", &auth);
         }
-        let compressed;
         let body = if gzip {
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            // Into the buffer of the last request: no fresh pages per request.
+            let mut buffer = std::mem::take(&mut self.compressed);
+            buffer.clear();
+            let mut enc = flate2::write::GzEncoder::new(buffer, flate2::Compression::fast());
             enc.write_all(body)
                 .map_err(|e| failed(format!("cannot gzip: {e}")))?;
-            compressed = enc
+            self.compressed = enc
                 .finish()
                 .map_err(|e| failed(format!("cannot gzip: {e}")))?;
             request = request.header("Content-Encoding", "gzip");
-            &compressed[..]
+            &self.compressed[..]
         } else {
             body
         };
