@@ -1,5 +1,5 @@
-//! Consumer threads: each owns an rdkafka `BaseConsumer` in the transfer's group, turns
-//! records into documents, and sends them to the batch thread.
+//! Consumer threads: each owns an rdkafka `BaseConsumer` in the transfer's group, keeps each
+//! record as a [`Doc`] (the bulk workers render it), and sends them to the batch thread.
 //!
 //! Offsets are committed only up to the lowest offset of each partition whose document is
 //! not done yet ([`Progress`]), so `kill -9` at any moment loses nothing: what was not done

@@ -58,8 +58,8 @@ impl Doc {
     }
 }
 
-/// A record's key, value and headers as it came, for the dead-letter topic. They are kept in
-/// one buffer, each part after its length (a 4-byte little-endian count; `u32::MAX` for no
+/// A record's key, value and headers as it came: what its document is rendered from, and
+/// what goes to the dead-letter topic. They are kept in one buffer, each part after its length (a 4-byte little-endian count; `u32::MAX` for no
 /// key): a buffer per part and header cost the consumer thread 17 allocations per record.
 pub struct Original(Vec<u8>);
 
