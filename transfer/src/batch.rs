@@ -228,6 +228,8 @@ impl<S: Store> Worker<S> {
     /// never sent, so their processors' failures are counted.
     fn deliver(&mut self, mut docs: Vec<Doc>, first: bool) {
         let mut attempt = 0u32;
+        // Counted at their first rendering, which may come after attempts without a store.
+        let mut counted = !first;
         while !docs.is_empty() {
             // Stopping: what is not done is delivered again after the restart.
             if self.stop_deadline.is_some_and(|d| Instant::now() >= d) {
@@ -245,7 +247,8 @@ impl<S: Store> Worker<S> {
                 continue;
             };
             self.install_template(es);
-            self.ndjson(&docs, first && attempt == 1);
+            self.ndjson(&docs, !counted);
+            counted = true;
             let started = Instant::now();
             let result = self
                 .client
