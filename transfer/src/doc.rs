@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use logcollect::document::{self, Position, Record, Rendered};
+use logcollect::document::{self, Placed, Position, Record};
 use logcollect::record::Origin;
 use logcollect::routing::Routing;
 use logcollect::sync::lock;
@@ -42,7 +42,7 @@ impl Doc {
 
     /// Writes its document under `routing`, indexed at `ingested_ms`, to `out`; returns its
     /// index, id and what its processors could not do.
-    pub fn render_into(&self, routing: &Routing, ingested_ms: i64, out: &mut Vec<u8>) -> Rendered {
+    pub fn render_into(&self, routing: &Routing, ingested_ms: i64, out: &mut Vec<u8>) -> Placed {
         let origin = Origin::from_headers(self.original.headers());
         let record = Record {
             origin: &origin,
