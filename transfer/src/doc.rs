@@ -1,7 +1,7 @@
 //! A record on its way to Elasticsearch ([`Doc`]), and what its consumer must know of it to
 //! commit ([`Progress`]): offsets are committed only up to the lowest offset of each
 //! partition whose document is not done yet, so `kill -9` at any moment loses nothing.
-//! The consumer threads create both; the batch and dead-letter code only mark documents done.
+//! The consumer threads create both; the bulk workers render documents and mark them done.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -59,8 +59,9 @@ impl Doc {
 }
 
 /// A record's key, value and headers as it came: what its document is rendered from, and
-/// what goes to the dead-letter topic. They are kept in one buffer, each part after its length (a 4-byte little-endian count; `u32::MAX` for no
-/// key): a buffer per part and header cost the consumer thread 17 allocations per record.
+/// what goes to the dead-letter topic. They are kept in one buffer, each part after its
+/// length (a 4-byte little-endian count; `u32::MAX` for no key): a buffer per part and header
+/// cost the consumer thread 17 allocations per record.
 pub struct Original(Vec<u8>);
 
 /// The length that stands for "no key".
