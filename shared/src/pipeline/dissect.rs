@@ -4,14 +4,46 @@
 //! Keys: `%{name}` captures, `%{?name}` and `%{}` skip, `%{+name}` appends to `name` (with a
 //! space), `%{name->}` also skips repeats of the delimiter that follows (padding).
 
+use memchr::memmem::Finder;
+
 /// A parsed tokenizer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tokenizer {
     /// Literal text before the first key.
     prefix: String,
     /// Each key and the literal that follows it (empty after the last key: the rest).
-    keys: Vec<(Key, String)>,
+    keys: Vec<(Key, Delimiter)>,
 }
+
+/// A literal between keys, with its searcher built once (building one per search was a
+/// tenth of the time of dissecting a line).
+#[derive(Debug, Clone)]
+struct Delimiter {
+    text: String,
+    finder: Finder<'static>,
+}
+
+impl Delimiter {
+    fn new(text: &str) -> Delimiter {
+        Delimiter {
+            text: text.to_string(),
+            finder: Finder::new(text).into_owned(),
+        }
+    }
+
+    /// Where it first is in `haystack`.
+    fn find(&self, haystack: &str) -> Option<usize> {
+        self.finder.find(haystack.as_bytes())
+    }
+}
+
+impl PartialEq for Delimiter {
+    fn eq(&self, other: &Delimiter) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Delimiter {}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Key {
@@ -25,7 +57,7 @@ impl Tokenizer {
     /// Parses `pattern`; the error says what is wrong with it.
     pub fn parse(pattern: &str) -> Result<Tokenizer, String> {
         let mut prefix = String::new();
-        let mut keys: Vec<(Key, String)> = Vec::new();
+        let mut keys: Vec<(Key, Delimiter)> = Vec::new();
         let mut rest = pattern;
         while let Some(start) = rest.find("%{") {
             let literal = &rest[..start];
@@ -38,7 +70,7 @@ impl Tokenizer {
                             pattern.len() - rest.len()
                         ));
                     }
-                    *after = literal.to_string();
+                    *after = Delimiter::new(literal);
                 }
             }
             let body_start = start + 2;
@@ -73,42 +105,43 @@ impl Tokenizer {
                     append,
                     padded,
                 },
-                String::new(),
+                Delimiter::new(""),
             ));
             rest = &rest[body_start + len + 1..];
         }
         match keys.last_mut() {
             None => return Err("no %{key} in the tokenizer".into()),
-            Some((_, after)) => *after = rest.to_string(),
+            Some((_, after)) => *after = Delimiter::new(rest),
         }
         Ok(Tokenizer { prefix, keys })
     }
 
     /// The captured (name, value) pairs of `text`, in order; an error naming the delimiter
     /// that was not found.
-    pub fn dissect(&self, text: &str) -> Result<Vec<(String, String)>, String> {
+    pub fn dissect(&self, text: &str) -> Result<Vec<(&str, String)>, String> {
         let Some(mut rest) = text.strip_prefix(self.prefix.as_str()) else {
             return Err(format!("the text does not start with {:?}", self.prefix));
         };
-        let mut out: Vec<(String, String)> = Vec::with_capacity(self.keys.len());
+        let mut out: Vec<(&str, String)> = Vec::with_capacity(self.keys.len());
         for (i, (key, delimiter)) in self.keys.iter().enumerate() {
             let last = i + 1 == self.keys.len();
-            let value = if delimiter.is_empty() {
+            let literal = delimiter.text.as_str();
+            let value = if literal.is_empty() {
                 std::mem::take(&mut rest)
             } else {
-                let Some(at) = rest.find(delimiter.as_str()) else {
-                    return Err(format!("delimiter {delimiter:?} not found"));
+                let Some(at) = delimiter.find(rest) else {
+                    return Err(format!("delimiter {literal:?} not found"));
                 };
                 let value = &rest[..at];
-                rest = &rest[at + delimiter.len()..];
+                rest = &rest[at + literal.len()..];
                 if key.padded {
-                    while let Some(more) = rest.strip_prefix(delimiter.as_str()) {
+                    while let Some(more) = rest.strip_prefix(literal) {
                         rest = more;
                     }
                 }
                 value
             };
-            if last && !delimiter.is_empty() && !rest.is_empty() {
+            if last && !literal.is_empty() && !rest.is_empty() {
                 return Err(format!("text left after the last delimiter: {rest:.40?}"));
             }
             if key.skip {
@@ -119,7 +152,7 @@ impl Tokenizer {
                     v.push(' ');
                     v.push_str(value);
                 }
-                None => out.push((key.name.clone(), value.to_string())),
+                None => out.push((&key.name, value.to_string())),
             }
         }
         Ok(out)
@@ -146,10 +179,7 @@ mod tests {
             ("http.response.status_code", "200"),
             ("http.response.body.bytes", "1534"),
         ];
-        let want: Vec<(String, String)> = want
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let want: Vec<(&str, String)> = want.iter().map(|(k, v)| (*k, v.to_string())).collect();
         assert_eq!(got, want);
         assert_eq!(
             t.dissect("not an access log").unwrap_err(),
@@ -162,10 +192,7 @@ mod tests {
         let t = Tokenizer::parse("%{a->} %{+a} %{b}").unwrap();
         assert_eq!(
             t.dissect("x    y z").unwrap(),
-            [
-                ("a".to_string(), "x y".to_string()),
-                ("b".to_string(), "z".to_string())
-            ]
+            [("a", "x y".to_string()), ("b", "z".to_string())]
         );
         assert_eq!(
             Tokenizer::parse("%{a}%{b}").unwrap_err(),

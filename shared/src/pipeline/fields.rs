@@ -14,28 +14,39 @@ pub fn get<'a>(doc: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
     get(doc.get(head)?.as_object()?, rest)
 }
 
+/// The value at `path`, for changing it in place, if there is one (found as [`get`] finds it).
+pub fn get_mut<'a>(doc: &'a mut Map<String, Value>, path: &str) -> Option<&'a mut Value> {
+    if doc.contains_key(path) {
+        return doc.get_mut(path);
+    }
+    let (head, rest) = path.split_once('.')?;
+    get_mut(doc.get_mut(head)?.as_object_mut()?, rest)
+}
+
 /// Sets `path` to `value`, creating objects on the way.
 pub fn set(doc: &mut Map<String, Value>, path: &str, value: Value) {
-    match path.split_once('.') {
-        None => {
-            doc.insert(path.to_string(), value);
-        }
-        Some((head, rest)) => {
-            // Looked up before it is inserted: the key is allocated only when it is new.
-            if !doc.contains_key(head) {
-                doc.insert(head.to_string(), Value::Object(Map::new()));
-            }
-            let Some(slot) = doc.get_mut(head) else {
-                return;
-            };
-            if !slot.is_object() {
-                *slot = Value::Object(Map::new());
-            }
-            if let Value::Object(inner) = slot {
-                set(inner, rest, value);
+    // Looked up before anything is inserted: a key is allocated only when it is new.
+    let Some((head, rest)) = path.split_once('.') else {
+        match doc.get_mut(path) {
+            Some(slot) => *slot = value,
+            None => {
+                doc.insert(path.to_string(), value);
             }
         }
+        return;
+    };
+    if let Some(slot) = doc.get_mut(head) {
+        if !slot.is_object() {
+            *slot = Value::Object(Map::new());
+        }
+        if let Value::Object(inner) = slot {
+            set(inner, rest, value);
+        }
+        return;
     }
+    let mut inner = Map::new();
+    set(&mut inner, rest, value);
+    doc.insert(head.to_string(), Value::Object(inner));
 }
 
 /// Removes `path` and returns what was there; an object left empty goes too.
@@ -83,6 +94,15 @@ mod tests {
             Value::Object(doc.clone()),
             json!({"http": {"response": {"status_code": 200}}})
         );
+        // A literal dotted key is changed in place, as `get` finds it.
+        doc.insert("a.b".into(), json!("7"));
+        *get_mut(&mut doc, "a.b").unwrap() = json!(7);
+        assert_eq!(doc.get("a.b"), Some(&json!(7)));
+        assert_eq!(doc.get("a"), None);
+        *get_mut(&mut doc, "http.response.status_code").unwrap() = json!(204);
+        assert_eq!(get(&doc, "http.response.status_code"), Some(&json!(204)));
+        assert_eq!(get_mut(&mut doc, "http.response.nothing"), None);
+        doc.remove("a.b");
         // A string in the way is replaced by an object.
         set(&mut doc, "http.response.status_code.x", json!(1));
         assert_eq!(get(&doc, "http.response.status_code.x"), Some(&json!(1)));

@@ -303,7 +303,7 @@ impl Op {
                 let text = text_of(doc, field)?;
                 let pairs = tokenizer.dissect(&text).map_err(|e| ("no_match", e))?;
                 for (k, v) in pairs {
-                    fields::set(doc, &k, Value::String(v));
+                    fields::set(doc, k, Value::String(v));
                 }
             }
             Op::Regex { field, pattern } => {
@@ -341,11 +341,11 @@ impl Op {
             Op::Convert { fields: list } => {
                 let mut bad = Vec::new();
                 for (field, kind) in list {
-                    let Some(value) = fields::get(doc, field) else {
+                    let Some(value) = fields::get_mut(doc, field) else {
                         continue;
                     };
                     match convert(value, *kind) {
-                        Some(v) => fields::set(doc, field, v),
+                        Some(v) => *value = v,
                         None => bad.push(format!("{field:?} ({value}) is not {}", kind.name())),
                     }
                 }
@@ -378,14 +378,13 @@ impl Op {
                 max_bytes,
             } => {
                 for field in list {
-                    if let Some(Value::String(s)) = fields::get(doc, field) {
+                    if let Some(Value::String(s)) = fields::get_mut(doc, field) {
                         if s.len() > *max_bytes {
                             let mut end = *max_bytes;
                             while !s.is_char_boundary(end) {
                                 end -= 1;
                             }
-                            let cut = s[..end].to_string();
-                            fields::set(doc, field, Value::String(cut));
+                            s.truncate(end);
                             doc.insert("truncated".into(), json!(true));
                         }
                     }
