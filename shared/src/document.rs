@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::clock::{rfc3339_ms, Rfc3339};
-use crate::pipeline::Failure;
+use crate::pipeline::{Failure, Pipeline};
 use crate::record::Origin;
 use crate::routing::Routing;
 
@@ -231,17 +231,36 @@ pub struct Rendered {
 /// then the processors of its collect entry; the index from the (final) `@timestamp`.
 pub fn render(routing: &Routing, record: Record<'_>, ingested_ms: i64) -> Rendered {
     let topic = record.pos.topic;
+    let pipeline = routing.pipeline(topic, record.origin.entry.as_deref());
+    render_tree(
+        routing,
+        record,
+        ingested_ms,
+        routing.decode_json(topic),
+        pipeline,
+    )
+}
+
+/// [`render`] once the record's JSON decoding and processors were looked up.
+fn render_tree(
+    routing: &Routing,
+    record: Record<'_>,
+    ingested_ms: i64,
+    decode_json: bool,
+    pipeline: Option<&Pipeline>,
+) -> Rendered {
+    let topic = record.pos.topic;
     let base = Base::of(record, ingested_ms, routing);
     let mut doc = match serde_json::to_value(&base) {
         Ok(Value::Object(doc)) => doc,
         _ => Map::new(), // a struct of strings and numbers is always an object
     };
-    if routing.decode_json(topic) {
+    if decode_json {
         if let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(&base.message) {
             doc.insert("json".into(), Value::Object(obj));
         }
     }
-    let failures = match routing.pipeline(topic, record.origin.entry.as_deref()) {
+    let failures = match pipeline {
         Some(p) => p.apply(&mut doc, record.read_ms),
         None => Vec::new(),
     };
@@ -279,14 +298,15 @@ pub fn render_into(
     out: &mut Vec<u8>,
 ) -> Placed {
     let topic = record.pos.topic;
-    let entry = record.origin.entry.as_deref();
-    if routing.decode_json(topic) || routing.pipeline(topic, entry).is_some() {
+    let decode_json = routing.decode_json(topic);
+    let pipeline = routing.pipeline(topic, record.origin.entry.as_deref());
+    if decode_json || pipeline.is_some() {
         let Rendered {
             index,
             id,
             source,
             failures,
-        } = render(routing, record, ingested_ms);
+        } = render_tree(routing, record, ingested_ms, decode_json, pipeline);
         // Writing a `Value` into a `Vec` cannot fail.
         let _ = serde_json::to_writer(out, &source);
         return Placed {
