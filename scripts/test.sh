@@ -17,9 +17,12 @@ passed=0
 failed=0
 failures=()
 
+# took NAME START: how long NAME ran since START (a $SECONDS), for keeping the whole under 45 min.
+took() { echo "-- $1: $((SECONDS - $2)) s"; }
+
 # step NAME CMD...: one check that counts as one test.
 step() {
-    local name=$1
+    local name=$1 start=$SECONDS
     shift
     echo "== $name"
     if "$@"; then
@@ -28,6 +31,7 @@ step() {
         failed=$((failed + 1))
         failures+=("$name")
     fi
+    took "$name" "$start"
 }
 
 case ${LOGCOLLECT_ENGINES:-both} in
@@ -46,6 +50,7 @@ step "static musl build" scripts/build-static.sh
 
 # Unit tests count one by one, from cargo's own summary lines.
 echo "== cargo test"
+unit_start=$SECONDS
 unit_log=$(mktemp)
 cargo test --workspace --no-fail-fast 2>&1 | tee "$unit_log" | grep -E '^(test |test result|error|failures|thread .* panicked|  left|  right| right)' || true
 unit_rc=${PIPESTATUS[0]}
@@ -58,6 +63,7 @@ if [ "$unit_rc" != 0 ] && [ "$uf" = 0 ]; then
 fi
 grep -E '^test .* FAILED$' "$unit_log" | while read -r _ name _; do echo "FAIL unit $name"; done
 rm -f "$unit_log"
+took "cargo test" "$unit_start"
 
 # Shell tests: each file reports one line per test into a shared results file.
 results=$(mktemp)
@@ -73,7 +79,7 @@ esac
 # run_file FILE [ENGINE_SET]
 run_file() {
     echo "== $1${2:+ (engines: $2)}"
-    local before rc kafka=tansu es=osmem
+    local before rc kafka=tansu es=osmem start=$SECONDS
     [ "${2:-}" = real ] && kafka=apache es=opensearch
     before=$(wc -l <"$results")
     LC_ENGINE_SET=${2:-} LC_KAFKA_ENGINE=$kafka LC_ES_ENGINE=$es bash "$1"
@@ -81,6 +87,7 @@ run_file() {
     if [ "$rc" != 0 ] && [ "$(wc -l <"$results")" = "$before" ]; then
         echo "fail $1${2:+[$2]} (exit $rc before any test ran)" >>"$results"
     fi
+    took "$1${2:+ (engines: $2)}" "$start"
 }
 for f in "${files[@]}"; do
     [ "$(basename "$f")" = lib.sh ] && continue
@@ -97,5 +104,6 @@ rm -f "$results"
 
 echo
 for f in "${failures[@]}"; do echo "failed: $f"; done
+echo "in $((SECONDS / 60)) min $((SECONDS % 60)) s"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
