@@ -16,6 +16,8 @@ pub fn get<'a>(doc: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
 
 /// The value at `path`, for changing it in place, if there is one (found as [`get`] finds it).
 pub fn get_mut<'a>(doc: &'a mut Map<String, Value>, path: &str) -> Option<&'a mut Value> {
+    // Asked first, then borrowed: returning a borrow taken on only one path does not pass
+    // today's borrow checker.
     if doc.contains_key(path) {
         return doc.get_mut(path);
     }
