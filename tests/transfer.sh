@@ -222,7 +222,10 @@ test_mapping_error_goes_to_the_dead_letter_topic() {
     collect_one dlqt '"json":true'
     es_config "$LC_ES_URL"
     start_agent
-    start_transfer
+    # A consumer group of its own, as in the faults test: in a run on Tansu, this test and the
+    # next, each a new member of the shared group, got no record within their deadlines.
+    transfer_ini "$TEST_TMP/dlqt.ini" $((LC_FREE_PORT + 1)) 2 lc-dlqt
+    start_transfer "$TEST_TMP/dlqt.ini"
     wait_applied "$TEST_TMP/agent.log" dlqt
     echo '{"code":1,"seq":1}' >>"$d/app.log"
     wait_until 60 "first document" es_count 'dlqt-*' 1
@@ -241,7 +244,8 @@ test_new_elasticsearch_url_in_etcd_is_used() {
     collect_one urlchange
     es_config "$DEAD_URL"
     start_agent
-    start_transfer
+    transfer_ini "$TEST_TMP/urlchange.ini" $((LC_FREE_PORT + 1)) 2 lc-urlchange
+    start_transfer "$TEST_TMP/urlchange.ini"
     wait_applied "$TEST_TMP/agent.log" urlchange
     python3 "$WRITE" seq "$d/app.log" 1 500 1000
     wait_until 30 "failures against the dead URL" grep -q "$DEAD_URL/_bulk: .*sending [0-9]* documents again" "$TEST_TMP/transfer.log"
