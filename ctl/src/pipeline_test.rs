@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use logcollect::clock::now_ms;
 use logcollect::collect::{parse_collect_conf, CollectEntry};
-use logcollect::document::{render, Position, Record};
+use logcollect::document::{render, Position, Record, Rendered};
 use logcollect::record::Origin;
 use logcollect::routing::Routing;
 use logcollect::{host, Error, Result};
@@ -142,10 +142,10 @@ pub fn dry_run(
             read_ms: now_ms(),
             payload: line,
         };
-        let doc = render(&routing, record, now_ms());
+        let Rendered { placed, source } = render(&routing, record, now_ms());
         out.push(DryLine::Document {
-            doc: json!({ "_index": doc.index, "_id": doc.id, "_source": doc.source }),
-            failed: !doc.failures.is_empty(),
+            doc: json!({ "_index": placed.index, "_id": placed.id, "_source": source }),
+            failed: !placed.failures.is_empty(),
         });
         offset += len;
     }

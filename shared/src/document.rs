@@ -217,12 +217,20 @@ pub struct Record<'a> {
 /// A record made a document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
+    /// Where it goes, and what its processors could not do.
+    pub placed: Placed,
+    /// Its `_source`.
+    pub source: Value,
+}
+
+/// Where a document goes, and what its processors could not do: all of [`Rendered`] but the
+/// document, which [`render_into`] writes out instead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placed {
     /// The index it goes to.
     pub index: String,
     /// Its `_id`.
     pub id: String,
-    /// Its `_source`.
-    pub source: Value,
     /// What its processors could not do (recorded in it too).
     pub failures: Vec<Failure>,
 }
@@ -270,22 +278,13 @@ fn render_tree(
         .and_then(crate::clock::parse_rfc3339_ms)
         .unwrap_or(record.read_ms);
     Rendered {
-        index: routing.index(topic, at),
-        id: document_id(record.origin, record.pos),
+        placed: Placed {
+            index: routing.index(topic, at),
+            id: document_id(record.origin, record.pos),
+            failures,
+        },
         source: Value::Object(doc),
-        failures,
     }
-}
-
-/// Where a document written by [`render_into`] goes, and what its processors could not do.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Placed {
-    /// The index it goes to.
-    pub index: String,
-    /// Its `_id`.
-    pub id: String,
-    /// What its processors could not do (recorded in it too).
-    pub failures: Vec<Failure>,
 }
 
 /// [`render`], with the document written as JSON to `out`. A record with neither processors
@@ -301,19 +300,11 @@ pub fn render_into(
     let decode_json = routing.decode_json(topic);
     let pipeline = routing.pipeline(topic, record.origin.entry.as_deref());
     if decode_json || pipeline.is_some() {
-        let Rendered {
-            index,
-            id,
-            source,
-            failures,
-        } = render_tree(routing, record, ingested_ms, decode_json, pipeline);
+        let Rendered { placed, source } =
+            render_tree(routing, record, ingested_ms, decode_json, pipeline);
         // Writing a `Value` into a `Vec` cannot fail.
         let _ = serde_json::to_writer(out, &source);
-        return Placed {
-            index,
-            id,
-            failures,
-        };
+        return placed;
     }
     let _ = serde_json::to_writer(out, &Base::of(record, ingested_ms, routing));
     Placed {
@@ -563,14 +554,7 @@ mod tests {
                 String::from_utf8(out.clone()).unwrap(),
                 serde_json::to_string(&by_value.source).unwrap()
             );
-            assert_eq!(
-                placed,
-                Placed {
-                    index: by_value.index,
-                    id: by_value.id,
-                    failures: by_value.failures,
-                }
-            );
+            assert_eq!(placed, by_value.placed);
             serde_json::from_slice::<Value>(&out).unwrap()
         };
         let plain = |topic| Record {
@@ -629,9 +613,9 @@ mod tests {
             payload: b"10.1.2.3 [26/Nov/2026:23:30:00 -0100] 503",
         };
         let r = render(&routing, record, 1_795_765_262_000);
-        assert_eq!(r.failures, []);
+        assert_eq!(r.placed.failures, []);
         // The index follows the event's day, not the day it was read.
-        assert_eq!(r.index, "nginx-2026.11.27");
+        assert_eq!(r.placed.index, "nginx-2026.11.27");
         assert_eq!(r.source["@timestamp"], "2026-11-27T00:30:00.000Z");
         assert_eq!(
             r.source["event"],
