@@ -23,6 +23,13 @@ TRANSFER=127.0.0.1:$((LC_FREE_PORT + 1))
 
 es_config() { etcd_put elasticsearch_config "{\"api_key\":\"${2:-}\",\"url_address\":[\"$1\"]}"; }
 start_transfer() { lc_spawn "${2:-transfer}" "$BIN_DIR/log-transfer" -c "${1:-$TEST_TMP/transfer.ini}"; }
+# start_transfer_in GROUP: the transfer of $TRANSFER in the consumer group GROUP, not lc-test.
+# A new group reads from the start; and on Tansu a new member of a group with a stopped one
+# waited for that one's rebalance, at times past a test's deadline (24 s and more in CI runs).
+start_transfer_in() {
+    transfer_ini "$TEST_TMP/$1.ini" $((LC_FREE_PORT + 1)) 2 "$1"
+    start_transfer "$TEST_TMP/$1.ini"
+}
 es_count() { python3 "$CHECK_ES" count "$LC_ES_URL" "$1" "$2" >/dev/null 2>&1; }
 es_count_at_least() { [ "$(python3 "$CHECK_ES" count-of "$LC_ES_URL" "$1")" -ge "$2" ]; }
 
@@ -202,10 +209,7 @@ test_faults_429_500_slow_reset_413_401() {
     etcd_put collect_log_conf "[{\"path\":\"$d/app.log\",\"topic\":\"faults\"}]"
     es_config "http://$PROXY" secret-api-key-4711
     start_agent
-    # A consumer group of its own: on Tansu a new member of the shared group waited 24 s (in a
-    # CI run, long enough to miss the deadline below) for the stopped one's rebalance.
-    transfer_ini "$TEST_TMP/faults.ini" $((LC_FREE_PORT + 1)) 2 lc-faults
-    start_transfer "$TEST_TMP/faults.ini"
+    start_transfer_in lc-faults
     wait_applied "$TEST_TMP/agent.log" faults
     python3 "$WRITE" seq "$d/app.log" 1 3000 3000
     wait_until 120 "3000 documents" es_count 'faults-*' 3000
@@ -222,10 +226,7 @@ test_mapping_error_goes_to_the_dead_letter_topic() {
     collect_one dlqt '"json":true'
     es_config "$LC_ES_URL"
     start_agent
-    # A consumer group of its own, as in the faults test: in a run on Tansu, this test and the
-    # next, each a new member of the shared group, got no record within their deadlines.
-    transfer_ini "$TEST_TMP/dlqt.ini" $((LC_FREE_PORT + 1)) 2 lc-dlqt
-    start_transfer "$TEST_TMP/dlqt.ini"
+    start_transfer_in lc-dlqt
     wait_applied "$TEST_TMP/agent.log" dlqt
     echo '{"code":1,"seq":1}' >>"$d/app.log"
     wait_until 60 "first document" es_count 'dlqt-*' 1
@@ -244,8 +245,7 @@ test_new_elasticsearch_url_in_etcd_is_used() {
     collect_one urlchange
     es_config "$DEAD_URL"
     start_agent
-    transfer_ini "$TEST_TMP/urlchange.ini" $((LC_FREE_PORT + 1)) 2 lc-urlchange
-    start_transfer "$TEST_TMP/urlchange.ini"
+    start_transfer_in lc-urlchange
     wait_applied "$TEST_TMP/agent.log" urlchange
     python3 "$WRITE" seq "$d/app.log" 1 500 1000
     wait_until 30 "failures against the dead URL" grep -q "$DEAD_URL/_bulk: .*sending [0-9]* documents again" "$TEST_TMP/transfer.log"
@@ -298,8 +298,7 @@ if [ "$LC_ES_ENGINE" = opensearch ]; then
         # Read again from the start by a new group: create answers 409 for each, which is
         # success; the stream still holds each line once.
         lc_kill transfer
-        transfer_ini "$TEST_TMP/again.ini" $((LC_FREE_PORT + 1)) 2 lc-test-again
-        start_transfer "$TEST_TMP/again.ini"
+        start_transfer_in lc-test-again
         wait_until 60 "500 found already indexed" \
             yields 500 metric "$TRANSFER" logcollect_transfer_documents_already_indexed_total
         assert_eq "written again" 0 "$(metric "$TRANSFER" logcollect_transfer_documents_indexed_total)"
@@ -358,8 +357,7 @@ letters = {json.dumps([base64.b64decode(d["value_b64"]).decode(), d["headers"]["
 print(" | ".join(sorted(letters)))' <"$TEST_TMP/es8-dlq.json")"
         # Read again by another group: every create is answered 409, which is success.
         lc_kill transfer
-        transfer_ini "$TEST_TMP/again.ini" $((LC_FREE_PORT + 1)) 2 lc-es8-again
-        start_transfer "$TEST_TMP/again.ini"
+        start_transfer_in lc-es8-again
         wait_until 60 "199 found already indexed" \
             yields 199 metric "$TRANSFER" logcollect_transfer_documents_already_indexed_total
         assert_eq "written again" 0 "$(metric "$TRANSFER" logcollect_transfer_documents_indexed_total)"
