@@ -90,77 +90,81 @@ last_bulk_error() {
     status_of "transfer/$HOST" | python3 "$Q" 'd.get("last_bulk_error") or ""'
 }
 
-test_https_store_with_a_private_ca_and_a_client_certificate() {
-    local d=$TEST_TMP/tls port=$((LC_FREE_PORT + 7))
-    mkdir -p "$d"
-    make_ca "$d" ca
-    make_ca "$d" other
-    make_cert "$d" store ca "DNS:localhost"
-    make_cert "$d" client ca "DNS:log-transfer"
-    etcd_put collect_log_conf '[{"path":"/nonexistent/tls.log","topic":"tls"}]'
-    es_config "https://localhost:$port"
-    seq 1 300 | sed 's/^/seq=/' | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" tls
-    # A TLS proxy in front of the store, asking for a client certificate signed by the CA.
-    lc_spawn tlsproxy python3 "$REPO/tests/tcp_relay.py" "$port" "$LC_ES_PORT" "$d/store.pem" "$d/store.key" "$d/ca.pem"
-    # with_store_settings GROUP LINE...: the transfer's ini with these [elasticsearch] lines,
-    # in a consumer group of its own: a new transfer is assigned the partitions at once, not
-    # after the stopped one's rebalance (Tansu kept a new member waiting for it at times).
-    with_store_settings() {
-        transfer_ini "$d/transfer.ini" $((LC_FREE_PORT + 1)) 2 "tls-$1"
-        printf '%s\n' "[elasticsearch]" "${@:2}" >>"$d/transfer.ini"
+# TLS to the store: the transfer against a TLS relay in front of the store, whichever store
+# is behind it; so once, on the real set.
+if [ "$LC_ES_ENGINE" = opensearch ]; then
+    test_https_store_with_a_private_ca_and_a_client_certificate() {
+        local d=$TEST_TMP/tls port=$((LC_FREE_PORT + 7))
+        mkdir -p "$d"
+        make_ca "$d" ca
+        make_ca "$d" other
+        make_cert "$d" store ca "DNS:localhost"
+        make_cert "$d" client ca "DNS:log-transfer"
+        etcd_put collect_log_conf '[{"path":"/nonexistent/tls.log","topic":"tls"}]'
+        es_config "https://localhost:$port"
+        seq 1 300 | sed 's/^/seq=/' | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" tls
+        # A TLS proxy in front of the store, asking for a client certificate signed by the CA.
+        lc_spawn tlsproxy python3 "$REPO/tests/tcp_relay.py" "$port" "$LC_ES_PORT" "$d/store.pem" "$d/store.key" "$d/ca.pem"
+        # with_store_settings GROUP LINE...: the transfer's ini with these [elasticsearch] lines,
+        # in a consumer group of its own: a new transfer is assigned the partitions at once, not
+        # after the stopped one's rebalance (Tansu kept a new member waiting for it at times).
+        with_store_settings() {
+            transfer_ini "$d/transfer.ini" $((LC_FREE_PORT + 1)) 2 "tls-$1"
+            printf '%s\n' "[elasticsearch]" "${@:2}" >>"$d/transfer.ini"
+        }
+        # The wrong CA: the error says which check failed and which setting governs it.
+        with_store_settings 1 "ca_file = $d/other.pem"
+        start_transfer "$d/transfer.ini"
+        wait_until 30 "an error about the CA" yields_match 'not signed by a CA this host trusts: set \[elasticsearch\] ca_file' last_bulk_error
+        echo "ok: wrong CA: $(last_bulk_error | cut -c1-160)..."
+        lc_kill transfer
+        # The right CA, but no client certificate.
+        with_store_settings 2 "ca_file = $d/ca.pem"
+        start_transfer "$d/transfer.ini"
+        wait_until 30 "an error about the client certificate" yields_match 'asks for a client certificate' last_bulk_error
+        echo "ok: no client certificate: $(last_bulk_error | cut -c1-120)..."
+        lc_kill transfer
+        # Both: every record indexed once; nothing was lost meanwhile.
+        with_store_settings 3 "ca_file = $d/ca.pem" "client_cert = $d/client.pem" "client_key = $d/client.key"
+        start_transfer "$d/transfer.ini"
+        wait_until 60 "300 documents" es_count 'tls-*' 300
+        python3 "$CHECK_ES" seq "$LC_ES_URL" 'tls-*' 300
     }
-    # The wrong CA: the error says which check failed and which setting governs it.
-    with_store_settings 1 "ca_file = $d/other.pem"
-    start_transfer "$d/transfer.ini"
-    wait_until 30 "an error about the CA" yields_match 'not signed by a CA this host trusts: set \[elasticsearch\] ca_file' last_bulk_error
-    echo "ok: wrong CA: $(last_bulk_error | cut -c1-160)..."
-    lc_kill transfer
-    # The right CA, but no client certificate.
-    with_store_settings 2 "ca_file = $d/ca.pem"
-    start_transfer "$d/transfer.ini"
-    wait_until 30 "an error about the client certificate" yields_match 'asks for a client certificate' last_bulk_error
-    echo "ok: no client certificate: $(last_bulk_error | cut -c1-120)..."
-    lc_kill transfer
-    # Both: every record indexed once; nothing was lost meanwhile.
-    with_store_settings 3 "ca_file = $d/ca.pem" "client_cert = $d/client.pem" "client_key = $d/client.key"
-    start_transfer "$d/transfer.ini"
-    wait_until 60 "300 documents" es_count 'tls-*' 300
-    python3 "$CHECK_ES" seq "$LC_ES_URL" 'tls-*' 300
-}
 
-test_verification_certificate_checks_the_chain_but_not_the_host_name() {
-    local d=$TEST_TMP/tlsname port=$((LC_FREE_PORT + 9))
-    mkdir -p "$d"
-    make_ca "$d" ca
-    make_ca "$d" other
-    # A node whose certificate names it otherwise than the URL does.
-    make_cert "$d" store ca "DNS:es-node-7.internal"
-    etcd_put collect_log_conf '[{"path":"/nonexistent/tlsname.log","topic":"tlsname"}]'
-    es_config "https://localhost:$port"
-    seq 1 200 | sed 's/^/seq=/' | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" tlsname
-    lc_spawn tlsproxy python3 "$REPO/tests/tcp_relay.py" "$port" "$LC_ES_PORT" "$d/store.pem" "$d/store.key"
-    # with_verification GROUP LINE...: the transfer's ini with these [elasticsearch] lines.
-    with_verification() {
-        transfer_ini "$d/transfer.ini" $((LC_FREE_PORT + 1)) 2 "tlsname-$1"
-        printf '%s\n' "[elasticsearch]" "${@:2}" >>"$d/transfer.ini"
+    test_verification_certificate_checks_the_chain_but_not_the_host_name() {
+        local d=$TEST_TMP/tlsname port=$((LC_FREE_PORT + 9))
+        mkdir -p "$d"
+        make_ca "$d" ca
+        make_ca "$d" other
+        # A node whose certificate names it otherwise than the URL does.
+        make_cert "$d" store ca "DNS:es-node-7.internal"
+        etcd_put collect_log_conf '[{"path":"/nonexistent/tlsname.log","topic":"tlsname"}]'
+        es_config "https://localhost:$port"
+        seq 1 200 | sed 's/^/seq=/' | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" tlsname
+        lc_spawn tlsproxy python3 "$REPO/tests/tcp_relay.py" "$port" "$LC_ES_PORT" "$d/store.pem" "$d/store.key"
+        # with_verification GROUP LINE...: the transfer's ini with these [elasticsearch] lines.
+        with_verification() {
+            transfer_ini "$d/transfer.ini" $((LC_FREE_PORT + 1)) 2 "tlsname-$1"
+            printf '%s\n' "[elasticsearch]" "${@:2}" >>"$d/transfer.ini"
+        }
+        # full (the default): the name is checked, and refused.
+        with_verification 1 "ca_file = $d/ca.pem"
+        start_transfer "$d/transfer.ini"
+        wait_until 30 "an error about the name" yields_match 'its certificate is not valid for the host name in the URL' last_bulk_error
+        lc_kill transfer
+        # certificate: the chain is still checked.
+        with_verification 2 "ca_file = $d/other.pem" "verification = certificate"
+        start_transfer "$d/transfer.ini"
+        wait_until 30 "an error about the CA" yields_match 'not signed by a CA this host trusts: set \[elasticsearch\] ca_file' last_bulk_error
+        assert_grep "the warning at start" "$TEST_TMP/transfer.log" 'WARN .*\[elasticsearch\] verification = certificate: the store.s certificates are checked against the CA but not against the host names'
+        lc_kill transfer
+        # certificate, the right CA: every record indexed once.
+        with_verification 3 "ca_file = $d/ca.pem" "verification = certificate"
+        start_transfer "$d/transfer.ini"
+        wait_until 60 "200 documents" es_count 'tlsname-*' 200
+        python3 "$CHECK_ES" seq "$LC_ES_URL" 'tlsname-*' 200
     }
-    # full (the default): the name is checked, and refused.
-    with_verification 1 "ca_file = $d/ca.pem"
-    start_transfer "$d/transfer.ini"
-    wait_until 30 "an error about the name" yields_match 'its certificate is not valid for the host name in the URL' last_bulk_error
-    lc_kill transfer
-    # certificate: the chain is still checked.
-    with_verification 2 "ca_file = $d/other.pem" "verification = certificate"
-    start_transfer "$d/transfer.ini"
-    wait_until 30 "an error about the CA" yields_match 'not signed by a CA this host trusts: set \[elasticsearch\] ca_file' last_bulk_error
-    assert_grep "the warning at start" "$TEST_TMP/transfer.log" 'WARN .*\[elasticsearch\] verification = certificate: the store.s certificates are checked against the CA but not against the host names'
-    lc_kill transfer
-    # certificate, the right CA: every record indexed once.
-    with_verification 3 "ca_file = $d/ca.pem" "verification = certificate"
-    start_transfer "$d/transfer.ini"
-    wait_until 60 "200 documents" es_count 'tlsname-*' 200
-    python3 "$CHECK_ES" seq "$LC_ES_URL" 'tlsname-*' 200
-}
+fi
 
 test_kill_9_of_the_transfer_indexes_exactly_once() {
     local d=$TEST_TMP/tkill
