@@ -153,7 +153,7 @@ freeze_broker() {
 }
 
 if [ "$LC_KAFKA_ENGINE" = apache ]; then
-    # Broker outages run on Apache Kafka only, as servers run it (30 s and more each).
+    # A broker frozen for 30 s: once, on Apache Kafka, as servers run it (45 s a run).
     test_broker_frozen_30s_nothing_lost_memory_bounded() {
         ship_through outage 20000 500 freeze_broker 30
         assert_grep "stall reported" "$LOG" 'kafka: [0-9]+ records waiting .* for an acknowledgement'

@@ -106,8 +106,7 @@ if [ "$LC_ES_ENGINE" = opensearch ]; then
         # A TLS proxy in front of the store, asking for a client certificate signed by the CA.
         lc_spawn tlsproxy python3 "$REPO/tests/tcp_relay.py" "$port" "$LC_ES_PORT" "$d/store.pem" "$d/store.key" "$d/ca.pem"
         # with_store_settings GROUP LINE...: the transfer's ini with these [elasticsearch] lines,
-        # in a consumer group of its own: a new transfer is assigned the partitions at once, not
-        # after the stopped one's rebalance (Tansu kept a new member waiting for it at times).
+        # in a consumer group of its own: each new transfer reads the records from the start.
         with_store_settings() {
             transfer_ini "$d/transfer.ini" $((LC_FREE_PORT + 1)) 2 "tls-$1"
             printf '%s\n' "[elasticsearch]" "${@:2}" >>"$d/transfer.ini"
