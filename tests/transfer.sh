@@ -23,11 +23,13 @@ TRANSFER=127.0.0.1:$((LC_FREE_PORT + 1))
 
 es_config() { etcd_put elasticsearch_config "{\"api_key\":\"${2:-}\",\"url_address\":[\"$1\"]}"; }
 start_transfer() { lc_spawn "${2:-transfer}" "$BIN_DIR/log-transfer" -c "${1:-$TEST_TMP/transfer.ini}"; }
-# start_transfer_in GROUP: the transfer of $TRANSFER in the consumer group GROUP, not lc-test.
-# A new group reads from the start; and on Tansu a new member of a group with a stopped one
-# waited for that one's rebalance, at times past a test's deadline (24 s and more in CI runs).
+# start_transfer_in GROUP [LINE...]: the transfer of $TRANSFER in the consumer group GROUP, not
+# lc-test, with these [elasticsearch] lines if any. A new group reads from the start; and on
+# Tansu a new member of a group with a stopped one waited for that one's rebalance, at times
+# past a test's deadline (24 s and more in CI runs).
 start_transfer_in() {
     transfer_ini "$TEST_TMP/$1.ini" $((LC_FREE_PORT + 1)) 2 "$1"
+    [ $# -lt 2 ] || printf '%s\n' "[elasticsearch]" "${@:2}" >>"$TEST_TMP/$1.ini"
     start_transfer "$TEST_TMP/$1.ini"
 }
 es_count() { python3 "$CHECK_ES" count "$LC_ES_URL" "$1" "$2" >/dev/null 2>&1; }
@@ -105,27 +107,19 @@ if [ "$LC_ES_ENGINE" = opensearch ]; then
         seq 1 300 | sed 's/^/seq=/' | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" tls
         # A TLS proxy in front of the store, asking for a client certificate signed by the CA.
         lc_spawn tlsproxy python3 "$REPO/tests/tcp_relay.py" "$port" "$LC_ES_PORT" "$d/store.pem" "$d/store.key" "$d/ca.pem"
-        # with_store_settings GROUP LINE...: the transfer's ini with these [elasticsearch] lines,
-        # in a consumer group of its own: each new transfer reads the records from the start.
-        with_store_settings() {
-            transfer_ini "$d/transfer.ini" $((LC_FREE_PORT + 1)) 2 "tls-$1"
-            printf '%s\n' "[elasticsearch]" "${@:2}" >>"$d/transfer.ini"
-        }
+        # Each transfer in a group of its own: it reads the records from the start.
         # The wrong CA: the error says which check failed and which setting governs it.
-        with_store_settings 1 "ca_file = $d/other.pem"
-        start_transfer "$d/transfer.ini"
+        start_transfer_in tls-1 "ca_file = $d/other.pem"
         wait_until 30 "an error about the CA" yields_match 'not signed by a CA this host trusts: set \[elasticsearch\] ca_file' last_bulk_error
         echo "ok: wrong CA: $(last_bulk_error | cut -c1-160)..."
         lc_kill transfer
         # The right CA, but no client certificate.
-        with_store_settings 2 "ca_file = $d/ca.pem"
-        start_transfer "$d/transfer.ini"
+        start_transfer_in tls-2 "ca_file = $d/ca.pem"
         wait_until 30 "an error about the client certificate" yields_match 'asks for a client certificate' last_bulk_error
         echo "ok: no client certificate: $(last_bulk_error | cut -c1-120)..."
         lc_kill transfer
         # Both: every record indexed once; nothing was lost meanwhile.
-        with_store_settings 3 "ca_file = $d/ca.pem" "client_cert = $d/client.pem" "client_key = $d/client.key"
-        start_transfer "$d/transfer.ini"
+        start_transfer_in tls-3 "ca_file = $d/ca.pem" "client_cert = $d/client.pem" "client_key = $d/client.key"
         wait_until 60 "300 documents" es_count 'tls-*' 300
         python3 "$CHECK_ES" seq "$LC_ES_URL" 'tls-*' 300
     }
@@ -141,25 +135,17 @@ if [ "$LC_ES_ENGINE" = opensearch ]; then
         es_config "https://localhost:$port"
         seq 1 200 | sed 's/^/seq=/' | "$BIN_DIR/lc-kafka" produce "$LC_KAFKA_BROKERS" tlsname
         lc_spawn tlsproxy python3 "$REPO/tests/tcp_relay.py" "$port" "$LC_ES_PORT" "$d/store.pem" "$d/store.key"
-        # with_verification GROUP LINE...: the transfer's ini with these [elasticsearch] lines.
-        with_verification() {
-            transfer_ini "$d/transfer.ini" $((LC_FREE_PORT + 1)) 2 "tlsname-$1"
-            printf '%s\n' "[elasticsearch]" "${@:2}" >>"$d/transfer.ini"
-        }
         # full (the default): the name is checked, and refused.
-        with_verification 1 "ca_file = $d/ca.pem"
-        start_transfer "$d/transfer.ini"
+        start_transfer_in tlsname-1 "ca_file = $d/ca.pem"
         wait_until 30 "an error about the name" yields_match 'its certificate is not valid for the host name in the URL' last_bulk_error
         lc_kill transfer
         # certificate: the chain is still checked.
-        with_verification 2 "ca_file = $d/other.pem" "verification = certificate"
-        start_transfer "$d/transfer.ini"
+        start_transfer_in tlsname-2 "ca_file = $d/other.pem" "verification = certificate"
         wait_until 30 "an error about the CA" yields_match 'not signed by a CA this host trusts: set \[elasticsearch\] ca_file' last_bulk_error
         assert_grep "the warning at start" "$TEST_TMP/transfer.log" 'WARN .*\[elasticsearch\] verification = certificate: the store.s certificates are checked against the CA but not against the host names'
         lc_kill transfer
         # certificate, the right CA: every record indexed once.
-        with_verification 3 "ca_file = $d/ca.pem" "verification = certificate"
-        start_transfer "$d/transfer.ini"
+        start_transfer_in tlsname-3 "ca_file = $d/ca.pem" "verification = certificate"
         wait_until 60 "200 documents" es_count 'tlsname-*' 200
         python3 "$CHECK_ES" seq "$LC_ES_URL" 'tlsname-*' 200
     }
