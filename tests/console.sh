@@ -37,10 +37,14 @@ shot() {
 # indexed N: the store holds N documents of topic web.
 indexed() { python3 "$REPO/tests/check_es.py" count "$LC_ES_URL" 'web-*' "$1" >/dev/null 2>&1; }
 
-# flowing: this test's transfer has written, or found written, a document.
+# flowing: this test's transfer has written, or found written, a document. Before the transfer
+# serves /metrics both counts are empty, and an empty operand in $((...)) would end the test
+# itself at once (bash aborts on an arithmetic syntax error), not just this check.
 flowing() {
-    local t=127.0.0.1:$((LC_FREE_PORT + 1))
-    [ $(($(metric "$t" logcollect_transfer_documents_indexed_total) + $(metric "$t" logcollect_transfer_documents_already_indexed_total))) -gt 0 ]
+    local t=127.0.0.1:$((LC_FREE_PORT + 1)) written found
+    written=$(metric "$t" logcollect_transfer_documents_indexed_total)
+    found=$(metric "$t" logcollect_transfer_documents_already_indexed_total)
+    [ $((${written:-0} + ${found:-0})) -gt 0 ]
 }
 
 test_search_finds_a_line_and_draws_the_histogram() {
