@@ -131,7 +131,8 @@ fn run(path: &Path) -> Result<()> {
         log::info!("using the cached configuration until etcd answers");
         apply(&cached, &mut supervisor, &metrics, &report);
     }
-    let (heartbeat, nudge) = {
+    let nudge = fleet::Nudge::default();
+    let heartbeat = {
         let (metrics, report) = (metrics.clone(), report.clone());
         let status = move || Status {
             config: lock(&report).clone(),
@@ -144,6 +145,7 @@ fn run(path: &Path) -> Result<()> {
                 name: settings.fleet.name.clone(),
                 status: Box::new(status),
             },
+            &nudge,
             shutdown.clone(),
         )?
     };
@@ -174,7 +176,7 @@ fn run(path: &Path) -> Result<()> {
                     }
                 }
                 // A rollout waits for this: say it now, not at the next heartbeat.
-                let _ = nudge.try_send(());
+                nudge.now();
             }
             recv(dir_events) -> _ => supervisor.rescan(),
             recv(exits) -> exited => {

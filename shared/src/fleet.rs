@@ -7,8 +7,9 @@
 //! - `logcollect/seen/{kind}/{name}`: the same value without a lease, written at most every
 //!   60 s and at a clean exit, so a daemon that went away stays listed as offline.
 //!
-//! A status is rewritten only when it changed, at most every 10 s, except that an applied (or
-//! refused) configuration is written at once: that is what a rollout waits for.
+//! A status is rewritten only when it changed, at most every 10 s, except when the daemon
+//! [`Nudge`]s its heartbeat: an applied (or refused) configuration, which a rollout waits for,
+//! and a failure of a new kind, which an operator looks for, are written at once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -194,19 +195,46 @@ pub struct Heartbeat {
     pub status: Box<dyn Fn() -> Status + Send>,
 }
 
-/// Starts the `heartbeat` thread; returns it and the sender with which the daemon says "a
-/// configuration was applied or refused: write now". Joined at exit, it revokes the lease
-/// (the status key disappears) and leaves the last-seen copy up to date.
+/// How a daemon tells its heartbeat "write the status now, not at the next beat". Clones share
+/// one heartbeat; nudges while a write is pending count once, and a nudge never blocks.
+#[derive(Clone)]
+pub struct Nudge {
+    tx: Sender<()>,
+    rx: Receiver<()>,
+}
+
+impl Default for Nudge {
+    fn default() -> Nudge {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        Nudge { tx, rx }
+    }
+}
+
+impl Nudge {
+    /// Asks for the status to be written at once.
+    pub fn now(&self) {
+        let _ = self.tx.try_send(());
+    }
+
+    /// Where the heartbeat receives the nudges.
+    pub fn receiver(&self) -> &Receiver<()> {
+        &self.rx
+    }
+}
+
+/// Starts the `heartbeat` thread, which also writes at once when `nudge` is [`Nudge::now`]ed.
+/// Joined at exit, it revokes the lease (the status key disappears) and leaves the last-seen
+/// copy up to date.
 pub fn spawn_heartbeat(
     client: Arc<EtcdClient>,
     heartbeat: Heartbeat,
+    nudge: &Nudge,
     shutdown: Shutdown,
-) -> Result<(std::thread::JoinHandle<()>, Sender<()>)> {
-    let (nudge_tx, nudge) = crossbeam_channel::bounded(1);
-    let thread = crate::sync::spawn("heartbeat", move || {
+) -> Result<std::thread::JoinHandle<()>> {
+    let nudge = nudge.receiver().clone();
+    crate::sync::spawn("heartbeat", move || {
         Beat::new(client, heartbeat).run(&nudge, &shutdown)
-    })?;
-    Ok((thread, nudge_tx))
+    })
 }
 
 /// The heartbeat thread's state.

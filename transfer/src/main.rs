@@ -142,12 +142,12 @@ fn run(path: &Path) -> Result<()> {
         collect: Mutex::new(ConfigReport::new(&keys[..1])),
         es: Mutex::new(ConfigReport::new(&keys[1..])),
     });
-    let (heartbeat, nudge) = {
-        let (metrics, reports) = (metrics.clone(), reports.clone());
+    let heartbeat = {
+        let (counters, reports) = (metrics.clone(), reports.clone());
         let status = move || Status {
             config: lock(&reports.collect).clone(),
             es_config: Some(lock(&reports.es).clone()),
-            ..metrics.status()
+            ..counters.status()
         };
         fleet::spawn_heartbeat(
             etcd.clone(),
@@ -156,6 +156,7 @@ fn run(path: &Path) -> Result<()> {
                 name: settings.fleet.name.clone(),
                 status: Box::new(status),
             },
+            &metrics.nudge,
             shutdown.clone(),
         )?
     };
@@ -170,7 +171,7 @@ fn run(path: &Path) -> Result<()> {
                 let Ok(change) = change else { break };
                 apply(&settings, &change, &routing, &es, &metrics, &reports);
                 // A rollout waits for this: say it now, not at the next heartbeat.
-                let _ = nudge.try_send(());
+                metrics.nudge.now();
             }
             recv(failed) -> error => {
                 // A consumer failed for good (fenced out of the group): stop the whole transfer.

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use logcollect::clock::{now_ms, rfc3339_ms};
-use logcollect::fleet::{PartitionReport, Status};
+use logcollect::fleet::{Nudge, PartitionReport, Status};
 use logcollect::http::{describe, escape_label, ErrorCounts};
 use logcollect::pipeline::Failure;
 use logcollect::sync::lock;
@@ -40,7 +40,9 @@ pub struct Metrics {
     pub membership: Membership,
     errors: ErrorCounts,
     /// The last bulk request that failed as a whole: when, and why.
-    last_bulk_error: Mutex<Option<String>>,
+    last_bulk_error: Mutex<Option<(String, String)>>,
+    /// Writes the status at once when a bulk request fails for a new reason.
+    pub nudge: Nudge,
     /// Processor failures by (processor, kind).
     processor_failures: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
@@ -79,10 +81,16 @@ impl Metrics {
         update(partitions.entry((topic.into(), partition)).or_default());
     }
 
-    /// A bulk request failed as a whole (it is sent again): counted, and kept for the status.
+    /// A bulk request failed as a whole (it is sent again): counted, and kept for the status,
+    /// which is written at once when the reason is not the last one's (an operator looking at
+    /// `logctl status` sees a new failure now; a repeated one waits for the next beat).
     pub fn bulk_failed(&self, reason: &str) {
         self.error("bulk");
-        *lock(&self.last_bulk_error) = Some(format!("{}: {reason}", rfc3339_ms(now_ms())));
+        let at = rfc3339_ms(now_ms());
+        let previous = lock(&self.last_bulk_error).replace((at, reason.to_string()));
+        if previous.is_none_or(|(_, last)| last != reason) {
+            self.nudge.now();
+        }
     }
 
     /// The partitions held, the counters and the last bulk error, for the transfer's status.
@@ -101,7 +109,9 @@ impl Metrics {
             partitions,
             indexed: self.indexed.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
-            last_bulk_error: lock(&self.last_bulk_error).clone(),
+            last_bulk_error: lock(&self.last_bulk_error)
+                .as_ref()
+                .map(|(at, reason)| format!("{at}: {reason}")),
             errors: self.errors.snapshot(),
             ..Status::default()
         }
@@ -224,5 +234,24 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bulk_failure_of_a_new_reason_nudges_the_heartbeat_once() {
+        let metrics = Metrics::default();
+        let nudged = || metrics.nudge.receiver().try_recv().is_ok();
+        metrics.bulk_failed("HTTP 401: wrong key");
+        assert!(nudged());
+        metrics.bulk_failed("HTTP 401: wrong key");
+        assert!(!nudged(), "the same reason again waits for the next beat");
+        metrics.bulk_failed("HTTP 503: unavailable");
+        assert!(nudged());
+        let error = metrics.status().last_bulk_error.unwrap_or_default();
+        assert!(error.ends_with("Z: HTTP 503: unavailable"), "{error}");
     }
 }
