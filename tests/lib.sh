@@ -194,8 +194,10 @@ lc_kill() {
 
 lc_alive() { kill -0 "${LC_PIDS[$1]:-0}" 2>/dev/null; }
 
+# fail MESSAGE: ends the test; the runner repeats MESSAGE on the test's FAIL line.
 fail() {
     echo "    FAIL: $*" >&2
+    echo "$*" >"$TEST_TMP/fail-reason"
     exit 1
 }
 
@@ -255,6 +257,7 @@ run_tests() {
         declare -F "$t" >/dev/null || continue
         [[ $t == *${LC_ONLY:-}* ]] || continue
         start=$SECONDS
+        rm -f "$TEST_TMP/fail-reason"
         # Not inside `if`: there bash would ignore set -e in the subshell.
         (set -e; trap kill_spawned EXIT; "$t")
         rc=$?
@@ -265,7 +268,10 @@ run_tests() {
             echo "ok   $TEST_NAME::$t ($((SECONDS - start))s)"
             echo "pass $TEST_NAME::$t" >>"$RESULTS"
         else
-            echo "FAIL $TEST_NAME::$t ($((SECONDS - start))s)"
+            # Without a fail message, a command failed under set -e (or bash aborted the
+            # test): its own output, if any, is above.
+            echo "FAIL $TEST_NAME::$t ($((SECONDS - start))s): $(cat "$TEST_TMP/fail-reason" 2>/dev/null ||
+                echo "exit status $rc from a command that failed, with no fail message")"
             echo "fail $TEST_NAME::$t" >>"$RESULTS"
             failed=1
         fi
