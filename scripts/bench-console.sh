@@ -19,6 +19,7 @@ export LC_KAFKA_ENGINE=apache LC_ES_ENGINE=opensearch
 trap 'kill $(jobs -p) 2>/dev/null || true; scripts/services.sh stop >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 scripts/services.sh start etcd kafka es >/dev/null
 eval "$(scripts/services.sh env)"
+scripts/services.sh install build
 cargo build --release --quiet -p log-transfer -p logctl -p logcollect-testkit
 BIN=target/release
 LC_HELPERS_ONLY=1 . tests/lib.sh

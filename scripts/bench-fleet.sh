@@ -16,6 +16,7 @@ export LC_RUN=$WORK/services LC_ETCD_PORT=23891 LC_ETCD_PEER_PORT=23892
 trap 'kill $(jobs -p) 2>/dev/null || true; scripts/services.sh stop >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 scripts/services.sh start etcd >/dev/null
 eval "$(scripts/services.sh env)"
+scripts/services.sh install build
 cargo build --release --quiet -p log-agent -p logctl -p logcollect-testkit
 BIN=target/release
 ETCD_PID=$(cat "$LC_RUN/etcd.pid")

@@ -39,6 +39,7 @@ export LC_RUN=$WORK/services LC_ETCD_PORT=23791 LC_ETCD_PEER_PORT=23792 LC_KAFKA
 trap 'kill $(jobs -p) 2>/dev/null || true; scripts/services.sh stop >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 scripts/services.sh start >/dev/null
 eval "$(scripts/services.sh env)"
+scripts/services.sh install build
 cargo build --release --quiet -p log-agent -p log-transfer -p logctl -p logcollect-testkit
 scripts/build-static.sh >/dev/null
 STATIC_AGENT=target/static/x86_64-unknown-linux-musl/release/log-agent

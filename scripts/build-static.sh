@@ -62,7 +62,8 @@ RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
     CFLAGS_x86_64_unknown_linux_musl="-isystem $KIT/include" \
     CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-L native=$KIT/link -C target-feature=+crt-static -C link-arg=-lgcc" \
     /usr/bin/cargo build --release --quiet --target "$TARGET" --target-dir target/static \
-    -Zbuild-std=std,panic_abort -p log-agent -p log-transfer -p logctl
+    -Zbuild-std=std,panic_abort -p log-agent -p log-transfer -p logctl \
+    -p logcollect-shared --features logcollect-shared/vendored-openssl
 
 out=target/static/$TARGET/release
 for b in log-agent log-transfer logctl; do

@@ -42,6 +42,7 @@ echo "== services (kafka: ${LC_KAFKA_ENGINE:-tansu}, store: ${LC_ES_ENGINE:-osme
 "$SERVICES" start
 eval "$("$SERVICES" env)"
 echo "== build"
+"$SERVICES" install build
 cargo build --release --quiet -p log-agent -p log-transfer
 mkdir -p "$DEMO/logs"
 

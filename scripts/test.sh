@@ -42,7 +42,7 @@ case ${LOGCOLLECT_ENGINES:-both} in
         step "install services (real engines)" env LC_KAFKA_ENGINE=apache LC_ES_ENGINE=opensearch scripts/services.sh install
         ;;
 esac
-step "install test tools" scripts/services.sh install tools
+step "install test tools" scripts/services.sh install tools build
 step "cargo fmt --check" cargo fmt --all --check
 step "cargo clippy" cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "cargo build" cargo build --workspace --quiet
