@@ -2,17 +2,17 @@
 """Checks what reached Kafka (the JSON lines `lc-kafka consume` prints) against what was written.
 
   check_kafka.py exact RECORDS HOST PATH...
-      Every record whose `path` header is PATH must be, in Kafka order, exactly the lines of
-      the file PATH (split at \\n, \\r dropped, empty lines skipped), with the `offset` header
-      equal to each line's byte offset, `host` = HOST, and `file` = "dev:ino:generation" of
-      PATH. No line missing, none extra, none twice.
+      Every record whose `origin` header has the `path` PATH must be, in Kafka order, exactly
+      the lines of the file PATH (split at \\n, \\r dropped, empty lines skipped), with the
+      `offset` equal to each line's byte offset, `host` = HOST, and `file` = "dev:ino:generation"
+      of PATH. No line missing, none extra, none twice.
 
   check_kafka.py seq RECORDS COUNT [--dups-ok] [--lost A..B]
       Every record carries "seq=N" in its value; each N in 1..COUNT must be there (but those
       in A..B, which may be missing: the lines of a file deleted before they were sent). Without
       --dups-ok no N may appear twice; with it, a repeated N must repeat the same value and
-      the same `file` and `offset` headers (a re-sent line, not a re-read one). Within one file
-      identity, N must grow with the offset.
+      the same `file` and `offset` in its `origin` header (a re-sent line, not a re-read
+      one). Within one file identity, N must grow with the offset.
 
   check_kafka.py values RECORDS
       Prints the records' values (as text), joined by "|".
@@ -32,7 +32,7 @@
 
   check_kafka.py dead-letter RECORDS PATH
       One dead letter: the malformed line 2 of PATH, with an HTTP 400 mapping reason and its
-      origin (dlq.source, path and offset headers).
+      origin (the dlq.source header, path and offset in the origin header).
 
 Prints what differs and exits 1 on any difference.
 """
@@ -41,6 +41,7 @@ import json
 import os
 import re
 import sys
+import urllib.parse
 
 
 def load(path):
@@ -50,6 +51,13 @@ def load(path):
 
 def value(rec):
     return base64.b64decode(rec["value_b64"])
+
+
+def origin(rec):
+    """The fields of the record's `origin` header (name=value pairs joined by &, each value
+    percent-encoded), as a dict."""
+    pairs = (p.partition("=") for p in rec["headers"].get("origin", "").split("&") if p)
+    return {name: urllib.parse.unquote(v) for name, _, v in pairs}
 
 
 def file_lines(path):
@@ -74,14 +82,14 @@ def fail(msgs):
 def exact(records, host, paths):
     errors = []
     for path in paths:
-        got = [r for r in records if r["headers"].get("path") == path]
+        got = [r for r in records if origin(r).get("path") == path]
         want = file_lines(path)
         st = os.stat(path)
         prefix = f"{st.st_dev}:{st.st_ino}:"
         if len(got) != len(want):
             errors.append(f"{path}: {len(want)} lines written, {len(got)} records in Kafka")
         for i, ((off, line), rec) in enumerate(zip(want, got)):
-            h = rec["headers"]
+            h = origin(rec)
             if value(rec) != line:
                 errors.append(f"{path}: record {i}: value {value(rec)[:60]!r} != line {line[:60]!r}")
             if h.get("offset") != str(off):
@@ -110,7 +118,7 @@ def seq(records, count, dups_ok, lost=range(0)):
             errors.append(f"record without seq=: {value(rec)[:80]!r}")
             continue
         n = int(m.group(1))
-        h = rec["headers"]
+        h = origin(rec)
         ident = (value(rec), h.get("file"), h.get("offset"))
         if n in seen:
             if not dups_ok:
@@ -151,10 +159,10 @@ def odd(records, mib=5):
     check(vals[0] == b"first", f"first: {vals[0][:60]!r}")
     check(vals[1] == b"caf\xe9 \xff\xfe not utf-8", f"non-UTF-8 line: {vals[1][:60]!r}")
     check(vals[2] == b"B" * 1048576, f"the long line is {len(vals[2])} bytes, expected 1048576")
-    check(records[2]["headers"].get("truncated") == "true", f"not marked: {records[2]['headers']}")
-    check("truncated" not in records[3]["headers"], f"marked: {records[3]['headers']}")
+    check(origin(records[2]).get("truncated") == "true", f"not marked: {records[2]['headers']}")
+    check("truncated" not in origin(records[3]), f"marked: {records[3]['headers']}")
     offset = len(b"first\n") + len(b"caf\xe9 \xff\xfe not utf-8\n") + mib * 1024 * 1024 + 1
-    check(vals[3] == b"after the big one" and records[3]["headers"]["offset"] == str(offset),
+    check(vals[3] == b"after the big one" and origin(records[3]).get("offset") == str(offset),
           f"the line after: {vals[3][:60]!r} {records[3]['headers']}")
     print(f"ok: non-UTF-8 bytes kept, {mib} MiB line cut at 1 MiB and marked, the file read whole")
 
@@ -175,8 +183,8 @@ def console(txt, path, host):
     check(len(lines) == 300, f"{len(lines)} records, expected 300")
     check(sorted(line.split("\t")[2] for line in lines) == sorted(written), "values differ")
     headers = lines[0].split("\t")[0]
-    for h in ("host:" + host, "path:" + path, "offset:", "file:"):
-        check(h in headers, f"{h} not in {headers}")
+    want = f"origin:host={urllib.parse.quote(host)}&path={urllib.parse.quote(path)}&file="
+    check(headers.startswith(want) and "&offset=" in headers, f"headers {headers}, expected {want}...")
     check(lines[0].split("\t")[1] == host + path, f"key of {lines[0]}")
     print("ok: Kafka's ConsoleConsumer reads the 300 records with their key and headers")
 
@@ -190,7 +198,8 @@ def dead_letter(records, path):
     check(reason.startswith("HTTP 400") and ("mapper_parsing_exception" in reason
                                             or "document_parsing_exception" in reason), f"reason {h}")
     check(h.get("dlq.source", "").startswith("dlqt/"), f"source {h}")
-    check(h.get("path") == path and h.get("offset") == "19", f"origin {h}")
+    o = origin(r)
+    check(o.get("path") == path and o.get("offset") == "19", f"origin {h}")
     print("ok: the malformed document is in dlqt.dlq with its reason and origin; the next one was indexed")
 
 

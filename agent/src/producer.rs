@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use logcollect::clock::now_ms;
 use logcollect::kafka::KafkaSettings;
 use logcollect::outage::{self, Outage};
-use logcollect::record::{self, LineHeaders};
+use logcollect::record;
 use logcollect::shutdown::Shutdown;
 use logcollect::sync::{self, lock};
 use logcollect::Result;
@@ -92,6 +92,8 @@ struct ProducerThread {
     stuck: StuckWatch,
     /// Registry writes failing (a full disk): said once per outage.
     registry_outage: Outage,
+    /// A line's origin header while librdkafka copies it, kept for its capacity.
+    scratch: Vec<u8>,
 }
 
 /// How long a failed record waits before it is sent again.
@@ -125,6 +127,7 @@ impl ProducerThread {
             stall_reported: false,
             stuck: StuckWatch::default(),
             registry_outage: Outage::default(),
+            scratch: Vec::new(),
         })
     }
 
@@ -178,19 +181,13 @@ impl ProducerThread {
                 self.acknowledge(tag);
                 continue;
             }
-            let line_headers = LineHeaders {
-                host: &source.host,
-                path: &source.entry.path,
-                offset: line.offset,
-                file: &source.identity,
-                truncated: line.truncated,
-                entry: &source.entry_path,
-                agent: &source.agent,
-            };
+            let headers = source
+                .origin
+                .to_kafka(line.offset, line.truncated, &mut self.scratch);
             let mut record = BaseRecord::with_opaque_to(&source.topic, Box::new(tag))
                 .key(&source.key)
                 .payload(&line.data)
-                .headers(line_headers.to_kafka())
+                .headers(headers)
                 .timestamp(batch.read_ms);
             loop {
                 match self.kafka.send(record) {
@@ -489,6 +486,7 @@ mod tests {
     use super::*;
     use crate::lines::Line;
     use crate::registry::NewFileStart;
+    use logcollect::record::FileOrigin;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::producer::BaseProducer;
     use rdkafka::types::RDKafkaRespErr;
@@ -526,12 +524,9 @@ mod tests {
             let source = Arc::new(Source {
                 session: 1,
                 entry,
-                identity: "1:2:3".into(),
+                origin: FileOrigin::new("h", "a.log", "1:2:3", "a.log", "h/0"),
                 topic: "t".into(),
                 key: b"h a.log".to_vec(),
-                host: "h".into(),
-                entry_path: "a.log".into(),
-                agent: "h/0".into(),
                 stats: Default::default(),
             });
             Fixture { p, source, dir }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 use logcollect::clock::now_ms;
 use logcollect::pipeline::LineFilter;
-use logcollect::record;
+use logcollect::record::{self, FileOrigin};
 use logcollect::sync::{self, lock};
 use logcollect::{Error, Result};
 use regex::bytes::Regex;
@@ -53,18 +53,12 @@ pub struct Source {
     pub session: u64,
     /// The registry entry: device, inode, generation, path.
     pub entry: Entry,
-    /// [`record::identity`], the Kafka header `file`.
-    pub identity: String,
     /// Kafka topic.
     pub topic: Arc<str>,
     /// Kafka key: [`record::key`].
     pub key: Vec<u8>,
-    /// This host's name, the Kafka header `host`.
-    pub host: Arc<str>,
-    /// The collect entry's `path`, the Kafka header `entry`.
-    pub entry_path: Arc<str>,
-    /// The agent, the Kafka header `agent`.
-    pub agent: Arc<str>,
+    /// The Kafka header [`record::ORIGIN`] of its lines, but for the offset.
+    pub origin: FileOrigin,
     /// Counters of this file.
     pub stats: Arc<FileStats>,
 }
@@ -511,12 +505,9 @@ fn new_source(spec: &Spec, ctx: &Context, entry: Entry) -> Source {
     let path = spec.path.display().to_string();
     Source {
         session: SESSIONS.fetch_add(1, Relaxed),
-        identity: entry.identity(),
+        origin: FileOrigin::new(&ctx.host, &path, &entry.identity(), &spec.entry, &ctx.agent),
         topic: spec.topic.clone(),
         key: record::key(&ctx.host, &path),
-        host: ctx.host.clone(),
-        entry_path: spec.entry.clone(),
-        agent: ctx.agent.clone(),
         stats: ctx.metrics.file(&path, &spec.topic),
         entry,
     }
@@ -667,7 +658,11 @@ mod tests {
             (new.entry.dev, new.entry.ino),
             (old.entry.dev, old.entry.ino)
         );
-        assert_ne!(new.identity, old.identity, "new content, new identity");
+        assert_ne!(
+            new.entry.identity(),
+            old.entry.identity(),
+            "new content, new identity"
+        );
         // Deleted: read to its end and closed like a renamed file.
         std::fs::remove_file(w.dir.join("a.log")).unwrap();
         let (rest, closed_at, _) = w.next();
@@ -695,11 +690,15 @@ mod tests {
             .unwrap();
         let (rest, _, from_copy) = w.next();
         assert_eq!(rest, lines(&[(4, "two")]));
-        assert_eq!(from_copy.identity, old.identity, "lines of the old content");
+        assert_eq!(
+            from_copy.entry.identity(),
+            old.entry.identity(),
+            "lines of the old content"
+        );
         w.append("a.log", b"new\n");
         let (again, _, new) = w.next();
         assert_eq!(again, lines(&[(0, "new")]));
-        assert_ne!(new.identity, old.identity);
+        assert_ne!(new.entry.identity(), old.entry.identity());
         assert_eq!(w.ctx.metrics.copies_read.load(Relaxed), 1);
         t.stop();
     }

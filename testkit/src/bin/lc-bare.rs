@@ -21,7 +21,7 @@ use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use logcollect::kafka::KafkaSettings;
-use logcollect::record::{self, LineHeaders};
+use logcollect::record::{self, FileOrigin};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Headers;
@@ -93,7 +93,14 @@ fn produce(brokers: &str, topic: &str, file: &str) -> Result<(), String> {
     let lines = std::fs::File::open(file).map_err(|e| format!("{file}: {e}"))?;
     let mut lines = std::io::BufReader::with_capacity(64 * 1024, lines);
     let key = record::key("bench-host", file);
-    let (identity, agent) = (record::identity(1, 2, 3), "lc-bare/0");
+    let origin = FileOrigin::new(
+        "bench-host",
+        file,
+        &record::identity(1, 2, 3),
+        file,
+        "lc-bare/0",
+    );
+    let mut scratch = Vec::new();
     let start = Instant::now();
     let (mut line, mut offset, mut records) = (Vec::new(), 0u64, 0u64);
     loop {
@@ -104,16 +111,7 @@ fn produce(brokers: &str, topic: &str, file: &str) -> Result<(), String> {
         if n == 0 {
             break;
         }
-        let headers = LineHeaders {
-            host: "bench-host",
-            path: file,
-            offset,
-            file: &identity,
-            truncated: false,
-            entry: file,
-            agent,
-        };
-        let headers = headers.to_kafka();
+        let headers = origin.to_kafka(offset, false, &mut scratch);
         let value = line.strip_suffix(b"\n").unwrap_or(&line);
         let mut next = BaseRecord::to(topic)
             .key(&key)
