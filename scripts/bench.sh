@@ -3,7 +3,7 @@
 # `ratio` and whether its goal is met) and plots them in OUT.svg.
 #   agent:    LINES lines of ~100 bytes, already in a file, shipped to Kafka (start: beginning);
 #             time until Kafka acknowledged them all, CPU seconds, peak RSS, then CPU while idle.
-#             Beside a bare producer with its settings, key and headers (lc-bare produce),
+#             Beside a bare producer with its settings, keys and partitioner (lc-bare produce),
 #             Kafka's own ProducerPerformance and rsyslog (imfile -> omkafka), the same settings.
 #   agent memory and idle CPU, the static binary users run: one busy file, a 30 s broker
 #             outage while lines are written, 10,000 files in one directory, 100 idle files.
@@ -195,7 +195,7 @@ echo "log-agent beside its references, the same settings (lz4, idempotence, acks
 # shellcheck disable=SC2086
 {
     printf '  agent %s, %s CPU-s\n' "$(rate_of $agent_secs)" "$(median $agent_cpu)"
-    printf '  bare producer (agent key and headers) %s, %s CPU-s: ratio %.2f (goal at least 0.9), per CPU-s %.2f\n' \
+    printf '  bare producer (agent keys and partitioner) %s, %s CPU-s: ratio %.2f (goal at least 0.9), per CPU-s %.2f\n' \
         "$(rate_of $bare_secs)" "$(median $bare_cpu)" "$(median_ratio "$agent_secs" "$bare_secs")" \
         "$(echo "$(median $bare_cpu) / $(median $agent_cpu)" | bc -l)"
     printf '  bare producer with glibc fast bins off, as the agent runs %s: ratio %.2f\n' \

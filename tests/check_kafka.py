@@ -2,16 +2,16 @@
 """Checks what reached Kafka (the JSON lines `lc-kafka consume` prints) against what was written.
 
   check_kafka.py exact RECORDS HOST PATH...
-      Every record whose `origin` header has the `path` PATH must be, in Kafka order, exactly
-      the lines of the file PATH (split at \\n, \\r dropped, empty lines skipped), with the
-      `offset` equal to each line's byte offset, `host` = HOST, and `file` = "dev:ino:generation"
-      of PATH. No line missing, none extra, none twice.
+      Every record whose key has the `path` PATH must be, in Kafka order, exactly the lines
+      of the file PATH (split at \\n, \\r dropped, empty lines skipped), all in one partition,
+      with the key's `offset` equal to each line's byte offset, `host` = HOST, and `file` =
+      "dev:ino:generation" of PATH. No line missing, none extra, none twice.
 
   check_kafka.py seq RECORDS COUNT [--dups-ok] [--lost A..B]
       Every record carries "seq=N" in its value; each N in 1..COUNT must be there (but those
       in A..B, which may be missing: the lines of a file deleted before they were sent). Without
       --dups-ok no N may appear twice; with it, a repeated N must repeat the same value and
-      the same `file` and `offset` in its `origin` header (a re-sent line, not a re-read
+      the same `file` and `offset` in its key (a re-sent line, not a re-read
       one). Within one file identity, N must grow with the offset.
 
   check_kafka.py values RECORDS
@@ -28,11 +28,11 @@
 
   check_kafka.py console TXT PATH HOST
       TXT, what Kafka's own ConsoleConsumer printed (headers, key, value tab-separated), has
-      the 300 lines of PATH with the agent's key and headers.
+      the 300 lines of PATH with the agent's keys.
 
   check_kafka.py dead-letter RECORDS PATH
       One dead letter: the malformed line 2 of PATH, with an HTTP 400 mapping reason and its
-      origin (the dlq.source header, path and offset in the origin header).
+      origin (the dlq.source header, path and offset in the key).
 
 Prints what differs and exits 1 on any difference.
 """
@@ -54,9 +54,9 @@ def value(rec):
 
 
 def origin(rec):
-    """The fields of the record's `origin` header (name=value pairs joined by &, each value
+    """The fields of the record's key (name=value pairs joined by &, each value
     percent-encoded), as a dict."""
-    pairs = (p.partition("=") for p in rec["headers"].get("origin", "").split("&") if p)
+    pairs = (p.partition("=") for p in (rec.get("key") or "").split("&") if p)
     return {name: urllib.parse.unquote(v) for name, _, v in pairs}
 
 
@@ -88,21 +88,22 @@ def exact(records, host, paths):
         prefix = f"{st.st_dev}:{st.st_ino}:"
         if len(got) != len(want):
             errors.append(f"{path}: {len(want)} lines written, {len(got)} records in Kafka")
+        partitions = sorted({r["partition"] for r in got})
+        if len(partitions) > 1:
+            errors.append(f"{path}: its records are in partitions {partitions}, not in one")
         for i, ((off, line), rec) in enumerate(zip(want, got)):
             h = origin(rec)
             if value(rec) != line:
                 errors.append(f"{path}: record {i}: value {value(rec)[:60]!r} != line {line[:60]!r}")
             if h.get("offset") != str(off):
-                errors.append(f"{path}: record {i}: offset header {h.get('offset')} != {off}")
+                errors.append(f"{path}: record {i}: offset {h.get('offset')} != {off}")
             if h.get("host") != host:
-                errors.append(f"{path}: record {i}: host header {h.get('host')!r} != {host!r}")
+                errors.append(f"{path}: record {i}: host {h.get('host')!r} != {host!r}")
             if not (h.get("file") or "").startswith(prefix):
-                errors.append(f"{path}: record {i}: file header {h.get('file')!r} is not {prefix}*")
-            if rec.get("key") != host + path:
-                errors.append(f"{path}: record {i}: key {rec.get('key')!r} != {host + path!r}")
+                errors.append(f"{path}: record {i}: file {h.get('file')!r} is not {prefix}*")
         if errors:
             fail(errors)
-        print(f"ok: {path}: {len(want)} lines, exactly once, in order, with headers")
+        print(f"ok: {path}: {len(want)} lines, exactly once, in order, in one partition, with their origin")
 
 
 SEQ = re.compile(rb"seq=(\d+)")
@@ -124,7 +125,7 @@ def seq(records, count, dups_ok, lost=range(0)):
             if not dups_ok:
                 errors.append(f"seq={n} arrived twice")
             elif seen[n] != ident:
-                errors.append(f"seq={n} arrived twice with different headers: {seen[n][1:]} vs {ident[1:]}")
+                errors.append(f"seq={n} arrived twice with a different origin: {seen[n][1:]} vs {ident[1:]}")
         seen[n] = ident
         key = h.get("file")
         off = int(h.get("offset", -1))
@@ -141,7 +142,7 @@ def seq(records, count, dups_ok, lost=range(0)):
     if errors:
         fail(errors)
     dups = len(records) - len(seen)
-    print(f"ok: all {count} lines arrived; {dups} re-sent duplicates (identical headers)")
+    print(f"ok: all {count} lines arrived; {dups} re-sent duplicates (identical keys)")
 
 
 def values(records):
@@ -159,11 +160,11 @@ def odd(records, mib=5):
     check(vals[0] == b"first", f"first: {vals[0][:60]!r}")
     check(vals[1] == b"caf\xe9 \xff\xfe not utf-8", f"non-UTF-8 line: {vals[1][:60]!r}")
     check(vals[2] == b"B" * 1048576, f"the long line is {len(vals[2])} bytes, expected 1048576")
-    check(origin(records[2]).get("truncated") == "true", f"not marked: {records[2]['headers']}")
-    check("truncated" not in origin(records[3]), f"marked: {records[3]['headers']}")
+    check(origin(records[2]).get("truncated") == "true", f"not marked: {records[2]['key']}")
+    check("truncated" not in origin(records[3]), f"marked: {records[3]['key']}")
     offset = len(b"first\n") + len(b"caf\xe9 \xff\xfe not utf-8\n") + mib * 1024 * 1024 + 1
     check(vals[3] == b"after the big one" and origin(records[3]).get("offset") == str(offset),
-          f"the line after: {vals[3][:60]!r} {records[3]['headers']}")
+          f"the line after: {vals[3][:60]!r} {records[3]['key']}")
     print(f"ok: non-UTF-8 bytes kept, {mib} MiB line cut at 1 MiB and marked, the file read whole")
 
 
@@ -182,11 +183,12 @@ def console(txt, path, host):
     written = [line.rstrip("\n") for line in open(path)]
     check(len(lines) == 300, f"{len(lines)} records, expected 300")
     check(sorted(line.split("\t")[2] for line in lines) == sorted(written), "values differ")
-    headers = lines[0].split("\t")[0]
-    want = f"origin:host={urllib.parse.quote(host)}&path={urllib.parse.quote(path)}&file="
-    check(headers.startswith(want) and "&offset=" in headers, f"headers {headers}, expected {want}...")
-    check(lines[0].split("\t")[1] == host + path, f"key of {lines[0]}")
-    print("ok: Kafka's ConsoleConsumer reads the 300 records with their key and headers")
+    want = f"host={urllib.parse.quote(host)}&path={urllib.parse.quote(path)}&file="
+    for line in lines:
+        headers, key = line.split("\t")[:2]
+        check(headers == "NO_HEADERS", f"headers of {line}")
+        check(key.startswith(want) and "&offset=" in key, f"key of {line}, expected {want}...")
+    print("ok: Kafka's ConsoleConsumer reads the 300 records with their keys")
 
 
 def dead_letter(records, path):

@@ -5,19 +5,19 @@
 use std::sync::{Arc, Mutex};
 
 use logcollect::kafka;
+use logcollect::record::FilePartitioner;
 use logcollect::sync::lock;
 use logcollect::{Error, Result};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, ProducerContext};
 use rdkafka::{ClientContext, Message};
 
 use crate::acks::Tag;
 use crate::metrics::Metrics;
 
-/// A producer whose delivery reports carry a [`Tag`].
-pub type Kafka = BaseProducer<Context>;
+/// A producer whose delivery reports carry a [`Tag`], keeping each file in its partition.
+pub type Kafka = BaseProducer<Context, FilePartitioner>;
 
 /// A record whose delivery failed, kept to be sent again.
 pub struct Resend {
@@ -28,7 +28,6 @@ pub struct Resend {
     key: Vec<u8>,
     /// The line.
     pub payload: Vec<u8>,
-    headers: Option<OwnedHeaders>,
     timestamp: Option<i64>,
 }
 
@@ -38,9 +37,6 @@ impl Resend {
         let mut record = BaseRecord::with_opaque_to(&self.topic, Box::new(self.tag))
             .key(&self.key)
             .payload(&self.payload);
-        if let Some(h) = self.headers.clone() {
-            record = record.headers(h);
-        }
         if let Some(t) = self.timestamp {
             record = record.timestamp(t);
         }
@@ -55,7 +51,6 @@ impl From<BaseRecord<'_, Vec<u8>, Vec<u8>, Box<Tag>>> for Resend {
             topic: r.topic.to_string(),
             key: r.key.cloned().unwrap_or_default(),
             payload: r.payload.cloned().unwrap_or_default(),
-            headers: r.headers,
             timestamp: r.timestamp,
         }
     }
@@ -102,8 +97,12 @@ impl ClientContext for Context {
     }
 }
 
-impl ProducerContext for Context {
+impl ProducerContext<FilePartitioner> for Context {
     type DeliveryOpaque = Box<Tag>;
+
+    fn get_custom_partitioner(&self) -> Option<&FilePartitioner> {
+        Some(&FilePartitioner)
+    }
 
     fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
         let mut reports = lock(&self.reports);
@@ -121,7 +120,6 @@ impl ProducerContext for Context {
                     topic: message.topic().to_string(),
                     key: message.key().unwrap_or_default().to_vec(),
                     payload: message.payload().unwrap_or_default().to_vec(),
-                    headers: message.headers().map(|h| h.detach()),
                     timestamp: message.timestamp().to_millis(),
                 },
             )),

@@ -92,8 +92,6 @@ struct ProducerThread {
     stuck: StuckWatch,
     /// Registry writes failing (a full disk): said once per outage.
     registry_outage: Outage,
-    /// A line's origin header while librdkafka copies it, kept for its capacity.
-    scratch: Vec<u8>,
 }
 
 /// How long a failed record waits before it is sent again.
@@ -127,7 +125,6 @@ impl ProducerThread {
             stall_reported: false,
             stuck: StuckWatch::default(),
             registry_outage: Outage::default(),
-            scratch: Vec::new(),
         })
     }
 
@@ -173,6 +170,8 @@ impl ProducerThread {
             self.last_report = Instant::now();
         }
         let source = batch.source;
+        // Each line's key, written here and copied by librdkafka: one buffer per batch.
+        let mut key = Vec::new();
         for line in batch.lines {
             let tag = self.acks.sent(&source, line.end);
             if line.excluded {
@@ -181,13 +180,12 @@ impl ProducerThread {
                 self.acknowledge(tag);
                 continue;
             }
-            let headers = source
+            source
                 .origin
-                .to_kafka(line.offset, line.truncated, &mut self.scratch);
+                .key_into(line.offset, line.truncated, &mut key);
             let mut record = BaseRecord::with_opaque_to(&source.topic, Box::new(tag))
-                .key(&source.key)
+                .key(&key)
                 .payload(&line.data)
-                .headers(headers)
                 .timestamp(batch.read_ms);
             loop {
                 match self.kafka.send(record) {
@@ -526,7 +524,6 @@ mod tests {
                 entry,
                 origin: FileOrigin::new("h", "a.log", "1:2:3", "a.log", "h/0"),
                 topic: "t".into(),
-                key: b"h a.log".to_vec(),
                 stats: Default::default(),
             });
             Fixture { p, source, dir }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 use logcollect::clock::now_ms;
 use logcollect::pipeline::LineFilter;
-use logcollect::record::{self, FileOrigin};
+use logcollect::record::FileOrigin;
 use logcollect::sync::{self, lock};
 use logcollect::{Error, Result};
 use regex::bytes::Regex;
@@ -55,9 +55,7 @@ pub struct Source {
     pub entry: Entry,
     /// Kafka topic.
     pub topic: Arc<str>,
-    /// Kafka key: [`record::key`].
-    pub key: Vec<u8>,
-    /// The Kafka header [`record::ORIGIN`] of its lines, but for the offset.
+    /// The Kafka key of its lines, but for the offset.
     pub origin: FileOrigin,
     /// Counters of this file.
     pub stats: Arc<FileStats>,
@@ -507,7 +505,6 @@ fn new_source(spec: &Spec, ctx: &Context, entry: Entry) -> Source {
         session: SESSIONS.fetch_add(1, Relaxed),
         origin: FileOrigin::new(&ctx.host, &path, &entry.identity(), &spec.entry, &ctx.agent),
         topic: spec.topic.clone(),
-        key: record::key(&ctx.host, &path),
         stats: ctx.metrics.file(&path, &spec.topic),
         entry,
     }

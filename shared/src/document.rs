@@ -420,7 +420,8 @@ mod tests {
     use super::*;
 
     fn origin() -> Origin<'static> {
-        Origin::from_headers(
+        Origin::of(
+            None,
             [
                 ("host", &b"web1"[..]),
                 ("path", b"/var/log/a.log"),

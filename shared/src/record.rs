@@ -1,42 +1,41 @@
 //! The record contract between `log-agent` and `log-transfer`: the Kafka key of a line's
-//! record, the header that says where the line came from, and the file identity in it. The
-//! agent encodes them ([`key`], [`identity`], [`FileOrigin`]); the transfer decodes them
-//! ([`Origin`]). Both directions live here, so the two binaries cannot drift apart.
+//! record, which says where the line came from, the file identity in it, and the partitioner
+//! that keeps a file's records in one partition. The agent encodes them ([`identity`],
+//! [`FileOrigin`], [`FilePartitioner`]); the transfer decodes them ([`Origin`]). Both
+//! directions live here, so the two binaries cannot drift apart.
 
 use std::borrow::Cow;
 use std::io::Write;
 
 use percent_encoding::{percent_decode, utf8_percent_encode, AsciiSet, CONTROLS};
 use rdkafka::config::ClientConfig;
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::Partitioner;
 
 use crate::kafka::KafkaSettings;
 
-/// Header: where the line came from, as `name=value` pairs joined by `&` (each value
-/// percent-encoded), in this order: [`HOST`], [`PATH`], [`FILE`], [`ENTRY`], [`AGENT`],
-/// [`OFFSET`], and [`TRUNCATED`] on a cut line, e.g.
+/// Key field: the host name of the agent that read the line. The key of a line's record is
+/// `name=value` pairs joined by `&` (each value percent-encoded), in this order: [`HOST`],
+/// [`PATH`], [`FILE`], [`ENTRY`], [`AGENT`], [`OFFSET`], and [`TRUNCATED`] on a cut line, e.g.
 /// `host=web1&path=/var/log/a.log&file=2049:77:1700000000000&entry=/var/log/*.log&agent=web1/0.1.0&offset=42`.
-/// One header rather than one per field: librdkafka spends about 0.2 µs per header of a
-/// record, a third of the agent's CPU per line with six headers.
-pub const ORIGIN: &str = "origin";
-/// [`ORIGIN`] field: the host name of the agent that read the line.
+/// In the key rather than in headers: librdkafka allocates and frees each header of a record
+/// apart, and one header cost the agent more CPU per line than 130 more bytes of key.
 pub const HOST: &str = "host";
-/// [`ORIGIN`] field: the path the file was tailed under.
+/// Key field: the path the file was tailed under.
 pub const PATH: &str = "path";
-/// [`ORIGIN`] field: the byte offset of the line's first byte in its file, in decimal.
+/// Key field: the byte offset of the line's first byte in its file, in decimal.
 pub const OFFSET: &str = "offset";
-/// [`ORIGIN`] field: the file identity, see [`identity`].
+/// Key field: the file identity, see [`identity`].
 pub const FILE: &str = "file";
-/// [`ORIGIN`] field, present only on a line cut at `max_line_bytes`: `true`.
+/// Key field, present only on a line cut at `max_line_bytes`: `true`.
 pub const TRUNCATED: &str = "truncated";
-/// [`ORIGIN`] field: the `path` of the collect entry the file belongs to (a file, directory
-/// or glob), so the transfer runs that entry's processors.
+/// Key field: the `path` of the collect entry the file belongs to (a file, directory or
+/// glob), so the transfer runs that entry's processors.
 pub const ENTRY: &str = "entry";
-/// [`ORIGIN`] field: the agent that read the line, `name/version` (ECS `agent.name`,
+/// Key field: the agent that read the line, `name/version` (ECS `agent.name`,
 /// `agent.version`).
 pub const AGENT: &str = "agent";
 
-/// What [`ORIGIN`] percent-encodes in a value: the separators, `%`, spaces and control bytes
+/// What the key percent-encodes in a value: the separators, `%`, spaces and control bytes
 /// (and, as always, every byte beyond ASCII). A path stays readable.
 const ESCAPED: &AsciiSet = &CONTROLS.add(b' ').add(b'%').add(b'&').add(b'=');
 
@@ -61,12 +60,6 @@ pub fn dlq_source_topic(source: &str) -> Option<&str> {
 /// inode was first seen (ms since the epoch), so new content never shares an identity.
 pub fn identity(dev: u64, ino: u64, generation: i64) -> String {
     format!("{dev}:{ino}:{generation}")
-}
-
-/// The Kafka key of a file's records: host name and path, so that one file's lines stay in
-/// one partition, in order.
-pub fn key(host: &str, path: &str) -> Vec<u8> {
-    format!("{host}{path}").into_bytes()
 }
 
 /// The settings of the agent's producer, `client.id` and the largest record aside: what
@@ -106,11 +99,11 @@ pub fn line_consumer(kafka: &KafkaSettings, group_id: &str) -> ClientConfig {
     config
 }
 
-/// The [`ORIGIN`] header of one file's lines, encoded once per file: from line to line only
-/// the offset differs.
+/// The key of one file's records, encoded once per file: from line to line only the offset
+/// differs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileOrigin {
-    /// The value up to the offset's digits.
+    /// The key up to the offset's digits.
     prefix: String,
 }
 
@@ -136,9 +129,9 @@ impl FileOrigin {
         FileOrigin { prefix }
     }
 
-    /// Writes the header's value for the line at `offset`, `truncated` if it was cut, to
-    /// `out` (emptied first).
-    pub fn value_into(&self, offset: u64, truncated: bool, out: &mut Vec<u8>) {
+    /// Writes the key of the line at `offset`, `truncated` if it was cut, to `out` (emptied
+    /// first): a buffer the caller keeps, so that none is allocated per line.
+    pub fn key_into(&self, offset: u64, truncated: bool, out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(self.prefix.as_bytes());
         // Writing to a Vec cannot fail.
@@ -147,22 +140,42 @@ impl FileOrigin {
             let _ = write!(out, "&{TRUNCATED}=true");
         }
     }
+}
 
-    /// The headers of the line at `offset` as librdkafka takes them; `scratch` holds the
-    /// value until librdkafka has copied it, so that no buffer is allocated per line.
-    pub fn to_kafka(&self, offset: u64, truncated: bool, scratch: &mut Vec<u8>) -> OwnedHeaders {
-        self.value_into(offset, truncated, scratch);
-        OwnedHeaders::new_with_capacity(1).insert(Header {
-            key: ORIGIN,
-            value: Some(&scratch[..]),
-        })
+/// Puts a record in the partition of its file: by a hash of the key's host and path only
+/// (the key up to its second `&`), so that a file's lines stay in one partition, in order,
+/// although each line's key differs. The agent's producer and the bench's bare one use it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FilePartitioner;
+
+impl FilePartitioner {
+    /// The part of `key` that picks the partition: up to its second `&`, or all of it.
+    fn file_part(key: &[u8]) -> &[u8] {
+        match memchr::memchr_iter(b'&', key).nth(1) {
+            Some(at) => &key[..at],
+            None => key,
+        }
     }
 }
 
-/// What the transfer reads back from a record's headers: where its line came from. Every
-/// field is optional, since records of other producers carry none of them. The texts borrow
-/// from the headers where they are UTF-8 and need no percent-decoding (the agent's, unless a
-/// path has spaces or bytes beyond ASCII): nothing is copied per record.
+impl Partitioner for FilePartitioner {
+    fn partition(
+        &self,
+        _topic: &str,
+        key: Option<&[u8]>,
+        partition_cnt: i32,
+        _is_partition_available: impl Fn(i32) -> bool,
+    ) -> i32 {
+        let hash = xxhash_rust::xxh3::xxh3_64(Self::file_part(key.unwrap_or_default()));
+        // A topic has at least one partition; the remainder fits in an i32.
+        (hash % partition_cnt.max(1) as u64) as i32
+    }
+}
+
+/// What the transfer reads back from a record's key (or headers): where its line came from.
+/// Every field is optional, since records of other producers carry none of them. The texts
+/// borrow from the record where they are UTF-8 and need no percent-decoding (the agent's,
+/// unless a path has spaces or bytes beyond ASCII): nothing is copied per record.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Origin<'a> {
     /// [`HOST`].
@@ -182,21 +195,28 @@ pub struct Origin<'a> {
 }
 
 impl<'a> Origin<'a> {
-    /// Reads the agent's [`ORIGIN`] header, or the six headers of its fields that agents
-    /// before it sent (records of theirs may still be in Kafka); unknown ones are ignored.
-    pub fn from_headers(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> Origin<'a> {
+    /// Where the line of a record with `key` and `headers` came from: the agent's key (one
+    /// that starts with `host=`), or else the six headers of the same names that agents
+    /// before it sent (records of theirs may still be in Kafka). Unknown names are ignored.
+    pub fn of(
+        key: Option<&'a [u8]>,
+        headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+    ) -> Origin<'a> {
         let mut o = Origin::default();
-        for (key, value) in headers {
-            if key == ORIGIN {
-                for pair in value.split(|&b| b == b'&') {
+        match key {
+            Some(key) if key.starts_with(HOST.as_bytes()) && key.get(HOST.len()) == Some(&b'=') => {
+                for pair in key.split(|&b| b == b'&') {
                     let (name, value) = match memchr::memchr(b'=', pair) {
                         Some(at) => (&pair[..at], &pair[at + 1..]),
                         None => (pair, &b""[..]),
                     };
                     o.set(name, percent_decode(value).into());
                 }
-            } else {
-                o.set(key.as_bytes(), Cow::Borrowed(value));
+            }
+            _ => {
+                for (name, value) in headers {
+                    o.set(name.as_bytes(), Cow::Borrowed(value));
+                }
             }
         }
         o
@@ -235,16 +255,10 @@ mod tests {
 
     /// What the agent encodes, the transfer decodes to the same values.
     fn round_trip(origin: &FileOrigin, offset: u64, truncated: bool, want: &Origin<'_>) {
-        let mut value = Vec::new();
-        origin.value_into(offset, truncated, &mut value);
-        let got = Origin::from_headers([(ORIGIN, &value[..])].into_iter());
+        let mut key = Vec::new();
+        origin.key_into(offset, truncated, &mut key);
+        let got = Origin::of(Some(&key), std::iter::empty());
         assert_eq!(&got, want);
-        let headers = origin.to_kafka(offset, truncated, &mut Vec::new());
-        assert_eq!(rdkafka::message::Headers::count(&headers), 1);
-        assert_eq!(
-            rdkafka::message::Headers::get(&headers, 0).value,
-            Some(&value[..])
-        );
     }
 
     #[test]
@@ -258,10 +272,10 @@ mod tests {
             "/var/log/*.log",
             "web1/0.1.0",
         );
-        let mut value = Vec::new();
-        origin.value_into(42, false, &mut value);
+        let mut key = Vec::new();
+        origin.key_into(42, false, &mut key);
         assert_eq!(
-            String::from_utf8(value).unwrap(),
+            String::from_utf8(key).unwrap(),
             "host=web1&path=/var/log/a.log&file=2049:77:1700000000000\
              &entry=/var/log/*.log&agent=web1/0.1.0&offset=42"
         );
@@ -280,21 +294,20 @@ mod tests {
             ..want.clone()
         };
         round_trip(&origin, 42, true, &cut);
-        assert_eq!(key("web1", "/var/log/a.log"), b"web1/var/log/a.log");
     }
 
     #[test]
     fn origin_escapes_its_separators() {
         let path = "/logs/a b&c=d%e\nf/caf\u{e9}.log";
         let origin = FileOrigin::new("h", path, "1:2:3", path, "h/0");
-        let mut value = Vec::new();
-        origin.value_into(7, false, &mut value);
-        let text = String::from_utf8(value.clone()).unwrap();
+        let mut key = Vec::new();
+        origin.key_into(7, false, &mut key);
+        let text = String::from_utf8(key.clone()).unwrap();
         assert!(
             text.starts_with("host=h&path=/logs/a%20b%26c%3Dd%25e%0Af/caf%C3%A9.log&"),
             "{text}"
         );
-        let got = Origin::from_headers([(ORIGIN, &value[..])].into_iter());
+        let got = Origin::of(Some(&key), std::iter::empty());
         assert_eq!(got.path.as_deref(), Some(path));
         assert_eq!(got.entry.as_deref(), Some(path));
         assert_eq!(got.offset, Some(7));
@@ -302,15 +315,47 @@ mod tests {
 
     #[test]
     fn plain_origin_is_borrowed_not_copied() {
-        let value = b"host=web1&path=/a.log&offset=3";
-        let got = Origin::from_headers([(ORIGIN, &value[..])].into_iter());
+        let key = b"host=web1&path=/a.log&offset=3";
+        let got = Origin::of(Some(&key[..]), std::iter::empty());
         assert!(matches!(got.host, Some(Cow::Borrowed("web1"))));
         assert!(matches!(got.path, Some(Cow::Borrowed("/a.log"))));
     }
 
     #[test]
+    fn a_file_keeps_its_partition() {
+        let p = FilePartitioner;
+        let mut key = Vec::new();
+        let partition = |origin: &FileOrigin, offset, key: &mut Vec<u8>| {
+            origin.key_into(offset, false, key);
+            p.partition("t", Some(key), 12, |_| true)
+        };
+        let a = FileOrigin::new("web1", "/var/log/a.log", "1:2:3", "/var/log/*.log", "w/0");
+        // A later generation of the same file: another identity, the same partition.
+        let a2 = FileOrigin::new("web1", "/var/log/a.log", "1:2:9", "/var/log/*.log", "w/0");
+        let first = partition(&a, 0, &mut key);
+        assert!((0..12).contains(&first));
+        for offset in [1, 77, 1 << 40] {
+            assert_eq!(partition(&a, offset, &mut key), first);
+            assert_eq!(partition(&a2, offset, &mut key), first);
+        }
+        // Other files spread over the partitions.
+        let spread: std::collections::HashSet<i32> = (0..64)
+            .map(|i| {
+                let f = FileOrigin::new("web1", &format!("/var/log/{i}.log"), "1:2:3", "e", "w/0");
+                partition(&f, 0, &mut key)
+            })
+            .collect();
+        assert!(spread.len() > 6, "{spread:?}");
+        // A key of another form: all of it.
+        assert_eq!(FilePartitioner::file_part(b"abc"), b"abc");
+        assert_eq!(p.partition("t", None, 1, |_| true), 0);
+    }
+
+    #[test]
     fn headers_of_earlier_agents() {
-        let o = Origin::from_headers(
+        // Their key was host and path run together.
+        let o = Origin::of(
+            Some(b"web1/var/log/a.log"),
             [
                 ("host", &b"web1"[..]),
                 ("path", b"/var/log/a.log"),
@@ -337,16 +382,27 @@ mod tests {
     }
 
     #[test]
-    fn foreign_and_odd_headers() {
-        let o = Origin::from_headers(
+    fn foreign_and_odd_records() {
+        let o = Origin::of(
+            Some(b"hostname"),
             [
                 ("offset", &b"not a number"[..]),
                 ("other", b"x"),
                 ("truncated", b"false"),
-                (ORIGIN, b"offset=x&nothing&other=1&truncated=no"),
             ]
             .into_iter(),
         );
         assert_eq!(o, Origin::default());
+        let o = Origin::of(
+            Some(b"host=&offset=x&nothing&other=1&truncated=no"),
+            [("host", &b"ignored: the key is the agent's"[..])].into_iter(),
+        );
+        assert_eq!(
+            o,
+            Origin {
+                host: Some("".into()),
+                ..Origin::default()
+            }
+        );
     }
 }

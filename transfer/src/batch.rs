@@ -608,8 +608,8 @@ mod tests {
 
         fn send_chunk(&self, offset: i64, caught_up: bool) {
             self.progress.read(&"t".into(), 0, offset);
-            let origin = format!("{}={offset}", logcollect::record::OFFSET);
-            let headers = [(logcollect::record::ORIGIN, origin.as_bytes())];
+            let line_offset = offset.to_string();
+            let headers = [(logcollect::record::OFFSET, line_offset.as_bytes())];
             let doc = Doc {
                 topic: "t".into(),
                 partition: 0,

@@ -43,7 +43,7 @@ impl Doc {
     /// Writes its document under `routing`, indexed at `ingested_ms`, to `out`; returns its
     /// index, id and what its processors could not do.
     pub fn render_into(&self, routing: &Routing, ingested_ms: i64, out: &mut Vec<u8>) -> Placed {
-        let origin = Origin::from_headers(self.original.headers());
+        let origin = Origin::of(self.original.key(), self.original.headers());
         let record = Record {
             origin: &origin,
             pos: Position {

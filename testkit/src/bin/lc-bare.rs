@@ -2,14 +2,14 @@
 //! daemons do, with the daemons' own client settings.
 //!
 //! `lc-bare produce BROKERS TOPIC FILE` sends each line of FILE as the agent would: its
-//! producer settings (`logcollect::record::line_producer`), key and headers, the line bytes as
-//! the value; and waits until Kafka acknowledged them all. No tailing, registry or
+//! producer settings (`logcollect::record::line_producer`), key and partitioner, the line
+//! bytes as the value; and waits until Kafka acknowledged them all. No tailing, registry or
 //! acknowledgement tracking per file. Prints `{"records", "secs"}` from the start to the last
 //! acknowledgement.
 //!
 //! `lc-bare consume BROKERS TOPIC RECORDS GROUP` joins GROUP with one rdkafka `BaseConsumer`
 //! (the transfer's consumer settings) and reads until RECORDS records arrived, touching each
-//! payload and header; it does nothing else with them. Prints `{"records", "secs"}`, the
+//! key, payload and header; it does nothing else with them. Prints `{"records", "secs"}`, the
 //! seconds counted from the first record to the last (the group join is not counted).
 //!
 //! `lc-bare load URL DIR WORKERS` sends the bulk bodies recorded in DIR (`lc-faultproxy`'s
@@ -21,12 +21,12 @@ use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use logcollect::kafka::KafkaSettings;
-use logcollect::record::{self, FileOrigin};
+use logcollect::record::{self, FileOrigin, FilePartitioner};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Headers;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientContext, Message};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -68,7 +68,7 @@ fn consume(brokers: &str, topic: &str, records: u64, group: &str) -> Result<(), 
             Some(Ok(m)) => {
                 first.get_or_insert_with(Instant::now);
                 n += 1;
-                bytes += m.payload().map_or(0, <[u8]>::len);
+                bytes += m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len);
                 if let Some(h) = m.headers() {
                     bytes += h
                         .iter()
@@ -85,14 +85,28 @@ fn consume(brokers: &str, topic: &str, records: u64, group: &str) -> Result<(), 
     Ok(())
 }
 
+/// The agent's partitioning and nothing else: `flush` waits for the acknowledgements.
+struct Bare;
+
+impl ClientContext for Bare {}
+
+impl ProducerContext<FilePartitioner> for Bare {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+
+    fn get_custom_partitioner(&self) -> Option<&FilePartitioner> {
+        Some(&FilePartitioner)
+    }
+}
+
 fn produce(brokers: &str, topic: &str, file: &str) -> Result<(), String> {
-    let producer: BaseProducer =
+    let producer: BaseProducer<Bare, FilePartitioner> =
         record::line_producer(&KafkaSettings::plaintext(brokers), "lc-bare", 1_000_000)
-            .create()
+            .create_with_context(Bare)
             .map_err(|e| format!("producer for {brokers}: {e}"))?;
     let lines = std::fs::File::open(file).map_err(|e| format!("{file}: {e}"))?;
     let mut lines = std::io::BufReader::with_capacity(64 * 1024, lines);
-    let key = record::key("bench-host", file);
     let origin = FileOrigin::new(
         "bench-host",
         file,
@@ -100,7 +114,7 @@ fn produce(brokers: &str, topic: &str, file: &str) -> Result<(), String> {
         file,
         "lc-bare/0",
     );
-    let mut scratch = Vec::new();
+    let mut key = Vec::new();
     let start = Instant::now();
     let (mut line, mut offset, mut records) = (Vec::new(), 0u64, 0u64);
     loop {
@@ -111,12 +125,9 @@ fn produce(brokers: &str, topic: &str, file: &str) -> Result<(), String> {
         if n == 0 {
             break;
         }
-        let headers = origin.to_kafka(offset, false, &mut scratch);
+        origin.key_into(offset, false, &mut key);
         let value = line.strip_suffix(b"\n").unwrap_or(&line);
-        let mut next = BaseRecord::to(topic)
-            .key(&key)
-            .payload(value)
-            .headers(headers);
+        let mut next = BaseRecord::to(topic).key(&key).payload(value);
         loop {
             match producer.send(next) {
                 Ok(()) => break,
