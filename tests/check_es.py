@@ -24,7 +24,7 @@
       host.name keyword.
 
   check_es.py fallback ES_URL INDEX TOPIC
-      A document of a record without the agent's headers: a 32-hex-digit id (from its Kafka
+      A document of a record without the agent's origin (lc-kafka's: no headers, a numeric key): a 32-hex-digit id (from its Kafka
       position), no host or log fields, event.dataset TOPIC.
 
   check_es.py injected PROXY_URL
@@ -154,7 +154,7 @@ def fallback(es, index, topic):
         errors.append(f"event.dataset of {s} is not {topic}")
     if errors:
         fail(errors)
-    print("ok: no agent headers: id from topic/partition/offset, no host or log fields")
+    print("ok: no agent origin: id from topic/partition/offset, no host or log fields")
 
 
 def injected(proxy):

@@ -6,7 +6,7 @@
 //! `event.created` (the read time), `event.ingested` (the indexing time), `agent.*`, the
 //! origin, then whatever the entry's processors add. The id is a
 //! hash of where the line came from (host, file identity, byte offset, from the agent's
-//! headers), or of where the record is in Kafka (topic, partition, offset) for records
+//! key), or of where the record is in Kafka (topic, partition, offset) for records
 //! written by another producer: a record delivered twice can never become two documents.
 
 use std::borrow::Cow;
@@ -108,7 +108,7 @@ pub struct Position<'a> {
 }
 
 /// The document id: 32 hex digits of xxh3-128 of `line\0{host}\0{file}\0{offset}`, or of
-/// `kafka\0{topic}\0{partition}\0{offset}` for a record without the agent's headers.
+/// `kafka\0{topic}\0{partition}\0{offset}` for a record without the agent's origin.
 pub fn document_id(origin: &Origin<'_>, pos: Position<'_>) -> String {
     // Hashed piece by piece: the digest of the key written out, without writing it.
     let mut key = Xxh3::new();
@@ -204,7 +204,7 @@ pub fn sanitize_index(name: &str) -> String {
 /// A record as the transfer reads it.
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
-    /// Where its line came from (the agent's headers).
+    /// Where its line came from (the agent's key).
     pub origin: &'a Origin<'a>,
     /// Where it is in Kafka.
     pub pos: Position<'a>,

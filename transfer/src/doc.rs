@@ -74,7 +74,7 @@ impl Original {
         value: &[u8],
         headers: impl Iterator<Item = (&'a str, &'a [u8])>,
     ) -> Original {
-        // Room for the agent's headers: usually one allocation in all.
+        // Room for headers (earlier agents sent six): usually one allocation in all.
         let mut bytes = Vec::with_capacity(key.map_or(0, <[u8]>::len) + value.len() + 256);
         match key {
             Some(key) => put(&mut bytes, key),
