@@ -10,6 +10,7 @@ use logcollect::sync::lock;
 use logcollect::{Error, Result};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::ToBytes;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, ProducerContext};
 use rdkafka::{ClientContext, Message};
 
@@ -44,13 +45,14 @@ impl Resend {
     }
 }
 
-impl From<BaseRecord<'_, Vec<u8>, Vec<u8>, Box<Tag>>> for Resend {
-    fn from(r: BaseRecord<'_, Vec<u8>, Vec<u8>, Box<Tag>>) -> Resend {
+/// A record handed back by `send`: its payload is a line of a batch, or a resent one's.
+impl<P: ToBytes + ?Sized> From<BaseRecord<'_, Vec<u8>, P, Box<Tag>>> for Resend {
+    fn from(r: BaseRecord<'_, Vec<u8>, P, Box<Tag>>) -> Resend {
         Resend {
             tag: *r.delivery_opaque,
             topic: r.topic.to_string(),
             key: r.key.cloned().unwrap_or_default(),
-            payload: r.payload.cloned().unwrap_or_default(),
+            payload: r.payload.map(|p| p.to_bytes().to_vec()).unwrap_or_default(),
             timestamp: r.timestamp,
         }
     }

@@ -6,20 +6,74 @@
 //! newline is skipped, so memory stays bounded whatever the file holds. Bytes are shipped as
 //! they are (UTF-8 or not).
 
-/// One line (or, after [`crate::multiline`], one event) read from a file.
+/// One line (or, after [`crate::multiline`], one event) read from a file: where it is in the
+/// file, and where its bytes are in its [`Lines`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
     /// Byte offset of the line's first byte.
     pub offset: u64,
     /// Byte offset just after its newline: where reading resumes once it is acknowledged.
     pub end: u64,
-    /// The bytes, without the newline (and `\r`).
-    pub data: Vec<u8>,
+    /// Where its bytes start in [`Lines`]' buffer.
+    at: usize,
+    /// How many bytes it has, without the newline (and `\r`).
+    len: usize,
     /// The line was longer than the limit and was cut.
     pub truncated: bool,
     /// The entry's `include_lines`/`exclude_lines` drop it: not sent, but acknowledged.
     pub excluded: bool,
 }
+
+/// Lines of one file in file order, their bytes in one buffer: a batch costs two allocations
+/// rather than one per line. A buffer per line, allocated by the tailer and freed by the
+/// producer thread, cost a tenth of the agent's CPU (2.00 against 1.77 CPU-s per million lines).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Lines {
+    bytes: Vec<u8>,
+    lines: Vec<Line>,
+}
+
+impl Lines {
+    /// Appends a line of `data` that is at `offset..end` in its file.
+    pub fn push(&mut self, offset: u64, end: u64, data: &[u8], truncated: bool) {
+        self.lines.push(Line {
+            offset,
+            end,
+            at: self.bytes.len(),
+            len: data.len(),
+            truncated,
+            excluded: false,
+        });
+        self.bytes.extend_from_slice(data);
+    }
+
+    /// How many lines there are.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Each line with its bytes.
+    pub fn iter(&self) -> impl Iterator<Item = (&Line, &[u8])> {
+        self.lines
+            .iter()
+            .map(|l| (l, &self.bytes[l.at..l.at + l.len]))
+    }
+
+    /// Marks the lines `drop` says of their bytes are to be dropped.
+    pub fn exclude(&mut self, drop: impl Fn(&[u8]) -> bool) {
+        for l in &mut self.lines {
+            l.excluded = drop(&self.bytes[l.at..l.at + l.len]);
+        }
+    }
+}
+
+/// The largest line buffer a [`Splitter`] keeps between lines.
+const KEEP_BUFFER: usize = 4096;
 
 /// Turns a stream of bytes into [`Line`]s.
 pub struct Splitter {
@@ -50,7 +104,9 @@ impl Splitter {
     }
 
     /// Feeds the next bytes of the file; complete lines are appended to `out`.
-    pub fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<Line>) {
+    pub fn feed(&mut self, mut bytes: &[u8], out: &mut Lines) {
+        // Room for all of them at once, rather than growing (and copying) line by line.
+        out.bytes.reserve(bytes.len());
         while !bytes.is_empty() {
             let (segment, newline) = match memchr::memchr(b'\n', bytes) {
                 Some(i) => (&bytes[..i], true),
@@ -67,7 +123,7 @@ impl Splitter {
     }
 
     /// Ends the partial last line, if any (the file was rotated away or deleted).
-    pub fn finish(&mut self, out: &mut Vec<Line>) {
+    pub fn finish(&mut self, out: &mut Lines) {
         if !self.buf.is_empty() || self.truncated {
             self.emit(out);
         }
@@ -82,20 +138,19 @@ impl Splitter {
             .extend_from_slice(&segment[..segment.len().min(room)]);
     }
 
-    fn emit(&mut self, out: &mut Vec<Line>) {
+    fn emit(&mut self, out: &mut Lines) {
         if self.buf.last() == Some(&b'\r') {
             self.buf.pop();
         }
         if !self.buf.is_empty() || self.truncated {
-            out.push(Line {
-                offset: self.start,
-                end: self.pos,
-                data: std::mem::take(&mut self.buf),
-                truncated: self.truncated,
-                excluded: false,
-            });
+            out.push(self.start, self.pos, &self.buf, self.truncated);
         }
         self.buf.clear();
+        // Kept for the next line, unless a long line grew it: thousands of files would each
+        // keep up to `max` bytes.
+        if self.buf.capacity() > KEEP_BUFFER {
+            self.buf = Vec::new();
+        }
         self.truncated = false;
         self.start = self.pos;
     }
@@ -105,31 +160,29 @@ impl Splitter {
 mod tests {
     use super::*;
 
-    fn split(chunks: &[&[u8]], max: usize) -> (Vec<Line>, Splitter) {
+    fn split(chunks: &[&[u8]], max: usize) -> (Lines, Splitter) {
         let mut s = Splitter::new(100, max);
-        let mut out = Vec::new();
+        let mut out = Lines::default();
         for c in chunks {
             s.feed(c, &mut out);
         }
         (out, s)
     }
 
-    fn line(offset: u64, end: u64, data: &[u8], truncated: bool) -> Line {
-        Line {
-            offset,
-            end,
-            data: data.to_vec(),
-            truncated,
-            excluded: false,
-        }
+    /// The lines as (offset, end, bytes, truncated).
+    fn parts(lines: &Lines) -> Vec<(u64, u64, &[u8], bool)> {
+        lines
+            .iter()
+            .map(|(l, data)| (l.offset, l.end, data, l.truncated))
+            .collect()
     }
 
     #[test]
     fn offsets_crlf_and_empty_lines() {
         let (out, s) = split(&[b"ab\r\n\n\r\nc", b"d\nef"], 1024);
         assert_eq!(
-            out,
-            [line(100, 104, b"ab", false), line(107, 110, b"cd", false)]
+            parts(&out),
+            [(100, 104, &b"ab"[..], false), (107, 110, b"cd", false)]
         );
         assert_eq!(s.position(), 112);
     }
@@ -139,7 +192,7 @@ mod tests {
         let (mut out, mut s) = split(&[b"x\npart"], 1024);
         assert_eq!(out.len(), 1);
         s.finish(&mut out);
-        assert_eq!(out[1], line(102, 106, b"part", false));
+        assert_eq!(parts(&out)[1], (102, 106, &b"part"[..], false));
         s.finish(&mut out);
         assert_eq!(out.len(), 2);
     }
@@ -148,17 +201,30 @@ mod tests {
     fn long_line_is_cut_and_the_rest_skipped() {
         let (out, _) = split(&[b"0123456789", b"abcdef\nok\n"], 8);
         assert_eq!(
-            out,
-            [
-                line(100, 117, b"01234567", true),
-                line(117, 120, b"ok", false)
-            ]
+            parts(&out),
+            [(100, 117, &b"01234567"[..], true), (117, 120, b"ok", false)]
         );
     }
 
     #[test]
     fn non_utf8_passes_through() {
         let (out, _) = split(&[b"\xff\xfe bad \xc3\x28\n"], 1024);
-        assert_eq!(out[0].data, b"\xff\xfe bad \xc3\x28");
+        assert_eq!(parts(&out)[0].2, b"\xff\xfe bad \xc3\x28");
+    }
+
+    #[test]
+    fn a_long_line_does_not_leave_its_buffer_behind() {
+        let long = [b'x'; 10_000];
+        let (out, s) = split(&[&long[..5000], &long[5000..], b"\nshort\n"], 1 << 20);
+        assert_eq!(parts(&out)[0].2.len(), 10_000);
+        assert!(s.buf.capacity() <= KEEP_BUFFER, "{}", s.buf.capacity());
+    }
+
+    #[test]
+    fn excluded_lines_are_marked() {
+        let (mut out, _) = split(&[b"keep\ndrop\nkeep too\n"], 1024);
+        out.exclude(|data| data.starts_with(b"drop"));
+        let excluded: Vec<bool> = out.iter().map(|(l, _)| l.excluded).collect();
+        assert_eq!(excluded, [false, true, false]);
     }
 }

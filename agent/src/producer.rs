@@ -172,7 +172,7 @@ impl ProducerThread {
         let source = batch.source;
         // Each line's key, written here and copied by librdkafka: one buffer per batch.
         let mut key = Vec::new();
-        for line in batch.lines {
+        for (line, data) in batch.lines.iter() {
             let tag = self.acks.sent(&source, line.end);
             if line.excluded {
                 // Nothing to send: done as if Kafka had it, so the offset moves past it.
@@ -185,7 +185,7 @@ impl ProducerThread {
                 .key_into(line.offset, line.truncated, &mut key);
             let mut record = BaseRecord::with_opaque_to(&source.topic, Box::new(tag))
                 .key(&key)
-                .payload(&line.data)
+                .payload(data)
                 .timestamp(batch.read_ms);
             loop {
                 match self.kafka.send(record) {
@@ -482,7 +482,7 @@ impl ProducerThread {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lines::Line;
+    use crate::lines::Lines;
     use crate::registry::NewFileStart;
     use logcollect::record::FileOrigin;
     use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -546,18 +546,15 @@ mod tests {
             closed_at: Option<u64>,
             excluded: &[u64],
         ) {
-            let lines = lines
-                .map(|n| Line {
-                    offset: 2 * n,
-                    end: 2 * n + 2,
-                    data: vec![b'a' + n as u8],
-                    truncated: false,
-                    excluded: excluded.contains(&n),
-                })
-                .collect();
+            let mut batch = Lines::default();
+            for n in lines {
+                batch.push(2 * n, 2 * n + 2, &[b'a' + n as u8], false);
+            }
+            // Line n's byte is b'a' + n.
+            batch.exclude(|data| excluded.contains(&u64::from(data[0] - b'a')));
             self.p.produce(Batch {
                 source: self.source.clone(),
-                lines,
+                lines: batch,
                 read_ms: 0,
                 closed_at,
             });

@@ -32,7 +32,7 @@ use logcollect::{Error, Result};
 use regex::bytes::Regex;
 
 use crate::fingerprint::{Check, Head, Identity};
-use crate::lines::{Line, Splitter};
+use crate::lines::{Lines, Splitter};
 use crate::metrics::{FileStats, Metrics, Tailing};
 use crate::multiline::Multiline;
 use crate::registry::{Entry, NewFileStart, Registry};
@@ -66,7 +66,7 @@ pub struct Batch {
     /// Where they come from.
     pub source: Arc<Source>,
     /// The lines.
-    pub lines: Vec<Line>,
+    pub lines: Lines,
     /// When they were read (ms since the epoch): the Kafka record timestamp.
     pub read_ms: i64,
     /// The tailer closed the file after these lines, read to this offset: once they are all
@@ -187,7 +187,7 @@ struct Tailer {
     watch: Option<Watch>,
     /// Since when the file is renamed away or deleted and idle.
     gone_since: Option<Instant>,
-    out: Vec<Line>,
+    out: Lines,
 }
 
 impl Tailer {
@@ -240,7 +240,7 @@ impl Tailer {
             watch,
             gone_since: None,
             head,
-            out: Vec::new(),
+            out: Lines::default(),
         })
     }
 
@@ -320,11 +320,11 @@ impl Tailer {
             match &mut self.multiline {
                 None => self.splitter.feed(&buf, &mut self.out),
                 Some(m) => {
-                    let mut lines = Vec::new();
+                    let mut lines = Lines::default();
                     self.splitter.feed(&buf, &mut lines);
                     let now = Instant::now();
-                    for line in lines {
-                        m.push(line, now, &mut self.out);
+                    for (line, data) in lines.iter() {
+                        m.push(line, data, now, &mut self.out);
                     }
                 }
             }
@@ -353,9 +353,7 @@ impl Tailer {
     fn send_batch(&mut self, closed_at: Option<u64>) -> Result<(), Stopped> {
         let mut lines = std::mem::take(&mut self.out);
         if !self.spec.lines.is_empty() {
-            for line in &mut lines {
-                line.excluded = !self.spec.lines.keeps(&line.data);
-            }
+            lines.exclude(|data| !self.spec.lines.keeps(data));
         }
         self.source
             .stats
@@ -417,15 +415,17 @@ impl Tailer {
 
     /// Takes the partial last line and a pending multiline event into `out`.
     fn collect_rest(&mut self) {
-        let mut rest = Vec::new();
-        self.splitter.finish(&mut rest);
         match &mut self.multiline {
             Some(m) => {
+                let mut rest = Lines::default();
+                self.splitter.finish(&mut rest);
                 let now = Instant::now();
-                rest.into_iter().for_each(|l| m.push(l, now, &mut self.out));
+                for (line, data) in rest.iter() {
+                    m.push(line, data, now, &mut self.out);
+                }
                 m.flush(&mut self.out);
             }
-            None => self.out.extend(rest),
+            None => self.splitter.finish(&mut self.out),
         }
     }
 
@@ -576,7 +576,7 @@ mod tests {
             let lines = b
                 .lines
                 .iter()
-                .map(|l| (l.offset, String::from_utf8_lossy(&l.data).into_owned()))
+                .map(|(l, data)| (l.offset, String::from_utf8_lossy(data).into_owned()))
                 .collect();
             (lines, b.closed_at, b.source)
         }
