@@ -27,7 +27,8 @@ test_nothing_lost_or_duplicated_under_faults() {
     done
     etcd_put elasticsearch_config "{\"url_address\":[\"http://$proxy\"]}"
     CHAOS_DIR=$dir CHAOS_PROXY=$proxy CHAOS_SEED=${CHAOS_SEED:-42} LC_BIN_DIR=$BIN_DIR \
-        SERVICES=$SERVICES TEST_TMP=$TEST_TMP python3 "$REPO/tests/chaos.py"
+        SERVICES=$SERVICES TEST_TMP=$TEST_TMP python3 "$REPO/tests/chaos.py" ||
+        fail "chaos.py found problems: its FAIL lines above say which"
 }
 
 run_tests
