@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use logcollect::clock::now_ms;
-use logcollect::kafka::KafkaSettings;
+use logcollect::kafka::{self, KafkaSettings};
 use logcollect::outage::{self, Outage};
 use logcollect::record;
 use logcollect::shutdown::Shutdown;
@@ -232,9 +232,9 @@ impl ProducerThread {
         }
     }
 
-    /// Handles delivery reports for up to `timeout`.
+    /// Handles delivery reports, waiting up to `timeout` for the first.
     fn serve(&mut self, timeout: Duration) {
-        self.kafka.poll(timeout);
+        kafka::wait_for_room(&self.kafka, timeout);
         let mut reports = std::mem::take(&mut self.reports);
         self.kafka.context().take_reports(&mut reports);
         let Reports { done, failed } = &mut reports;

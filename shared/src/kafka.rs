@@ -8,8 +8,10 @@
 //! OAUTHBEARER are not offered.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::producer::{BaseProducer, Partitioner, Producer, ProducerContext};
 
 use crate::outage::{self, Ended, Outage};
 use crate::settings::IniFile;
@@ -287,6 +289,30 @@ pub fn kind(error: &rdkafka::error::KafkaError) -> String {
     error
         .rdkafka_error_code()
         .map_or_else(|| "other".to_string(), |c| format!("{c:?}"))
+}
+
+/// Serves `producer`'s delivery reports until one came (a record left its queue) or up to
+/// `timeout`, for a sender whose queue was full.
+///
+/// rdkafka's `poll` always waits out its whole timeout, so a sender calling it with 100 ms
+/// sat idle with room already free: the agent took 1.95 to 2.5 s per million lines instead of
+/// 1.8. Polling in slices that double from 1 ms ends within about a round trip of the broker,
+/// and a long wait (a broker away) still wakes only a few times.
+pub fn wait_for_room<C, P>(producer: &BaseProducer<C, P>, timeout: Duration)
+where
+    C: ProducerContext<P>,
+    P: Partitioner,
+{
+    let deadline = Instant::now() + timeout;
+    let queued = producer.in_flight_count();
+    let mut slice = Duration::from_millis(1);
+    loop {
+        producer.poll(slice.min(deadline.saturating_duration_since(Instant::now())));
+        if producer.in_flight_count() < queued || Instant::now() >= deadline {
+            return;
+        }
+        slice *= 2;
+    }
 }
 
 /// librdkafka's own log lines, to the `log` crate as rdkafka routes them, except the `FAIL`

@@ -196,7 +196,7 @@ impl Writer {
                     Ok(()) => break,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                         record = back;
-                        self.producer.poll(Duration::from_millis(50));
+                        kafka::wait_for_room(&self.producer, Duration::from_millis(50));
                     }
                     Err((e, _)) => return Err(failed(format!("{}: {e}", r.topic))),
                 }

@@ -20,7 +20,7 @@
 use std::io::BufRead;
 use std::time::{Duration, Instant};
 
-use logcollect::kafka::KafkaSettings;
+use logcollect::kafka::{self, KafkaSettings};
 use logcollect::record::{self, FileOrigin, FilePartitioner};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -133,7 +133,7 @@ fn produce(brokers: &str, topic: &str, file: &str) -> Result<(), String> {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     next = back;
-                    producer.poll(Duration::from_millis(10));
+                    kafka::wait_for_room(&producer, Duration::from_millis(100));
                 }
                 Err((e, _)) => return Err(format!("send to {topic}: {e}")),
             }
