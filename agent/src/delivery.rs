@@ -34,8 +34,8 @@ pub struct Resend {
 
 impl Resend {
     /// The record to send again.
-    pub fn record(&self) -> BaseRecord<'_, Vec<u8>, Vec<u8>, Box<Tag>> {
-        let mut record = BaseRecord::with_opaque_to(&self.topic, Box::new(self.tag))
+    pub fn record(&self) -> BaseRecord<'_, Vec<u8>, Vec<u8>, Tag> {
+        let mut record = BaseRecord::with_opaque_to(&self.topic, self.tag)
             .key(&self.key)
             .payload(&self.payload);
         if let Some(t) = self.timestamp {
@@ -46,10 +46,10 @@ impl Resend {
 }
 
 /// A record handed back by `send`: its payload is a line of a batch, or a resent one's.
-impl<P: ToBytes + ?Sized> From<BaseRecord<'_, Vec<u8>, P, Box<Tag>>> for Resend {
-    fn from(r: BaseRecord<'_, Vec<u8>, P, Box<Tag>>) -> Resend {
+impl<P: ToBytes + ?Sized> From<BaseRecord<'_, Vec<u8>, P, Tag>> for Resend {
+    fn from(r: BaseRecord<'_, Vec<u8>, P, Tag>) -> Resend {
         Resend {
-            tag: *r.delivery_opaque,
+            tag: r.delivery_opaque,
             topic: r.topic.to_string(),
             key: r.key.cloned().unwrap_or_default(),
             payload: r.payload.map(|p| p.to_bytes().to_vec()).unwrap_or_default(),
@@ -100,25 +100,25 @@ impl ClientContext for Context {
 }
 
 impl ProducerContext<FilePartitioner> for Context {
-    type DeliveryOpaque = Box<Tag>;
+    type DeliveryOpaque = Tag;
 
     fn get_custom_partitioner(&self) -> Option<&FilePartitioner> {
         Some(&FilePartitioner)
     }
 
-    fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: Tag) {
         let mut reports = lock(&self.reports);
         match result {
             Ok(_) => {
                 if let Some(ended) = self.errors.recovered() {
                     log::info!("kafka: records acknowledged again, after {ended}");
                 }
-                reports.done.push(*tag)
+                reports.done.push(tag)
             }
             Err((error, message)) => reports.failed.push((
                 error.clone(),
                 Resend {
-                    tag: *tag,
+                    tag,
                     topic: message.topic().to_string(),
                     key: message.key().unwrap_or_default().to_vec(),
                     payload: message.payload().unwrap_or_default().to_vec(),

@@ -183,7 +183,7 @@ impl ProducerThread {
             source
                 .origin
                 .key_into(line.offset, line.truncated, &mut key);
-            let mut record = BaseRecord::with_opaque_to(&source.topic, Box::new(tag))
+            let mut record = BaseRecord::with_opaque_to(&source.topic, tag)
                 .key(&key)
                 .payload(data)
                 .timestamp(batch.read_ms);
@@ -207,7 +207,7 @@ impl ProducerThread {
                             source.topic
                         );
                         self.metrics.error("kafka_send");
-                        self.acknowledge(*back.delivery_opaque);
+                        self.acknowledge(back.delivery_opaque);
                         break;
                     }
                     Err((e, back)) => {
@@ -610,7 +610,7 @@ mod tests {
 
         f.p.replace_if_fatal();
         assert!(f.p.kafka.client().fatal_error().is_none());
-        let mut seqs: Vec<u64> = f.p.resend.iter().map(|(_, r)| r.tag.seq).collect();
+        let mut seqs: Vec<u32> = f.p.resend.iter().map(|(_, r)| r.tag.seq).collect();
         seqs.sort();
         assert_eq!(seqs, [0, 1, 2], "every record waits to be sent again");
         assert_eq!(f.p.resend[0].1.payload.len(), 1);

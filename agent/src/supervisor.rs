@@ -345,7 +345,7 @@ mod tests {
 
     /// The next batch, acknowledged as the producer would: its topic, tailer session and
     /// first line.
-    fn next(s: &Supervisor, batches: &Receiver<Batch>) -> (String, u64, String) {
+    fn next(s: &Supervisor, batches: &Receiver<Batch>) -> (String, u32, String) {
         let b = batches.recv_timeout(Duration::from_secs(10)).unwrap();
         let e = &b.source.entry;
         let end = b.lines.iter().last().map_or(0, |(l, _)| l.end);

@@ -18,7 +18,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -45,12 +45,12 @@ pub const CLOSE_GONE_AFTER: Duration = Duration::from_secs(5);
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Tailer sessions get distinct numbers, so the producer tracks acknowledgements per session.
-static SESSIONS: AtomicU64 = AtomicU64::new(1);
+static SESSIONS: AtomicU32 = AtomicU32::new(1);
 
 /// What every record of one file session carries.
 pub struct Source {
-    /// Distinct per tailer and generation.
-    pub session: u64,
+    /// Distinct per tailer and generation (see [`crate::acks::Tag`]).
+    pub session: u32,
     /// The registry entry: device, inode, generation, path.
     pub entry: Entry,
     /// Kafka topic.
