@@ -5,7 +5,6 @@
 //! directions live here, so the two binaries cannot drift apart.
 
 use std::borrow::Cow;
-use std::io::Write;
 
 use percent_encoding::{percent_decode, utf8_percent_encode, AsciiSet, CONTROLS};
 use rdkafka::config::ClientConfig;
@@ -134,10 +133,12 @@ impl FileOrigin {
     pub fn key_into(&self, offset: u64, truncated: bool, out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(self.prefix.as_bytes());
-        // Writing to a Vec cannot fail.
-        let _ = write!(out, "{offset}");
+        // itoa: `write!` cost the producer thread 2% of its time per line.
+        out.extend_from_slice(itoa::Buffer::new().format(offset).as_bytes());
         if truncated {
-            let _ = write!(out, "&{TRUNCATED}=true");
+            out.extend_from_slice(b"&");
+            out.extend_from_slice(TRUNCATED.as_bytes());
+            out.extend_from_slice(b"=true");
         }
     }
 }
