@@ -133,11 +133,27 @@ class Daemon:
             return 0
 
     def complaints_since(self, offset):
+        return len(self.complaint_lines(offset))
+
+    def complaint_lines(self, offset):
         if not os.path.exists(self.log):
-            return 0
+            return []
         with open(self.log, "rb") as f:
             f.seek(offset)
-            return sum(1 for line in f if b" WARN " in line or b" ERROR " in line)
+            return [line for line in f if b" WARN " in line or b" ERROR " in line]
+
+    def metrics(self, wanted):
+        """Its /metrics lines whose name starts with one of wanted, or why there are none."""
+        ini = self.argv[-1]
+        with open(ini) as f:
+            addr = next((line.split("=", 1)[1].strip() for line in f
+                         if line.startswith("http_listen")), None)
+        try:
+            text = subprocess.run(["curl", "-sf", "-m", "5", f"http://{addr}/metrics"],
+                                  capture_output=True, text=True, check=True).stdout
+        except subprocess.CalledProcessError as e:
+            return [f"/metrics on {addr}: curl exit {e.returncode}"]
+        return [line for line in text.splitlines() if line.startswith(wanted)]
 
 
 class Service:
@@ -355,6 +371,27 @@ class Chaos:
             time.sleep(0.25)
         return None
 
+    def explain_stall(self, sizes):
+        """What the daemons said and counted since a fault after which lines did not flow, for
+        a failure seen only in a CI log."""
+        marks = self.writer.marks()
+        say(f"    stalled: files whose next lines are not searchable within 60 s: "
+            f"{[n for n in marks if not self.flowing({n: marks[n]})]}")
+        time.sleep(60)
+        say(f"    still stalled: {[n for n in marks if not self.flowing({n: marks[n]})]}")
+        wanted = ("logcollect_agent_kafka_queue_depth", "logcollect_agent_all_files",
+                  "logcollect_agent_errors", "logcollect_transfer_committed_offset",
+                  "logcollect_transfer_consumer_lag", "logcollect_transfer_errors",
+                  "logcollect_transfer_partitions_assigned")
+        for d in self.daemons:
+            if not d.alive():
+                say(f"    {d.name}: not running")
+                continue
+            for line in d.metrics(wanted)[:40]:
+                say(f"    {d.name} metric: {line}")
+            for line in d.complaint_lines(sizes[d.name])[-20:]:
+                say(f"    {d.name} log: {line.decode(errors='replace').rstrip()}")
+
     def check_alive(self):
         for d in self.daemons[:3]:
             if d.proc is not None and not d.alive():
@@ -498,6 +535,8 @@ class Chaos:
             what = self.faults[kind]()
             took = time.time() - t0
             recovered = self.recovery()
+            if recovered is None:
+                self.explain_stall(sizes)
             self.check_alive()
             complaints = {d.name: d.complaints_since(sizes[d.name]) for d in self.daemons}
             self.results.append({"kind": kind, "what": what, "secs": took, "recovery": recovered,
