@@ -7,12 +7,12 @@
 //! is over once that prefix is everything: the file's registry entry can go. Pure logic, no
 //! Kafka and no registry: the producer applies what an [`Advance`] says.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::sync::Arc;
 
 use rdkafka::util::IntoOpaque;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::tail::Source;
 
@@ -142,7 +142,7 @@ impl<S: Owner + Clone> Acks<S> {
     /// per delivery report batch rather than once per line.
     pub fn acked_all(&mut self, tags: impl IntoIterator<Item = Tag>) -> Vec<(S, Advance)> {
         let mut touched = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = FxHashSet::default();
         for tag in tags {
             if self.mark(tag).is_some() && seen.insert(tag.session) {
                 touched.push(tag.session);
