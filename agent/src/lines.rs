@@ -24,6 +24,13 @@ pub struct Line {
     pub excluded: bool,
 }
 
+impl Line {
+    /// Where its bytes are in its [`Lines`]' buffer.
+    fn span(&self) -> std::ops::Range<usize> {
+        self.at..self.at + self.len
+    }
+}
+
 /// Lines of one file in file order, their bytes in one buffer: a batch costs two allocations
 /// rather than one per line. A buffer per line, allocated by the tailer and freed by the
 /// producer thread, cost a tenth of the agent's CPU (2.00 against 1.77 CPU-s per million lines).
@@ -59,15 +66,13 @@ impl Lines {
 
     /// Each line with its bytes.
     pub fn iter(&self) -> impl Iterator<Item = (&Line, &[u8])> {
-        self.lines
-            .iter()
-            .map(|l| (l, &self.bytes[l.at..l.at + l.len]))
+        self.lines.iter().map(|l| (l, &self.bytes[l.span()]))
     }
 
     /// Marks the lines `drop` says of their bytes are to be dropped.
     pub fn exclude(&mut self, drop: impl Fn(&[u8]) -> bool) {
         for l in &mut self.lines {
-            l.excluded = drop(&self.bytes[l.at..l.at + l.len]);
+            l.excluded = drop(&self.bytes[l.span()]);
         }
     }
 }

@@ -67,6 +67,13 @@ impl Multiline {
         self.pending.as_ref().map(|(_, last)| *last + self.timeout)
     }
 
+    /// Takes each of `lines` in order, as [`Multiline::push`] does.
+    pub fn push_all(&mut self, lines: &Lines, now: Instant, out: &mut Lines) {
+        for (line, data) in lines.iter() {
+            self.push(line, data, now, out);
+        }
+    }
+
     /// Completes the pending event if it timed out.
     pub fn flush_due(&mut self, now: Instant, out: &mut Lines) {
         if self.deadline().is_some_and(|d| d <= now) {
@@ -153,9 +160,7 @@ mod tests {
         let mut m = Multiline::new(Regex::new("^S").unwrap(), Duration::from_secs(1), 10);
         let t = Instant::now();
         let mut out = Lines::default();
-        for (line, data) in lines(&[(0, "S1234"), (6, "abcdefgh")]).iter() {
-            m.push(line, data, t, &mut out);
-        }
+        m.push_all(&lines(&[(0, "S1234"), (6, "abcdefgh")]), t, &mut out);
         m.flush(&mut out);
         assert_eq!(events(&out), [(0, 15, "S1234\nabcd".into(), true)]);
     }

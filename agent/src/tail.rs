@@ -322,10 +322,7 @@ impl Tailer {
                 Some(m) => {
                     let mut lines = Lines::default();
                     self.splitter.feed(&buf, &mut lines);
-                    let now = Instant::now();
-                    for (line, data) in lines.iter() {
-                        m.push(line, data, now, &mut self.out);
-                    }
+                    m.push_all(&lines, Instant::now(), &mut self.out);
                 }
             }
             // A short read stopped at the end of the file (or at an error): the buffer goes
@@ -419,10 +416,7 @@ impl Tailer {
             Some(m) => {
                 let mut rest = Lines::default();
                 self.splitter.finish(&mut rest);
-                let now = Instant::now();
-                for (line, data) in rest.iter() {
-                    m.push(line, data, now, &mut self.out);
-                }
+                m.push_all(&rest, Instant::now(), &mut self.out);
                 m.flush(&mut self.out);
             }
             None => self.splitter.finish(&mut self.out),
