@@ -15,11 +15,14 @@ mod timestamp;
 
 use regex::bytes::RegexSet;
 use regex::Regex;
+use std::borrow::Cow;
+
 use serde_json::{json, Map, Value};
 
 use crate::clock::rfc3339_ms;
 use crate::collect::unknown_key;
 pub use dissect::Tokenizer;
+pub use fields::{Fields, Leaf, Nested};
 pub use timestamp::{parse_zone, Layout};
 
 /// The agent's part: lines (whole events, after multiline) kept or dropped before Kafka.
@@ -221,7 +224,7 @@ impl Pipeline {
 
     /// Runs the transfer's processors on `doc`, whose line was read at `read_ms`; returns
     /// the failures (also recorded in the document).
-    pub fn apply(&self, doc: &mut Map<String, Value>, read_ms: i64) -> Vec<Failure> {
+    pub fn apply<'a>(&'a self, doc: &mut Fields<'a>, read_ms: i64) -> Vec<Failure> {
         let mut failures = Vec::new();
         for step in &self.steps {
             if step.when.as_ref().is_some_and(|c| !c.holds(doc)) {
@@ -240,18 +243,21 @@ impl Pipeline {
 }
 
 /// Puts a failure into the document: `error.message` (appended), tag `_{name}_failure`.
-fn record_failure(doc: &mut Map<String, Value>, name: &str, message: &str) {
+fn record_failure(doc: &mut Fields<'_>, name: &str, message: &str) {
     let message = format!("{name}: {message}");
-    let full = match fields::get(doc, "error.message").and_then(Value::as_str) {
+    let full = match doc.get("error.message").and_then(Value::as_str) {
         Some(before) => format!("{before}; {message}"),
         None => message,
     };
-    fields::set(doc, "error.message", json!(full));
+    doc.set("error.message".into(), json!(full));
     add_tag(doc, &format!("_{name}_failure"));
 }
 
-fn add_tag(doc: &mut Map<String, Value>, tag: &str) {
-    let tags = doc.entry("tags").or_insert_with(|| json!([]));
+fn add_tag(doc: &mut Fields<'_>, tag: &str) {
+    let Some(tags) = doc.get_mut("tags") else {
+        doc.set("tags".into(), json!([tag]));
+        return;
+    };
     if !tags.is_array() {
         *tags = json!([tags.clone()]);
     }
@@ -272,7 +278,7 @@ fn missing(field: &str) -> (&'static str, String) {
 }
 
 impl Op {
-    fn run(&self, doc: &mut Map<String, Value>, read_ms: i64) -> StepResult {
+    fn run<'a>(&'a self, doc: &mut Fields<'a>, read_ms: i64) -> StepResult {
         match self {
             Op::DecodeJson {
                 field,
@@ -283,8 +289,9 @@ impl Op {
                 let decoded: Value = serde_json::from_str(&text)
                     .map_err(|e| ("bad_value", format!("field {field:?} is not JSON: {e}")))?;
                 match (target.as_deref(), decoded) {
-                    (Some(t), v) => fields::set(doc, t, v),
+                    (Some(t), v) => doc.set(t.into(), v),
                     (None, Value::Object(obj)) => {
+                        let doc = doc.tree();
                         for (k, v) in obj {
                             if *overwrite || !doc.contains_key(&k) {
                                 doc.insert(k, v);
@@ -303,7 +310,7 @@ impl Op {
                 let text = text_of(doc, field)?;
                 let pairs = tokenizer.dissect(&text).map_err(|e| ("no_match", e))?;
                 for (k, v) in pairs {
-                    fields::set(doc, k, Value::String(v));
+                    doc.set(k.into(), Value::String(v));
                 }
             }
             Op::Regex { field, pattern } => {
@@ -317,7 +324,7 @@ impl Op {
                     .filter_map(|n| Some((n.to_string(), caps.name(n)?.as_str().to_string())))
                     .collect();
                 for (k, v) in found {
-                    fields::set(doc, &k, Value::String(v));
+                    doc.set(Cow::Owned(k), Value::String(v));
                 }
             }
             Op::Timestamp {
@@ -336,12 +343,12 @@ impl Op {
                             format!("{text:.60?} matches none of the layouts"),
                         )
                     })?;
-                fields::set(doc, target, json!(rfc3339_ms(ms)));
+                doc.set(target.into(), json!(rfc3339_ms(ms)));
             }
             Op::Convert { fields: list } => {
                 let mut bad = Vec::new();
                 for (field, kind) in list {
-                    let Some(value) = fields::get_mut(doc, field) else {
+                    let Some(value) = doc.get_mut(field) else {
                         continue;
                     };
                     match convert(value, *kind) {
@@ -355,7 +362,7 @@ impl Op {
             }
             Op::AddFields { fields: add, tags } => {
                 for (k, v) in add {
-                    fields::set(doc, k, v.clone());
+                    doc.set(k.into(), v.clone());
                 }
                 for tag in tags {
                     add_tag(doc, tag);
@@ -363,14 +370,14 @@ impl Op {
             }
             Op::Rename { fields: pairs } => {
                 for (from, to) in pairs {
-                    if let Some(v) = fields::remove(doc, from) {
-                        fields::set(doc, to, v);
+                    if let Some(v) = doc.remove(from) {
+                        doc.set(to.into(), v);
                     }
                 }
             }
             Op::DropFields { fields: list } => {
                 for field in list {
-                    fields::remove(doc, field);
+                    doc.remove(field);
                 }
             }
             Op::TruncateFields {
@@ -378,14 +385,14 @@ impl Op {
                 max_bytes,
             } => {
                 for field in list {
-                    if let Some(Value::String(s)) = fields::get_mut(doc, field) {
+                    if let Some(Value::String(s)) = doc.get_mut(field) {
                         if s.len() > *max_bytes {
                             let mut end = *max_bytes;
                             while !s.is_char_boundary(end) {
                                 end -= 1;
                             }
                             s.truncate(end);
-                            doc.insert("truncated".into(), json!(true));
+                            doc.set("truncated".into(), json!(true));
                         }
                     }
                 }
@@ -396,9 +403,8 @@ impl Op {
 }
 
 /// The text of `field` (numbers as written), or a `missing_field` failure.
-fn text_of(doc: &Map<String, Value>, field: &str) -> Result<String, (&'static str, String)> {
-    fields::get(doc, field)
-        .and_then(fields::text)
+fn text_of(doc: &mut Fields<'_>, field: &str) -> Result<String, (&'static str, String)> {
+    doc.text(field)
         .map(|t| t.into_owned())
         .ok_or_else(|| missing(field))
 }
@@ -444,19 +450,17 @@ fn convert(value: &Value, kind: Kind) -> Option<Value> {
 }
 
 impl Condition {
-    fn holds(&self, doc: &Map<String, Value>) -> bool {
+    fn holds(&self, doc: &mut Fields<'_>) -> bool {
         match self {
             Condition::Equals(pairs) => pairs.iter().all(|(f, want)| {
-                fields::get(doc, f).is_some_and(|v| {
+                doc.get(f).is_some_and(|v| {
                     v == want || fields::text(v).is_some_and(|t| Some(t.as_ref()) == want.as_str())
                 })
             }),
-            Condition::Regexp(pairs) => pairs.iter().all(|(f, re)| {
-                fields::get(doc, f)
-                    .and_then(fields::text)
-                    .is_some_and(|t| re.is_match(&t))
-            }),
-            Condition::HasFields(list) => list.iter().all(|f| fields::get(doc, f).is_some()),
+            Condition::Regexp(pairs) => pairs
+                .iter()
+                .all(|(f, re)| doc.text(f).is_some_and(|t| re.is_match(&t))),
+            Condition::HasFields(list) => list.iter().all(|f| doc.get(f).is_some()),
         }
     }
 }
