@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::clock::{rfc3339_ms, Rfc3339};
-use crate::pipeline::{Failure, Fields, Leaf, Nested};
+use crate::pipeline::{Failure, Fields, Leaf, Nested, Pipeline};
 use crate::record::Origin;
 use crate::routing::Routing;
 
@@ -237,7 +237,7 @@ pub struct Placed {
 /// The document of `record` under `routing`, indexed at `ingested_ms`: the base document,
 /// then the processors of its collect entry; the index from the (final) `@timestamp`.
 pub fn render(routing: &Routing, record: Record<'_>, ingested_ms: i64) -> Rendered {
-    let (placed, doc) = processed(routing, record, ingested_ms);
+    let (placed, doc) = processed(routing, record, ingested_ms, Steps::of(routing, record));
     Rendered {
         placed,
         source: doc.into_value(),
@@ -253,13 +253,9 @@ pub fn render_into(
     ingested_ms: i64,
     out: &mut Vec<u8>,
 ) -> Placed {
-    let topic = record.pos.topic;
-    if routing.decode_json(topic)
-        || routing
-            .pipeline(topic, record.origin.entry.as_deref())
-            .is_some()
-    {
-        let (placed, mut doc) = processed(routing, record, ingested_ms);
+    let steps = Steps::of(routing, record);
+    if steps.decode_json || steps.pipeline.is_some() {
+        let (placed, mut doc) = processed(routing, record, ingested_ms, steps);
         doc.write_json(out);
         return placed;
     }
@@ -271,25 +267,43 @@ pub fn render_into(
     placed(routing, record, record.read_ms, Vec::new())
 }
 
-/// The fields of `record`'s document once its JSON was decoded and its processors ran, and
-/// where it goes.
+/// What is done to a record's base document: its topic's JSON decoding, its entry's
+/// processors.
+#[derive(Clone, Copy)]
+struct Steps<'a> {
+    decode_json: bool,
+    pipeline: Option<&'a Pipeline>,
+}
+
+impl<'a> Steps<'a> {
+    fn of(routing: &'a Routing, record: Record<'_>) -> Steps<'a> {
+        let topic = record.pos.topic;
+        Steps {
+            decode_json: routing.decode_json(topic),
+            pipeline: routing.pipeline(topic, record.origin.entry.as_deref()),
+        }
+    }
+}
+
+/// The fields of `record`'s document once `steps` were done, and where it goes.
 fn processed<'a>(
     routing: &'a Routing,
     record: Record<'a>,
     ingested_ms: i64,
+    Steps {
+        decode_json,
+        pipeline,
+    }: Steps<'a>,
 ) -> (Placed, Fields<'a>) {
-    let topic = record.pos.topic;
     let mut doc = Fields::default();
     base(record, ingested_ms, routing, |path, leaf| {
         doc.push(path, leaf)
     });
-    let decode_json = routing.decode_json(topic);
     if decode_json {
         if let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(&text_of(record.payload)) {
             doc.set("json".into(), Value::Object(obj));
         }
     }
-    let pipeline = routing.pipeline(topic, record.origin.entry.as_deref());
     let failures = match pipeline {
         Some(p) => p.apply(&mut doc, record.read_ms),
         None => Vec::new(),
