@@ -434,21 +434,18 @@ for round in 1 2; do
     t=$(processed "bench-plain-$round" "[$NGINX_ENTRY}]" bench_nginx)
     without=$(echo "if ($t < $without) $t else $without" | bc -l)
 done
-# Where the time goes: the same rendering code, single-threaded, in logctl's dry run.
-dry() {
+# Where the time goes: the bulk workers' rendering alone, on one thread (lc-bare render).
+rendering() {
     printf '%s' "$1" >"$WORK/value.json"
-    local start
-    start=$(date +%s.%N)
-    target/release/logctl --endpoints "$LC_ETCD_URL" -o json pipeline test --value "$WORK/value.json" \
-        --entry /nonexistent/access.log <"$WORK/access.log" >/dev/null || true
-    echo "($(date +%s.%N) - $start) * 1000000 / $DOCS" | bc -l
+    target/release/lc-bare render "$WORK/value.json" /nonexistent/access.log "$WORK/access.log" |
+        python3 -c 'import json, sys; r = json.load(sys.stdin); print(r["secs"] * 1e6 / r["records"])'
 }
-dry_with=$(dry "[$NGINX_ENTRY$PROCESSORS}]")
-dry_without=$(dry "[$NGINX_ENTRY}]")
+dry_with=$(rendering "[$NGINX_ENTRY$PROCESSORS}]")
+dry_without=$(rendering "[$NGINX_ENTRY}]")
 echo "log-transfer processing, $DOCS nginx access-log records into an instant store (2 consumer threads):"
 printf '  with dissect + timestamp + convert: %.0f documents/s; without processors: %.0f documents/s; ratio %.2f (goal at least 0.7)\n' \
     "$(echo "$DOCS / $with" | bc -l)" "$(echo "$DOCS / $without" | bc -l)" "$(echo "$without / $with" | bc -l)"
-printf '  rendering one document (one thread, logctl pipeline test): %.1f us with the processors, %.1f us without\n' "$dry_with" "$dry_without"
+printf '  rendering one document (one thread, lc-bare render): %.1f us with the processors, %.1f us without\n' "$dry_with" "$dry_without"
 result key=processing what="transfer with dissect + timestamp + convert, $DOCS nginx records" unit=docs/s \
     value="$(echo "$DOCS / $with" | bc -l)" reference="the same without processors" reference_value="$(echo "$DOCS / $without" | bc -l)" goal=0.7
 

@@ -16,12 +16,20 @@
 //! `record`: `*.gz` gzip-compressed, `*.ndjson` not) to `URL/_bulk` in name order, WORKERS
 //! requests in flight, and reads each answer; nothing else. Prints `{"records", "secs"}`:
 //! the items answered, and the seconds from the first request to the last answer.
+//!
+//! `lc-bare render CONF ENTRY FILE` is not a reference but the transfer's own rendering alone:
+//! each line of FILE made a document of the collect entry ENTRY of CONF (a `collect_log_conf`
+//! value) by `logcollect::document::render_into`, as a bulk worker does, on one thread,
+//! without Kafka or HTTP. Prints `{"records", "secs"}`.
 
 use std::io::BufRead;
 use std::time::{Duration, Instant};
 
+use logcollect::document::{self, Position, Record};
 use logcollect::kafka::{self, KafkaSettings};
-use logcollect::record::{self, FileOrigin, FilePartitioner};
+use logcollect::record::{self, FileOrigin, FilePartitioner, Origin};
+use logcollect::routing::Routing;
+use logcollect::{clock, collect};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Headers;
@@ -40,8 +48,9 @@ fn main() {
             Ok(workers) => load(url, dir, workers),
             Err(_) => Err(format!("WORKERS {workers:?} is not a number")),
         },
+        ["render", conf, entry, file] => render(conf, entry, file),
         _ => Err(
-            "usage: lc-bare produce BROKERS TOPIC FILE | consume BROKERS TOPIC RECORDS GROUP | load URL DIR WORKERS"
+            "usage: lc-bare produce BROKERS TOPIC FILE | consume BROKERS TOPIC RECORDS GROUP | load URL DIR WORKERS | render CONF ENTRY FILE"
                 .into(),
         ),
     };
@@ -208,5 +217,54 @@ fn load(url: &str, dir: &str, workers: usize) -> Result<(), String> {
         "{}",
         serde_json::json!({"records": items.into_inner(), "secs": secs})
     );
+    Ok(())
+}
+
+fn render(conf: &str, entry: &str, file: &str) -> Result<(), String> {
+    let raw = std::fs::read(conf).map_err(|e| format!("{conf}: {e}"))?;
+    let entries = collect::parse_collect_conf(conf, &raw).map_err(|e| e.to_string())?;
+    let topic = match entries.iter().find(|e| e.path == entry) {
+        Some(e) => e.topic.clone(),
+        None => return Err(format!("{conf}: no entry with path {entry:?}")),
+    };
+    let routing = Routing::new(&entries, "{topic}-%Y.%m.%d");
+    let text = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
+    let lines: Vec<&[u8]> = text
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let (mut body, mut offset) = (Vec::with_capacity(8 << 20), 0u64);
+    let start = Instant::now();
+    for (i, line) in lines.iter().enumerate() {
+        let origin = Origin {
+            host: Some("bench".into()),
+            path: Some(entry.into()),
+            offset: Some(offset),
+            file: Some("2049:1:1".into()),
+            truncated: false,
+            entry: Some(entry.into()),
+            agent: Some("bench/0".into()),
+        };
+        let pos = Position {
+            topic: &topic,
+            partition: 0,
+            offset: i as i64,
+        };
+        let now = clock::now_ms();
+        let record = Record {
+            origin: &origin,
+            pos,
+            read_ms: now,
+            payload: line,
+        };
+        // A bulk body's worth at a time, as a worker's buffer.
+        if body.len() > 5 << 20 {
+            body.clear();
+        }
+        document::render_into(&routing, record, now, &mut body);
+        offset += line.len() as u64 + 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!("{{\"records\": {}, \"secs\": {secs:.3}}}", lines.len());
     Ok(())
 }
