@@ -440,12 +440,12 @@ rendering() {
     target/release/lc-bare render "$WORK/value.json" /nonexistent/access.log "$WORK/access.log" |
         python3 -c 'import json, sys; r = json.load(sys.stdin); print(r["secs"] * 1e6 / r["records"])'
 }
-dry_with=$(rendering "[$NGINX_ENTRY$PROCESSORS}]")
-dry_without=$(rendering "[$NGINX_ENTRY}]")
+one_with=$(rendering "[$NGINX_ENTRY$PROCESSORS}]")
+one_without=$(rendering "[$NGINX_ENTRY}]")
 echo "log-transfer processing, $DOCS nginx access-log records into an instant store (2 consumer threads):"
 printf '  with dissect + timestamp + convert: %.0f documents/s; without processors: %.0f documents/s; ratio %.2f (goal at least 0.7)\n' \
     "$(echo "$DOCS / $with" | bc -l)" "$(echo "$DOCS / $without" | bc -l)" "$(echo "$without / $with" | bc -l)"
-printf '  rendering one document (one thread, lc-bare render): %.1f us with the processors, %.1f us without\n' "$dry_with" "$dry_without"
+printf '  rendering one document (one thread, lc-bare render): %.1f us with the processors, %.1f us without\n' "$one_with" "$one_without"
 result key=processing what="transfer with dissect + timestamp + convert, $DOCS nginx records" unit=docs/s \
     value="$(echo "$DOCS / $with" | bc -l)" reference="the same without processors" reference_value="$(echo "$DOCS / $without" | bc -l)" goal=0.7
 

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use logcollect::document::{self, Position, Record};
 use logcollect::kafka::{self, KafkaSettings};
 use logcollect::record::{self, FileOrigin, FilePartitioner, Origin};
-use logcollect::routing::Routing;
+use logcollect::routing::{self, Routing};
 use logcollect::{clock, collect};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -227,7 +227,7 @@ fn render(conf: &str, entry: &str, file: &str) -> Result<(), String> {
         Some(e) => e.topic.clone(),
         None => return Err(format!("{conf}: no entry with path {entry:?}")),
     };
-    let routing = Routing::new(&entries, "{topic}-%Y.%m.%d");
+    let routing = Routing::new(&entries, routing::DEFAULT_INDEX_PATTERN);
     let text = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
     let lines: Vec<&[u8]> = text
         .split(|&b| b == b'\n')
