@@ -4,6 +4,8 @@
 //! Keys: `%{name}` captures, `%{?name}` and `%{}` skip, `%{+name}` appends to `name` (with a
 //! space), `%{name->}` also skips repeats of the delimiter that follows (padding).
 
+use std::borrow::Cow;
+
 use memchr::memmem::Finder;
 
 /// A parsed tokenizer.
@@ -116,13 +118,13 @@ impl Tokenizer {
         Ok(Tokenizer { prefix, keys })
     }
 
-    /// The captured (name, value) pairs of `text`, in order; an error naming the delimiter
-    /// that was not found.
-    pub fn dissect(&self, text: &str) -> Result<Vec<(&str, String)>, String> {
+    /// The captured (name, value) pairs of `text`, in order, the values borrowed from it
+    /// (but those appended to); an error naming the delimiter that was not found.
+    pub fn dissect<'t>(&self, text: &'t str) -> Result<Vec<(&str, Cow<'t, str>)>, String> {
         let Some(mut rest) = text.strip_prefix(self.prefix.as_str()) else {
             return Err(format!("the text does not start with {:?}", self.prefix));
         };
-        let mut out: Vec<(&str, String)> = Vec::with_capacity(self.keys.len());
+        let mut out: Vec<(&str, Cow<'t, str>)> = Vec::with_capacity(self.keys.len());
         for (i, (key, delimiter)) in self.keys.iter().enumerate() {
             let last = i + 1 == self.keys.len();
             let literal = delimiter.text.as_str();
@@ -149,10 +151,11 @@ impl Tokenizer {
             }
             match out.iter_mut().find(|(n, _)| key.append && *n == key.name) {
                 Some((_, v)) => {
+                    let v = v.to_mut();
                     v.push(' ');
                     v.push_str(value);
                 }
-                None => out.push((&key.name, value.to_string())),
+                None => out.push((&key.name, Cow::Borrowed(value))),
             }
         }
         Ok(out)
@@ -179,7 +182,7 @@ mod tests {
             ("http.response.status_code", "200"),
             ("http.response.body.bytes", "1534"),
         ];
-        let want: Vec<(&str, String)> = want.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        let want: Vec<(&str, Cow<str>)> = want.iter().map(|(k, v)| (*k, (*v).into())).collect();
         assert_eq!(got, want);
         assert_eq!(
             t.dissect("not an access log").unwrap_err(),
@@ -192,7 +195,7 @@ mod tests {
         let t = Tokenizer::parse("%{a->} %{+a} %{b}").unwrap();
         assert_eq!(
             t.dissect("x    y z").unwrap(),
-            [("a", "x y".to_string()), ("b", "z".to_string())]
+            [("a", Cow::Owned("x y".into())), ("b", Cow::Borrowed("z"))]
         );
         assert_eq!(
             Tokenizer::parse("%{a}%{b}").unwrap_err(),

@@ -19,7 +19,7 @@ use std::borrow::Cow;
 
 use serde_json::{json, Map, Value};
 
-use crate::clock::rfc3339_ms;
+use crate::clock::Rfc3339;
 use crate::collect::unknown_key;
 pub use dissect::Tokenizer;
 pub use fields::{Fields, Leaf, Nested};
@@ -307,10 +307,17 @@ impl Op {
                 }
             }
             Op::Dissect { field, tokenizer } => {
-                let text = text_of(doc, field)?;
-                let pairs = tokenizer.dissect(&text).map_err(|e| ("no_match", e))?;
+                // Cut from the record's own text, the values borrow from the record.
+                let pairs = match doc.text_to_keep(field).ok_or_else(|| missing(field))? {
+                    Cow::Borrowed(text) => tokenizer.dissect(text),
+                    Cow::Owned(text) => tokenizer.dissect(&text).map(|pairs| {
+                        let owned = |(k, v): (_, Cow<str>)| (k, Cow::Owned(v.into_owned()));
+                        pairs.into_iter().map(owned).collect()
+                    }),
+                }
+                .map_err(|e| ("no_match", e))?;
                 for (k, v) in pairs {
-                    doc.set(k.into(), Value::String(v));
+                    doc.put(k.into(), Leaf::Text(v));
                 }
             }
             Op::Regex { field, pattern } => {
@@ -343,7 +350,7 @@ impl Op {
                             format!("{text:.60?} matches none of the layouts"),
                         )
                     })?;
-                doc.set(target.into(), json!(rfc3339_ms(ms)));
+                doc.put(target.into(), Leaf::Time(Rfc3339::of(ms)));
             }
             Op::Convert { fields: list } => {
                 let mut bad = Vec::new();
