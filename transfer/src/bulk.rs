@@ -7,7 +7,6 @@
 //! Credentials go in the `Authorization` header and never into a message.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,6 +15,8 @@ use logcollect::store::StoreSettings;
 use logcollect::sync::lock;
 use logcollect::tls::TlsFiles;
 use logcollect::Error;
+
+use crate::gzip::Gzip;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -77,9 +78,9 @@ pub struct EsClient {
     /// The TLS settings, to name the one to change when a certificate is refused.
     tls: TlsFiles,
     nodes: Arc<Mutex<Nodes>>,
-    /// The last gzip-compressed body, its buffer kept for the next (each bulk worker has a
-    /// client of its own).
-    compressed: Vec<u8>,
+    /// Compresses the bodies, its compressor and buffer kept for the next (each bulk worker
+    /// has a client of its own).
+    gzip: Gzip,
 }
 
 /// Round-robin over the nodes, and the ones to skip.
@@ -97,7 +98,7 @@ impl EsClient {
             agent: settings.agent(Some(Duration::from_secs(5)), REQUEST_TIMEOUT),
             tls: settings.tls.clone(),
             nodes: Arc::default(),
-            compressed: Vec::new(),
+            gzip: Gzip::default(),
         }
     }
 
@@ -177,17 +178,10 @@ impl EsClient {
             request = request.header("Authorization", &auth);
         }
         let body = if gzip {
-            // Into the buffer of the last request: no fresh pages per request.
-            let mut buffer = std::mem::take(&mut self.compressed);
-            buffer.clear();
-            let mut enc = flate2::write::GzEncoder::new(buffer, flate2::Compression::fast());
-            enc.write_all(body)
-                .map_err(|e| failed(format!("cannot gzip: {e}")))?;
-            self.compressed = enc
-                .finish()
-                .map_err(|e| failed(format!("cannot gzip: {e}")))?;
             request = request.header("Content-Encoding", "gzip");
-            &self.compressed[..]
+            self.gzip
+                .compress(body)
+                .map_err(|e| failed(format!("cannot gzip: {e}")))?
         } else {
             body
         };

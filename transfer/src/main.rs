@@ -11,6 +11,7 @@ mod bulk;
 mod consumer;
 mod dlq;
 mod doc;
+mod gzip;
 mod membership;
 mod metrics;
 mod settings;
