@@ -7,6 +7,7 @@
 //! Credentials go in the `Authorization` header and never into a message.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -81,6 +82,9 @@ pub struct EsClient {
     /// Compresses the bodies, its compressor and buffer kept for the next (each bulk worker
     /// has a client of its own).
     gzip: Gzip,
+    /// The last answer's text, its buffer kept for the next: grown anew for every answer,
+    /// it came from fresh pages (the kernel zeroing them) as the gzip tables did.
+    answer: String,
 }
 
 /// Round-robin over the nodes, and the ones to skip.
@@ -99,6 +103,7 @@ impl EsClient {
             tls: settings.tls.clone(),
             nodes: Arc::default(),
             gzip: Gzip::default(),
+            answer: String::new(),
         }
     }
 
@@ -152,8 +157,8 @@ impl EsClient {
         }
     }
 
-    /// Sends one request; returns status, body and the node used. A transport error (no
-    /// answer) marks the node down.
+    /// Sends one request; returns status and the node used, the answer's text in
+    /// `self.answer`. A transport error (no answer) marks the node down.
     fn send(
         &mut self,
         es: &EsConfig,
@@ -162,7 +167,7 @@ impl EsClient {
         body: &[u8],
         gzip: bool,
         content_type: &str,
-    ) -> Result<(u16, String, String), Error> {
+    ) -> Result<(u16, String), Error> {
         let base = self.pick(es).to_string();
         let url = format!("{base}{path}");
         let failed = |msg: String| Error::Http {
@@ -185,20 +190,19 @@ impl EsClient {
         } else {
             body
         };
+        self.answer.clear();
         let answer = request.send(body).and_then(|mut r| {
-            let status = r.status().as_u16();
-            r.body_mut()
-                .with_config()
-                .limit(256 * 1024 * 1024)
-                .read_to_string()
-                .map(|text| (status, text))
+            let mut reader = r.body_mut().with_config().limit(256 * 1024 * 1024).reader();
+            // An I/O error of the reader is ureq's error inside.
+            reader.read_to_string(&mut self.answer)?;
+            Ok(r.status().as_u16())
         });
         match answer {
-            Ok((status, text)) => {
+            Ok(status) => {
                 if status >= 500 {
                     self.mark_down(&base, es.urls.len() > 1);
                 }
-                Ok((status, text, base))
+                Ok((status, base))
             }
             Err(e) => {
                 self.mark_down(&base, es.urls.len() > 1);
@@ -216,28 +220,29 @@ impl Store for EsClient {
         gzip: bool,
         items: usize,
     ) -> Result<Vec<Outcome>, Failure> {
-        let (status, text, node) = self
+        let (status, node) = self
             .send(es, "POST", "/_bulk", ndjson, gzip, "application/x-ndjson")
             .map_err(|e| Failure::Retry {
                 kind: "no answer".into(),
                 reason: e.to_string(),
             })?;
+        let text = &self.answer;
         match status {
-            200 => parse_items(&text, items).map_err(|e| Failure::Retry {
+            200 => parse_items(text, items).map_err(|e| Failure::Retry {
                 kind: "unreadable answer".into(),
                 reason: format!("{node}/_bulk: {e}"),
             }),
             413 => Err(Failure::TooLarge),
             _ => Err(Failure::Retry {
                 kind: format!("HTTP {status}"),
-                reason: format!("{node}/_bulk: {}", failed(status, &text)),
+                reason: format!("{node}/_bulk: {}", failed(status, text)),
             }),
         }
     }
 
     fn put_template(&mut self, es: &EsConfig, name: &str, body: &Value) -> Result<(), Error> {
         let path = format!("/_index_template/{name}");
-        let (status, text, node) = self.send(
+        let (status, node) = self.send(
             es,
             "PUT",
             &path,
@@ -250,7 +255,7 @@ impl Store for EsClient {
         } else {
             Err(Error::Http {
                 url: format!("{node}{path}"),
-                msg: failed(status, &text),
+                msg: failed(status, &self.answer),
             })
         }
     }
