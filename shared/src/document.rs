@@ -129,7 +129,7 @@ pub fn document_id(origin: &Origin<'_>, pos: Position<'_>) -> String {
             decimal(&mut key, pos.offset.into());
         }
     }
-    // Digit by digit: `format!` and its formatting machinery cost as much as the hashing.
+    // Digit by digit: `format!` and its formatting machinery cost more than the hashing.
     let digest = key.digest128();
     (0..32)
         .rev()

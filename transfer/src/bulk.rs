@@ -16,10 +16,10 @@ use logcollect::store::StoreSettings;
 use logcollect::sync::lock;
 use logcollect::tls::TlsFiles;
 use logcollect::Error;
-
-use crate::gzip::Gzip;
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::gzip::Gzip;
 
 /// How long a node that failed is skipped.
 pub const NODE_BACKOFF: Duration = Duration::from_secs(5);
