@@ -27,6 +27,15 @@ fn doc<'a>(message: &str) -> Fields<'a> {
     d
 }
 
+/// The same with the message borrowed from the record, as the transfer's base document has
+/// it: what is dissected from it is borrowed too.
+fn record_doc(message: &str) -> Fields<'_> {
+    let mut d = Fields::default();
+    d.push("@timestamp", Leaf::Text("2026-11-28T12:00:00.000Z".into()));
+    d.push("message", Leaf::Text(Cow::Borrowed(message)));
+    d
+}
+
 #[test]
 fn nginx_pipeline() {
     let p = pipeline(nginx());
@@ -34,20 +43,23 @@ fn nginx_pipeline() {
         .lines
         .keeps(b"10.0.0.1 - - [x] \"GET /healthz HTTP/1.1\" 200 2"));
     assert!(p.lines.keeps(b"10.0.0.1 - - [x] \"GET / HTTP/1.1\" 200 2"));
-    let mut d =
-        doc(r#"203.0.113.9 - alice [28/Nov/2026:10:00:01 +0100] "GET /api?id=7 HTTP/1.1" 404 153"#);
-    assert_eq!(p.apply(&mut d, 0), []);
-    assert_eq!(
-        d.into_value(),
-        json!({
-            "@timestamp": "2026-11-28T09:00:01.000Z",
-            "message": "203.0.113.9 - alice [28/Nov/2026:10:00:01 +0100] \"GET /api?id=7 HTTP/1.1\" 404 153",
-            "source": {"ip": "203.0.113.9"},
-            "user": {"name": "alice"},
-            "http": {"request": {"method": "GET"}, "response": {"status_code": 404, "body": {"bytes": 153}}},
-            "url": {"original": "/api?id=7"}
-        })
-    );
+    let line =
+        r#"203.0.113.9 - alice [28/Nov/2026:10:00:01 +0100] "GET /api?id=7 HTTP/1.1" 404 153"#;
+    let want = json!({
+        "@timestamp": "2026-11-28T09:00:01.000Z",
+        "message": "203.0.113.9 - alice [28/Nov/2026:10:00:01 +0100] \"GET /api?id=7 HTTP/1.1\" 404 153",
+        "source": {"ip": "203.0.113.9"},
+        "user": {"name": "alice"},
+        "http": {"request": {"method": "GET"}, "response": {"status_code": 404, "body": {"bytes": 153}}},
+        "url": {"original": "/api?id=7"}
+    });
+    for mut d in [doc(line), record_doc(line)] {
+        assert_eq!(p.apply(&mut d, 0), []);
+        let mut bytes = Vec::new();
+        d.write_json(&mut bytes);
+        assert_eq!(bytes, serde_json::to_vec(&want).unwrap());
+        assert_eq!(d.into_value(), want);
+    }
 }
 
 #[test]
