@@ -38,17 +38,13 @@ impl Gzip {
         self.deflate.reset();
         self.out.clear();
         self.out.extend_from_slice(&HEADER);
-        let mut consumed = 0;
         loop {
-            // `compress_vec` writes into spare capacity only.
+            // `compress_vec` writes into spare capacity only; `total_in` counts from the reset.
             self.out.reserve(body.len() / 4 + 1024);
-            let before = self.deflate.total_in();
-            let status = self.deflate.compress_vec(
-                &body[consumed..],
-                &mut self.out,
-                FlushCompress::Finish,
-            )?;
-            consumed += (self.deflate.total_in() - before) as usize;
+            let rest = &body[self.deflate.total_in() as usize..];
+            let status = self
+                .deflate
+                .compress_vec(rest, &mut self.out, FlushCompress::Finish)?;
             if status == Status::StreamEnd {
                 break;
             }
