@@ -409,11 +409,13 @@ impl Op {
     }
 }
 
-/// The text of `field` (numbers as written), or a `missing_field` failure.
-fn text_of(doc: &mut Fields<'_>, field: &str) -> Result<String, (&'static str, String)> {
-    doc.text(field)
-        .map(|t| t.into_owned())
-        .ok_or_else(|| missing(field))
+/// The text of `field` (numbers as written), or a `missing_field` failure; borrowed from the
+/// document where it can be, so that reading it copies nothing.
+fn text_of<'d>(
+    doc: &'d mut Fields<'_>,
+    field: &str,
+) -> Result<Cow<'d, str>, (&'static str, String)> {
+    doc.text(field).ok_or_else(|| missing(field))
 }
 
 impl Kind {
