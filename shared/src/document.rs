@@ -315,10 +315,10 @@ fn processed<'a>(
     };
     // Only a processor or decoded JSON can have changed the time.
     let at = match decode_json || pipeline.is_some() {
+        // Read as text: made a `Value`, a time the processors set would be copied.
         true => doc
-            .get("@timestamp")
-            .and_then(Value::as_str)
-            .and_then(crate::clock::parse_rfc3339_ms)
+            .text("@timestamp")
+            .and_then(|t| crate::clock::parse_rfc3339_ms(&t))
             .unwrap_or(record.read_ms),
         false => record.read_ms,
     };

@@ -63,6 +63,15 @@ impl Leaf<'_> {
         }
     }
 
+    /// Its text ([`text`]), without making a `Value` of it.
+    fn text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Leaf::Text(s) => Some(Cow::Borrowed(s)),
+            Leaf::Time(t) => Some(Cow::Borrowed(t.as_str())),
+            Leaf::Value(v) => text(v),
+        }
+    }
+
     fn write_json(&self, out: &mut Vec<u8>) {
         match self {
             Leaf::Text(s) => write_str(out, s),
@@ -166,14 +175,40 @@ impl<'a> Fields<'a> {
         match found {
             Found::Nothing(_) | Found::Blocked(_) => None,
             Found::Leaf(i) => match &self.0 {
-                Repr::Flat(leaves) => match &leaves[i].1 {
-                    Leaf::Text(s) => Some(Cow::Borrowed(s)),
-                    Leaf::Time(t) => Some(Cow::Borrowed(t.as_str())),
-                    Leaf::Value(v) => text(v),
-                },
+                Repr::Flat(leaves) => leaves[i].1.text(),
                 Repr::Tree(_) => None, // found among flat leaves
             },
             Found::Object(_) => get_mut(self.tree(), path).and_then(|v| text(v)),
+        }
+    }
+
+    /// Replaces the field at `path` with what `f` makes of its text ([`text`]), looked up
+    /// once and without making a `Value` of the text first. `None` if there is no field
+    /// there, else whether it had text that `f` made something of.
+    pub fn replace_text(
+        &mut self,
+        path: &str,
+        f: impl FnOnce(&str) -> Option<Value>,
+    ) -> Option<bool> {
+        let found = match &self.0 {
+            Repr::Flat(leaves) => find(leaves, path),
+            Repr::Tree(_) => Found::Object(0),
+        };
+        match found {
+            Found::Nothing(_) | Found::Blocked(_) => None,
+            Found::Leaf(i) => match &mut self.0 {
+                Repr::Flat(leaves) => {
+                    let slot = &mut leaves[i].1;
+                    let made = slot.text().and_then(|t| f(&t));
+                    Some(made.map(|v| *slot = Leaf::Value(v)).is_some())
+                }
+                Repr::Tree(_) => None, // found among flat leaves
+            },
+            Found::Object(_) => {
+                let slot = get_mut(self.tree(), path)?;
+                let made = text(slot).and_then(|t| f(&t));
+                Some(made.map(|v| *slot = v).is_some())
+            }
         }
     }
 

@@ -355,12 +355,9 @@ impl Op {
             Op::Convert { fields: list } => {
                 let mut bad = Vec::new();
                 for (field, kind) in list {
-                    let Some(value) = doc.get_mut(field) else {
-                        continue;
-                    };
-                    match convert(value, *kind) {
-                        Some(v) => *value = v,
-                        None => bad.push(format!("{field:?} ({value}) is not {}", kind.name())),
+                    if doc.replace_text(field, |text| convert(text, *kind)) == Some(false) {
+                        let value = doc.get(field).map(Value::to_string).unwrap_or_default();
+                        bad.push(format!("{field:?} ({value}) is not {}", kind.name()));
                     }
                 }
                 if !bad.is_empty() {
@@ -429,9 +426,8 @@ impl Kind {
     }
 }
 
-/// `value` as `kind`, or `None` if it cannot be.
-fn convert(value: &Value, kind: Kind) -> Option<Value> {
-    let text = fields::text(value)?;
+/// The text of a value ([`fields::text`]) as `kind`, or `None` if it cannot be.
+fn convert(text: &str, kind: Kind) -> Option<Value> {
     let text = text.trim();
     match kind {
         Kind::Integer => text

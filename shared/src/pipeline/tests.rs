@@ -119,6 +119,44 @@ fn other_processors_and_conditions() {
 }
 
 #[test]
+fn convert_names_what_it_cannot_convert() {
+    let p = pipeline(json!([{"convert": {"fields": {
+        "a": "integer", "b": "boolean", "c": "float", "d": "integer", "missing": "integer"
+    }}}]));
+    let fill = |d: &mut Fields<'_>| {
+        d.set("a".into(), json!("12x"));
+        d.set("b".into(), json!([1]));
+        d.set("c".into(), json!(2.5));
+        d.set("d".into(), json!(" 7 "));
+    };
+    let (mut flat, mut tree) = (doc("m"), doc("m"));
+    fill(&mut flat);
+    fill(&mut tree);
+    tree.tree();
+    for mut d in [flat, tree] {
+        let failures = p.apply(&mut d, 0);
+        assert_eq!(
+            failures
+                .iter()
+                .map(|f| (f.processor, f.kind))
+                .collect::<Vec<_>>(),
+            [("convert", "bad_value")]
+        );
+        let d = d.into_value();
+        assert_eq!(
+            d["error"]["message"],
+            r#"convert: "a" ("12x") is not an integer, "b" ([1]) is not a boolean"#
+        );
+        // What cannot be converted stays as it was; the rest is converted.
+        assert_eq!(
+            [&d["a"], &d["b"], &d["c"], &d["d"]],
+            [&json!("12x"), &json!([1]), &json!(2.5), &json!(7)]
+        );
+        assert!(d.get("missing").is_none());
+    }
+}
+
+#[test]
 fn validation_names_the_processor() {
     assert_eq!(
         err(json!([{"dissect": {"tokenizer": "%{a}%{b}"}}])),
