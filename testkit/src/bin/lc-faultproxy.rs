@@ -214,7 +214,10 @@ fn proxy(
 ) -> Option<(u16, Vec<u8>)> {
     let gz = header(req, "content-encoding") == Some("gzip");
     let body = if gz {
-        let mut out = Vec::new();
+        // Sized by the gzip trailer's length of the input (mod 4 GiB): not grown step by step.
+        let size = req.body.rchunks(4).next().and_then(|t| t.try_into().ok());
+        let size = size.map_or(0, |t| u32::from_le_bytes(t).min(1 << 30) as usize);
+        let mut out = Vec::with_capacity(size);
         flate2::read::GzDecoder::new(&req.body[..])
             .read_to_end(&mut out)
             .ok()?;
@@ -277,11 +280,8 @@ fn proxy(
             0
         };
         let p = s.item_429;
-        let pairs = if is_bulk {
-            body.split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .count()
-                / 2
+        let pairs = if is_bulk && p > 0.0 {
+            lines(&body).count() / 2
         } else {
             0
         };
@@ -340,12 +340,7 @@ fn sink(req: &Request, body: &[u8]) -> (u16, Vec<u8>) {
         return (200, b"{}".to_vec());
     }
     let mut answer = br#"{"errors":false,"items":["#.to_vec();
-    for (i, action) in body
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .step_by(2)
-        .enumerate()
-    {
+    for (i, action) in lines(body).step_by(2).enumerate() {
         let op = action
             .strip_prefix(b"{\"")
             .and_then(|rest| rest.split(|b| *b == b'"').next())
@@ -361,6 +356,20 @@ fn sink(req: &Request, body: &[u8]) -> (u16, Vec<u8>) {
     (200, answer)
 }
 
+/// The lines of a `_bulk` body but empty ones, found by memchr: split byte by byte, they
+/// were most of the instant store's time, which it takes from the transfer it measures.
+fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', body)
+        .chain([body.len()])
+        .map(move |end| {
+            let line = &body[start..end];
+            start = end + 1;
+            line
+        })
+        .filter(|l| !l.is_empty())
+}
+
 /// Forwards the items not dropped, and answers 429 for the dropped ones, in order.
 fn bulk_with_429s(
     req: &Request,
@@ -369,10 +378,7 @@ fn bulk_with_429s(
     upstream: &str,
     agent: &ureq::Agent,
 ) -> (u16, Vec<u8>) {
-    let lines: Vec<&[u8]> = body
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .collect();
+    let lines: Vec<&[u8]> = lines(body).collect();
     let mut kept = Vec::new();
     let mut fake = Vec::new();
     for (i, pair) in lines.chunks(2).enumerate() {
