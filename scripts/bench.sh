@@ -426,13 +426,11 @@ PROCESSORS=',"processors":[
   {"convert":{"fields":{"http.response.status_code":"integer","http.response.body.bytes":"integer"}}},
   {"drop_fields":{"fields":["ts"]}}]'
 target/release/lc-kafka produce "$LC_KAFKA_BROKERS" bench_nginx <"$WORK/access.log"
-# Twice each, alternating, each run with a group of its own; the better of the two counts.
-with=999999 without=999999
-for round in 1 2; do
-    t=$(processed "bench-processed-$round" "[$NGINX_ENTRY$PROCESSORS}]" bench_nginx)
-    with=$(echo "if ($t < $with) $t else $with" | bc -l)
-    t=$(processed "bench-plain-$round" "[$NGINX_ENTRY}]" bench_nginx)
-    without=$(echo "if ($t < $without) $t else $without" | bc -l)
+# Three runs of each, alternating, each with a group of its own: the medians and the range.
+RECORDS=$DOCS with="" without=""
+for round in 1 2 3; do
+    with+=" $(processed "bench-processed-$round" "[$NGINX_ENTRY$PROCESSORS}]" bench_nginx)"
+    without+=" $(processed "bench-plain-$round" "[$NGINX_ENTRY}]" bench_nginx)"
 done
 # Where the time goes: the bulk workers' rendering alone, on one thread (lc-bare render).
 rendering() {
@@ -443,11 +441,14 @@ rendering() {
 one_with=$(rendering "[$NGINX_ENTRY$PROCESSORS}]")
 one_without=$(rendering "[$NGINX_ENTRY}]")
 echo "log-transfer processing, $DOCS nginx access-log records into an instant store (2 consumer threads):"
-printf '  with dissect + timestamp + convert: %.0f documents/s; without processors: %.0f documents/s; ratio %.2f (goal at least 0.7)\n' \
-    "$(echo "$DOCS / $with" | bc -l)" "$(echo "$DOCS / $without" | bc -l)" "$(echo "$without / $with" | bc -l)"
-printf '  rendering one document (one thread, lc-bare render): %.1f us with the processors, %.1f us without\n' "$one_with" "$one_without"
-result key=processing what="transfer with dissect + timestamp + convert, $DOCS nginx records" unit=docs/s \
-    value="$(echo "$DOCS / $with" | bc -l)" reference="the same without processors" reference_value="$(echo "$DOCS / $without" | bc -l)" goal=0.7
+# shellcheck disable=SC2086
+{
+    printf '  with dissect + timestamp + convert: %s; without processors: %s; ratio %.2f (goal at least 0.7)\n' \
+        "$(rate_of $with)" "$(rate_of $without)" "$(median_ratio "$with" "$without")"
+    printf '  rendering one document (one thread, lc-bare render): %.1f us with the processors, %.1f us without\n' "$one_with" "$one_without"
+    result key=processing what="transfer with dissect + timestamp + convert, $DOCS nginx records" unit=docs/s \
+        value="$(per $with)" reference="the same without processors" reference_value="$(per $without)" goal=0.7
+}
 
 # End to end at a low rate: append -> searchable in the store of this run, both daemons with
 # their default batching (batch_max_wait_ms 1000; a request goes out as soon as the consumers
