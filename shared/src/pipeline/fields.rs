@@ -127,6 +127,12 @@ enum Found {
     Nothing(usize),
 }
 
+/// A field found: a flat leaf, or a value in the tree.
+enum Slot<'f, 'a> {
+    Leaf(&'f mut Leaf<'a>),
+    Value(&'f mut Value),
+}
+
 impl Default for Fields<'_> {
     fn default() -> Self {
         Fields(Repr::Flat(Vec::with_capacity(24)))
@@ -159,33 +165,17 @@ impl<'a> Fields<'a> {
 
     /// The value at `path`, for changing it in place, if there is one.
     pub fn get_mut(&mut self, path: &str) -> Option<&mut Value> {
-        let found = match &self.0 {
-            Repr::Flat(leaves) => find(leaves, path),
-            Repr::Tree(_) => Found::Object(0),
-        };
-        match found {
-            Found::Nothing(_) | Found::Blocked(_) => None,
-            Found::Leaf(i) => match &mut self.0 {
-                Repr::Flat(leaves) => Some(leaves[i].1.value_mut()),
-                Repr::Tree(_) => None, // found among flat leaves
-            },
-            Found::Object(_) => get_mut(self.tree(), path),
+        match self.slot(path)? {
+            Slot::Leaf(leaf) => Some(leaf.value_mut()),
+            Slot::Value(value) => Some(value),
         }
     }
 
     /// The text of the field at `path` ([`text`]), without making a `Value` of it.
     pub fn text(&mut self, path: &str) -> Option<Cow<'_, str>> {
-        let found = match &self.0 {
-            Repr::Flat(leaves) => find(leaves, path),
-            Repr::Tree(_) => Found::Object(0),
-        };
-        match found {
-            Found::Nothing(_) | Found::Blocked(_) => None,
-            Found::Leaf(i) => match &self.0 {
-                Repr::Flat(leaves) => leaves[i].1.text(),
-                Repr::Tree(_) => None, // found among flat leaves
-            },
-            Found::Object(_) => get_mut(self.tree(), path).and_then(|v| text(v)),
+        match self.slot(path)? {
+            Slot::Leaf(leaf) => leaf.text(),
+            Slot::Value(value) => text(value),
         }
     }
 
@@ -197,6 +187,20 @@ impl<'a> Fields<'a> {
         path: &str,
         f: impl FnOnce(&str) -> Option<Value>,
     ) -> Option<bool> {
+        Some(match self.slot(path)? {
+            Slot::Leaf(leaf) => {
+                let made = leaf.text().and_then(|t| f(&t));
+                made.map(|v| *leaf = Leaf::Value(v)).is_some()
+            }
+            Slot::Value(value) => {
+                let made = text(value).and_then(|t| f(&t));
+                made.map(|v| *value = v).is_some()
+            }
+        })
+    }
+
+    /// Where the field at `path` is, if there is one.
+    fn slot(&mut self, path: &str) -> Option<Slot<'_, 'a>> {
         let found = match &self.0 {
             Repr::Flat(leaves) => find(leaves, path),
             Repr::Tree(_) => Found::Object(0),
@@ -204,18 +208,10 @@ impl<'a> Fields<'a> {
         match found {
             Found::Nothing(_) | Found::Blocked(_) => None,
             Found::Leaf(i) => match &mut self.0 {
-                Repr::Flat(leaves) => {
-                    let slot = &mut leaves[i].1;
-                    let made = slot.text().and_then(|t| f(&t));
-                    Some(made.map(|v| *slot = Leaf::Value(v)).is_some())
-                }
+                Repr::Flat(leaves) => Some(Slot::Leaf(&mut leaves[i].1)),
                 Repr::Tree(_) => None, // found among flat leaves
             },
-            Found::Object(_) => {
-                let slot = get_mut(self.tree(), path)?;
-                let made = text(slot).and_then(|t| f(&t));
-                Some(made.map(|v| *slot = v).is_some())
-            }
+            Found::Object(_) => get_mut(self.tree(), path).map(Slot::Value),
         }
     }
 
