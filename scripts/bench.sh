@@ -13,6 +13,8 @@
 #             consumer settings) and Kafka's ConsumerPerformance reading the same records: the
 #             agent's (one file, so one partition) and the same lines over all partitions.
 #   processing: nginx records with and without a pipeline, into the instant store.
+#   For each transfer pair, where the machine's time went: the CPU-us per document of the
+#   transfer, the store and Kafka, from the first document indexed to the last.
 #   end to end: append -> searchable at 200 lines/s (scripts/e2e_latency.py).
 # Pairs run three times each, alternating: the median, and the range.
 # Uses release binaries (and the static ones from scripts/build-static.sh for the agent's
@@ -111,6 +113,16 @@ median_ratio() {
     a=$(printf '%s\n' $1 | sort -g | sed -n 2p)
     b=$(printf '%s\n' $2 | sort -g | sed -n 2p)
     echo "$b / $a" | bc -l
+}
+
+# cpu_of GROUP...: CPU-us per record of the transfer, the store and Kafka in the runs
+# GROUP... (three; WORK/GROUP.cpu from transfer_run), each the median.
+cpu_of() {
+    local field
+    for field in 1 2 3; do
+        # shellcheck disable=SC2046
+        median $(for group in "$@"; do awk -v f=$field -v n="$RECORDS" '{ print $f * 1e6 / n }' "$WORK/$group.cpu"; done)
+    done | awk '{ v[NR] = $1 } END { printf "transfer %.2f, store %.2f, Kafka %.2f", v[1], v[2], v[3] }'
 }
 
 measure log-agent acked "$LINES"
@@ -306,11 +318,17 @@ result key=agent_10000_files_ship what="agent, 10,000 files shipped" unit=s valu
 result key=agent_10000_files_rss what="agent peak RSS, 10,000 files" unit=MiB value="$MANY_RSS" limit=200
 result key=agent_10000_files_idle what="agent idle CPU, 10,000 files" unit=CPU-s/s value="$(echo "$MANY_IDLE / 30" | bc -l)" limit=0.01
 
+# The store the transfer writes to, whose CPU transfer_run counts: the search engine, then the
+# instant store.
+STORE_PID=$(cat "$LC_RUN/es.pid")
+# cpus PID: the CPU-s of the transfer PID, the store and Kafka so far.
+cpus() { echo "$(cpu_secs "$1") $(cpu_secs "$STORE_PID") $(cpu_secs "$(cat "$LC_RUN/kafka.pid")")"; }
 # transfer_run GROUP CHECK...: starts the transfer in group GROUP and runs CHECK until it
 # succeeds; prints the seconds from its first document indexed to then, and leaves its peak
-# RSS in WORK/GROUP.rss and its mean bulk request time in WORK/GROUP.mean.
+# RSS in WORK/GROUP.rss, its mean bulk request time in WORK/GROUP.mean and the CPU-s the
+# transfer, the store and Kafka spent in those seconds in WORK/GROUP.cpu.
 transfer_run() {
-    local group=$1 n first=""
+    local group=$1 n first="" cpu
     shift
     transfer_ini "$WORK/log-transfer.ini" 23797 2 "$group"
     RUST_LOG=warn target/release/log-transfer -c "$WORK/log-transfer.ini" 2>"$WORK/$group.log" &
@@ -318,11 +336,15 @@ transfer_run() {
     until "$@"; do
         if [ -z "$first" ]; then
             n=$(metric 127.0.0.1:23797 logcollect_transfer_documents_indexed_total || true)
-            [ "${n:-0}" -gt 0 ] && first=$(date +%s.%N)
+            if [ "${n:-0}" -gt 0 ]; then
+                first=$(date +%s.%N) cpu=$(cpus "$pid")
+            fi
         fi
         sleep 0.02
     done
     echo "$(date +%s.%N) - $first" | bc
+    awk -v now="$(cpus "$pid")" -v then="$cpu" 'BEGIN { split(now, a); split(then, b)
+        printf "%.2f %.2f %.2f\n", a[1] - b[1], a[2] - b[2], a[3] - b[3] }' >"$WORK/$group.cpu"
     peak_rss "$pid" >"$WORK/$group.rss"
     curl -sf http://127.0.0.1:23797/metrics | awk '/^logcollect_transfer_bulk_seconds_sum/ { s = $2 }
         /^logcollect_transfer_bulk_seconds_count/ { n = $2 } END { print n ? s / n : 0 }' >"$WORK/$group.mean"
@@ -375,11 +397,15 @@ echo "log-transfer into the store (es: ${LC_ES_ENGINE:-osmem}), $STORE_DOCS docu
 # shellcheck disable=SC2086
 printf '  transfer %s (peak RSS %s MiB); bare loader %s; ratio %.2f (goal at least 0.9); %s documents in the store after the last\n' \
     "$(rate_of $transfer)" "$trss" "$(rate_of $loader)" "$(median_ratio "$transfer" "$loader")" "$count"
+cpu=$(cpu_of bench-store-1 bench-store-2 bench-store-3)
+echo "  CPU-us per document during the transfer's runs: $cpu"
 # shellcheck disable=SC2086
 result key=transfer_vs_bare_loader what="transfer, $STORE_DOCS docs -> store" unit=docs/s \
-    value="$(per $transfer)" reference="bare bulk loader, same bodies, 2 in flight" reference_value="$(per $loader)" goal=0.9
+    value="$(per $transfer)" reference="bare bulk loader, same bodies, 2 in flight" reference_value="$(per $loader)" goal=0.9 \
+    cpu_us_per_doc="$cpu"
 
 target/release/lc-faultproxy 127.0.0.1:23799 sink 2>/dev/null &
+STORE_PID=$!
 etcdctl --endpoints "$LC_ETCD_URL" put elasticsearch_config '{"url_address":["http://127.0.0.1:23799"]}' >/dev/null
 # Three runs of each, alternating, each with a group of its own.
 target/release/lc-kafka produce "$LC_KAFKA_BROKERS" bench_spread <"$WORK/app.log"
@@ -399,13 +425,16 @@ for topic in bench bench_spread; do
         *) what="the same lines over 4 partitions" goal=0.8 ;;
     esac
     echo "log-transfer into an instant store beside a bare consumer, $RECORDS records: $what"
+    cpu=$(cpu_of "transfer-$topic-1" "transfer-$topic-2" "transfer-$topic-3")
     # shellcheck disable=SC2086
     {
         printf '  transfer %s; bare consumer %s; ratio %.2f (goal at least %s)\n' "$(rate_of $transfer)" "$(rate_of $bare)" \
             "$(median_ratio "$transfer" "$bare")" "$goal"
         printf '  Kafka ConsumerPerformance %s: ratio %.2f\n' "$(rate_of $cp)" "$(median_ratio "$transfer" "$cp")"
+        echo "  CPU-us per document during the transfer's runs: $cpu"
         result key="transfer_vs_bare_consumer_$topic" what="transfer -> instant store, $what" unit=docs/s \
-            value="$(per $transfer)" reference="bare librdkafka consumer, transfer settings" reference_value="$(per $bare)" goal=$goal
+            value="$(per $transfer)" reference="bare librdkafka consumer, transfer settings" reference_value="$(per $bare)" goal=$goal \
+            cpu_us_per_doc="$cpu"
         result key="transfer_vs_consumer_performance_$topic" what="transfer -> instant store, $what" unit=docs/s \
             value="$(per $transfer)" reference="Kafka ConsumerPerformance" reference_value="$(per $cp)"
     }
@@ -443,14 +472,18 @@ rendering() {
 }
 one_with=$(rendering "[$NGINX_ENTRY$PROCESSORS}]")
 one_without=$(rendering "[$NGINX_ENTRY}]")
+cpu_with=$(cpu_of bench-processed-1 bench-processed-2 bench-processed-3)
+cpu_without=$(cpu_of bench-plain-1 bench-plain-2 bench-plain-3)
 echo "log-transfer processing, $DOCS nginx access-log records into an instant store (2 consumer threads):"
 # shellcheck disable=SC2086
 {
     printf '  with dissect + timestamp + convert: %s; without processors: %s; ratio %.2f (goal at least 0.7)\n' \
         "$(rate_of $with)" "$(rate_of $without)" "$(median_ratio "$with" "$without")"
     printf '  rendering one document (one thread, lc-bare render): %.1f us with the processors, %.1f us without\n' "$one_with" "$one_without"
+    printf '  CPU-us per document during the runs: with the processors %s; without %s\n' "$cpu_with" "$cpu_without"
     result key=processing what="transfer with dissect + timestamp + convert, $DOCS nginx records" unit=docs/s \
-        value="$(per $with)" reference="the same without processors" reference_value="$(per $without)" goal=0.7
+        value="$(per $with)" reference="the same without processors" reference_value="$(per $without)" goal=0.7 \
+        cpu_us_per_doc="$cpu_with" reference_cpu_us_per_doc="$cpu_without"
 }
 
 # End to end at a low rate: append -> searchable in the store of this run, both daemons with
