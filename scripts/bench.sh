@@ -73,29 +73,18 @@ LC_ETCD_POLL_MS=30000
 LC_HELPERS_ONLY=1 . tests/lib.sh
 agent_ini "$WORK/log-agent.ini" "$WORK/data" 127.0.0.1:23796
 
-# measure DAEMON CHECK...: starts DAEMON (the binary BIN, default target/release/DAEMON) with
-# $WORK/DAEMON.ini and runs CHECK until it succeeds; sets PID and SECS (from start to then).
+# acked N: waits until the agent has N lines acknowledged.
+acked() { python3 scripts/bench_wait.py 127.0.0.1:23796 logcollect_agent_all_files_lines_acked_total "" "$1"; }
+# measure N: starts the agent (the binary BIN, default target/release/log-agent) with
+# $WORK/log-agent.ini and waits until it has N lines acknowledged; sets PID and SECS (from
+# start to then).
 measure() {
-    local start daemon=$1
-    shift
+    local start
     start=$(date +%s.%N)
-    RUST_LOG=warn "${BIN:-target/release/$daemon}" -c "$WORK/$daemon.ini" 2>"$WORK/$daemon.log" &
+    RUST_LOG=warn "${BIN:-target/release/log-agent}" -c "$WORK/log-agent.ini" 2>"$WORK/log-agent.log" &
     PID=$!
-    until "$@"; do
-        sleep 0.05
-    done
+    acked "$1"
     SECS=$(echo "$(date +%s.%N) - $start" | bc)
-}
-# acked N: the agent has N lines acknowledged.
-acked() {
-    [ "$(metric 127.0.0.1:23796 logcollect_agent_all_files_lines_acked_total)" = "$1" ]
-}
-# committed TOPIC N: the transfer committed N records of TOPIC (every record done). Not the
-# indexed count: the instant store answers 201 to a record delivered again after a rebalance,
-# so that count can reach N before every record is in.
-committed() {
-    [ "$(curl -sf http://127.0.0.1:23797/metrics | awk -v t="topic=\"$1\"" \
-        '/^logcollect_transfer_committed_offset\{/ && index($1, t) { s += $2 } END { print s + 0 }')" = "$2" ]
 }
 
 # rate_of SECONDS...: the median of the rates RECORDS / SECONDS, and their range.
@@ -125,7 +114,7 @@ cpu_of() {
     done | awk '{ v[NR] = $1 } END { printf "transfer %.2f, store %.2f, Kafka %.2f", v[1], v[2], v[3] }'
 }
 
-measure log-agent acked "$LINES"
+measure "$LINES"
 secs=$SECS
 cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 cpu=$(cpu_secs "$PID")
@@ -195,7 +184,7 @@ for round in 1 2 3; do
     etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf \
         "[{\"path\":\"$WORK/app.log\",\"topic\":\"bench_agent_$round\",\"start\":\"beginning\"}]" >/dev/null
     sleep 5
-    measure log-agent acked "$LINES"
+    measure "$LINES"
     agent_secs+=" $SECS"
     agent_cpu+=" $(cpu_secs "$PID")"
     kill "$PID"
@@ -240,7 +229,7 @@ peak_rss() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 rm -rf "$WORK/data"
 etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf \
     "[{\"path\":\"$WORK/app.log\",\"topic\":\"bench_static\",\"start\":\"beginning\"}]" >/dev/null
-BIN=$STATIC_AGENT measure log-agent acked "$LINES"
+BIN=$STATIC_AGENT measure "$LINES"
 busy_secs=$SECS
 busy_cpu=$(cpu_secs "$PID")
 busy_rss=$(peak_rss "$PID")
@@ -252,7 +241,7 @@ mkdir -p "$WORK/outage"
 etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf \
     "[{\"path\":\"$WORK/outage/app.log\",\"topic\":\"bench_outage\",\"start\":\"beginning\"}]" >/dev/null
 : >"$WORK/outage/app.log"
-BIN=$STATIC_AGENT measure log-agent true
+BIN=$STATIC_AGENT measure 0
 python3 - "$WORK/outage/app.log" <<'PY2' &
 import sys, time
 start = time.time()
@@ -268,7 +257,7 @@ scripts/services.sh stop kafka >/dev/null
 sleep 30
 scripts/services.sh start kafka >/dev/null
 wait "$writer"
-until acked 200000; do sleep 0.2; done
+acked 200000
 outage_rss=$(peak_rss "$PID")
 kill "$PID"
 wait "$PID" 2>/dev/null || true
@@ -288,7 +277,7 @@ PY2
     etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf \
         "[{\"path\":\"$WORK/many/*.log\",\"topic\":\"bench_many_$1\",\"start\":\"beginning\"}]" >/dev/null
     local c0
-    BIN=$STATIC_AGENT measure log-agent acked $(($1 * 3))
+    BIN=$STATIC_AGENT measure $(($1 * 3))
     MANY_SECS=$SECS
     MANY_THREADS=$(ls "/proc/$PID/task" | wc -l)
     sleep 10
@@ -321,30 +310,21 @@ result key=agent_10000_files_idle what="agent idle CPU, 10,000 files" unit=CPU-s
 # The store the transfer writes to, whose CPU transfer_run counts: the search engine, then the
 # instant store.
 STORE_PID=$(cat "$LC_RUN/es.pid")
-# cpus PID: the CPU-s of the transfer PID, the store and Kafka so far.
-cpus() { echo "$(cpu_secs "$1") $(cpu_secs "$STORE_PID") $(cpu_secs "$(cat "$LC_RUN/kafka.pid")")"; }
-# transfer_run GROUP CHECK...: starts the transfer in group GROUP and runs CHECK until it
-# succeeds; prints the seconds from its first document indexed to then, and leaves its peak
-# RSS in WORK/GROUP.rss, its mean bulk request time in WORK/GROUP.mean and the CPU-s the
-# transfer, the store and Kafka spent in those seconds in WORK/GROUP.cpu.
+# transfer_run GROUP METRIC LABEL N: starts the transfer in group GROUP and waits until the
+# samples of its METRIC labelled LABEL sum to N (scripts/bench_wait.py); prints the seconds
+# from its first document indexed to then, and leaves its peak RSS in WORK/GROUP.rss, its mean
+# bulk request time in WORK/GROUP.mean and the CPU-s the transfer, the store and Kafka spent
+# in those seconds in WORK/GROUP.cpu.
 transfer_run() {
-    local group=$1 n first="" cpu
+    local group=$1 out
     shift
     transfer_ini "$WORK/log-transfer.ini" 23797 2 "$group"
     RUST_LOG=warn target/release/log-transfer -c "$WORK/log-transfer.ini" 2>"$WORK/$group.log" &
     local pid=$!
-    until "$@"; do
-        if [ -z "$first" ]; then
-            n=$(metric 127.0.0.1:23797 logcollect_transfer_documents_indexed_total || true)
-            if [ "${n:-0}" -gt 0 ]; then
-                first=$(date +%s.%N) cpu=$(cpus "$pid")
-            fi
-        fi
-        sleep 0.02
-    done
-    echo "$(date +%s.%N) - $first" | bc
-    awk -v now="$(cpus "$pid")" -v then="$cpu" 'BEGIN { split(now, a); split(then, b)
-        printf "%.2f %.2f %.2f\n", a[1] - b[1], a[2] - b[2], a[3] - b[3] }' >"$WORK/$group.cpu"
+    out=$(python3 scripts/bench_wait.py 127.0.0.1:23797 "$@" logcollect_transfer_documents_indexed_total \
+        "$pid" "$STORE_PID" "$(cat "$LC_RUN/kafka.pid")")
+    echo "${out%% *}"
+    echo "${out#* }" >"$WORK/$group.cpu"
     peak_rss "$pid" >"$WORK/$group.rss"
     curl -sf http://127.0.0.1:23797/metrics | awk '/^logcollect_transfer_bulk_seconds_sum/ { s = $2 }
         /^logcollect_transfer_bulk_seconds_count/ { n = $2 } END { print n ? s / n : 0 }' >"$WORK/$group.mean"
@@ -353,9 +333,11 @@ transfer_run() {
 }
 # processed GROUP VALUE TOPIC [RECORDS]: transfer_run with collect_log_conf VALUE, until RECORDS
 # (default DOCS) records of TOPIC are committed (a caught-up consumer commits within 100 ms).
+# Not the indexed count: the instant store answers 201 to a record delivered again after a
+# rebalance, so that count can reach RECORDS before every record is in.
 processed() {
     etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf "$2" >/dev/null
-    transfer_run "$1" committed "$3" "${4:-$DOCS}"
+    transfer_run "$1" logcollect_transfer_committed_offset "topic=\"$3\"" "${4:-$DOCS}"
 }
 # The transfer into the store beside a bare loader (lc-bare load) sending the bodies the
 # transfer sent, as many at once as its bulk_workers (2): recorded by lc-faultproxy in a first
@@ -372,15 +354,13 @@ processed bench-record '[{"path":"/nonexistent","topic":"bench_docs"}]' bench_do
 kill "$proxy"
 wait "$proxy" 2>/dev/null || true
 etcdctl --endpoints "$LC_ETCD_URL" put elasticsearch_config "{\"url_address\":[\"$LC_ES_URL\"]}" >/dev/null
-# indexed N: the transfer wrote N documents. Records delivered again after the rebalance when
-# its second consumer joins are counted apart (found already indexed), not here.
-indexed() { [ "$(metric 127.0.0.1:23797 logcollect_transfer_documents_indexed_total || true)" = "$1" ]; }
 # stored GROUP: seconds the transfer took to index the STORE_DOCS records of bench_docs: from its
 # first request (its first document indexed less the mean request time) to the last document
-# indexed.
+# indexed. Records delivered again after the rebalance when its second consumer joins are
+# counted apart (found already indexed), not in the count waited for.
 stored() {
     local secs
-    secs=$(transfer_run "$1" indexed "$STORE_DOCS")
+    secs=$(transfer_run "$1" logcollect_transfer_documents_indexed_total "" "$STORE_DOCS")
     echo "$secs + $(cat "$WORK/$1.mean")" | bc -l
 }
 RECORDS=$STORE_DOCS transfer="" loader=""
