@@ -22,10 +22,11 @@ def total(text, metric, label):
     """The sum of `metric`'s samples in the Prometheus text `text` whose labels hold `label`."""
     s = 0.0
     for line in text.splitlines():
-        name, _, rest = line.partition(" ")
+        # The value is last: a label's value (a file's path) may hold spaces.
+        name, _, value = line.rpartition(" ")
         base, brace, labels = name.partition("{")
-        if base == metric and (label in labels if brace else not label) and rest:
-            s += float(rest.split()[0])
+        if base == metric and (label in labels if brace else not label):
+            s += float(value)
     return s
 
 
