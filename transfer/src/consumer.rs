@@ -74,12 +74,21 @@ impl ClientContext for Context {
 
     /// librdkafka's statistics (every `statistics.interval.ms`, served by `poll`) carry the
     /// lag per partition from the high watermarks of its own fetches, so measuring it costs
-    /// no request of ours and never blocks the consumer loop.
+    /// no request of ours and never blocks the consumer loop. They carry the group's committed
+    /// offset too: a partition's new owner reports it before it commits anything itself, or
+    /// at all when its last owner committed every record before the rebalance.
     fn stats(&self, statistics: Statistics) {
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
-                // Partition -1 is librdkafka's internal one; -1 lag means not known yet.
-                if *partition >= 0 && p.desired && p.consumer_lag >= 0 {
+                // Partition -1 is librdkafka's internal one; -1 means not known yet.
+                if *partition < 0 || !p.desired {
+                    continue;
+                }
+                if p.committed_offset >= 0 {
+                    self.metrics
+                        .committed_at_least(topic, *partition, p.committed_offset);
+                }
+                if p.consumer_lag >= 0 {
                     self.metrics.lag(topic, *partition, p.consumer_lag);
                 }
             }

@@ -65,6 +65,12 @@ impl Metrics {
         self.update_partition(topic, partition, |p| p.0 = offset);
     }
 
+    /// A committed offset of a partition seen in librdkafka's statistics, which may be older
+    /// than the last commit: it never moves the offset back.
+    pub fn committed_at_least(&self, topic: &str, partition: i32, offset: i64) {
+        self.update_partition(topic, partition, |p| p.0 = p.0.max(offset));
+    }
+
     /// The consumer lag of a partition (high watermark minus committed offset).
     pub fn lag(&self, topic: &str, partition: i32, lag: i64) {
         self.update_partition(topic, partition, |p| p.1 = lag);
@@ -253,5 +259,25 @@ mod tests {
         assert!(nudged());
         let error = metrics.status().last_bulk_error.unwrap_or_default();
         assert!(error.ends_with("Z: HTTP 503: unavailable"), "{error}");
+    }
+
+    #[test]
+    fn committed_offsets_from_statistics_never_move_back() {
+        let metrics = Metrics::default();
+        let committed = |partition| {
+            let status = metrics.status();
+            let p = status.partitions.iter().find(|p| p.partition == partition);
+            p.map(|p| p.committed)
+        };
+        metrics.committed("web", 0, 3000);
+        // A snapshot taken before the last commit was answered.
+        metrics.committed_at_least("web", 0, 2500);
+        assert_eq!(committed(0), Some(3000));
+        // A partition taken over after its last owner committed everything: known only from
+        // the statistics.
+        metrics.committed_at_least("web", 1, 1000);
+        assert_eq!(committed(1), Some(1000));
+        metrics.committed_at_least("web", 1, 1200);
+        assert_eq!(committed(1), Some(1200));
     }
 }
