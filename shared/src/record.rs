@@ -211,7 +211,13 @@ impl<'a> Origin<'a> {
                         Some(at) => (&pair[..at], &pair[at + 1..]),
                         None => (pair, &b""[..]),
                     };
-                    o.set(name, percent_decode(value).into());
+                    // Decoded only where a `%` is: the agent's values seldom hold one, and
+                    // the decoder looked at each byte apart.
+                    let value = match memchr::memchr(b'%', value) {
+                        Some(_) => percent_decode(value).into(),
+                        None => Cow::Borrowed(value),
+                    };
+                    o.set(name, value);
                 }
             }
             _ => {
@@ -226,7 +232,11 @@ impl<'a> Origin<'a> {
     /// Sets the field `name` to `value`; an unknown name is ignored.
     fn set(&mut self, name: &[u8], value: Cow<'a, [u8]>) {
         let text = || match &value {
-            Cow::Borrowed(bytes) => String::from_utf8_lossy(bytes),
+            // Checked as a whole first: the lossy conversion looks at each byte apart.
+            Cow::Borrowed(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => Cow::Borrowed(text),
+                Err(_) => String::from_utf8_lossy(bytes),
+            },
             Cow::Owned(bytes) => Cow::Owned(String::from_utf8_lossy(bytes).into_owned()),
         };
         match std::str::from_utf8(name).unwrap_or_default() {
