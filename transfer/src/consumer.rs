@@ -386,13 +386,14 @@ impl ConsumerThread {
             }
             // 4. Commit what is done: every second while reading, and sooner when there was
             // nothing to read, so that the offsets of a caught-up consumer do not trail the
-            // store by up to a second.
+            // store by up to a second. The clock is read only with no documents in hand (a
+            // chunk just went out, or nothing was read), not for every record.
             let due = if idle {
                 IDLE_COMMIT_INTERVAL
             } else {
                 COMMIT_INTERVAL
             };
-            if self.last_commit.elapsed() >= due {
+            if self.chunk.is_empty() && self.last_commit.elapsed() >= due {
                 self.commit(CommitMode::Async);
                 self.last_commit = Instant::now();
             }
