@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::gzip::Gzip;
+use crate::metrics::Metrics;
 
 /// How long a node that failed is skipped.
 pub const NODE_BACKOFF: Duration = Duration::from_secs(5);
@@ -85,6 +87,8 @@ pub struct EsClient {
     /// The last answer's text, its buffer kept for the next: grown anew for every answer,
     /// it came from fresh pages (the kernel zeroing them) as the gzip tables did.
     answer: String,
+    /// Where the bytes it sends are counted.
+    metrics: Arc<Metrics>,
 }
 
 /// Round-robin over the nodes, and the ones to skip.
@@ -96,14 +100,16 @@ struct Nodes {
 }
 
 impl EsClient {
-    /// A client that connects as `settings` say (TLS, client certificate).
-    pub fn new(settings: &StoreSettings) -> EsClient {
+    /// A client that connects as `settings` say (TLS, client certificate) and counts the
+    /// bytes it sends on `metrics`.
+    pub fn new(settings: &StoreSettings, metrics: Arc<Metrics>) -> EsClient {
         EsClient {
             agent: settings.agent(Some(Duration::from_secs(5)), REQUEST_TIMEOUT),
             tls: settings.tls.clone(),
             nodes: Arc::default(),
             gzip: Gzip::default(),
             answer: String::new(),
+            metrics,
         }
     }
 
@@ -190,6 +196,9 @@ impl EsClient {
         } else {
             body
         };
+        self.metrics
+            .store_sent_bytes
+            .fetch_add(body.len() as u64, Relaxed);
         self.answer.clear();
         let answer = request.send(body).and_then(|mut r| {
             let mut reader = r.body_mut().with_config().limit(256 * 1024 * 1024).reader();
@@ -415,6 +424,58 @@ mod tests {
         assert!(parse_items("<html>", 1).is_err());
     }
 
+    /// A body goes out as it is, or gzip-compressed with its header when `gzip` is on, and the
+    /// bytes counted are those that went out.
+    #[test]
+    fn sends_bodies_plain_or_gzipped_and_counts_the_bytes_sent() {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let port = server.server_addr().to_ip().unwrap().port();
+        let received = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            for mut request in server.incoming_requests().take(2) {
+                let encoding = request
+                    .headers()
+                    .iter()
+                    .find(|h| h.field.equiv("Content-Encoding"))
+                    .map(|h| h.value.to_string());
+                let mut body = Vec::new();
+                request.as_reader().read_to_end(&mut body).unwrap();
+                got.push((encoding, body));
+                let answer = r#"{"errors":false,"items":[{"create":{"status":201}},{"create":{"status":201}}]}"#;
+                request
+                    .respond(tiny_http::Response::from_string(answer))
+                    .unwrap();
+            }
+            got
+        });
+        let es = EsConfig {
+            urls: vec![format!("http://127.0.0.1:{port}")],
+            api_key: None,
+            username: None,
+            password: None,
+        };
+        let ndjson =
+            b"{\"create\":{}}\n{\"message\":\"a\"}\n{\"create\":{}}\n{\"message\":\"b\"}\n";
+        let metrics = Arc::new(Metrics::default());
+        let mut client = EsClient::new(&StoreSettings::default(), metrics.clone());
+        for gzip in [false, true] {
+            let outcomes = client.bulk(&es, ndjson, gzip, 2).unwrap();
+            assert_eq!(outcomes, [Outcome::Done, Outcome::Done]);
+        }
+        let got = received.join().unwrap();
+        assert_eq!(got[0], (None, ndjson.to_vec()));
+        assert_eq!(got[1].0.as_deref(), Some("gzip"));
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&got[1].1[..])
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_eq!(plain, ndjson);
+        assert_eq!(
+            metrics.store_sent_bytes.load(Relaxed),
+            (ndjson.len() + got[1].1.len()) as u64
+        );
+    }
+
     #[test]
     fn auth_headers_and_round_robin() {
         let es = |api_key: Option<&str>, user: Option<&str>| EsConfig {
@@ -439,7 +500,7 @@ mod tests {
         assert_eq!(es(None, None).authorization(), None);
 
         let conf = es(None, None);
-        let c = EsClient::new(&StoreSettings::default());
+        let c = EsClient::new(&StoreSettings::default(), Arc::default());
         let twin = c.clone();
         assert_eq!(c.pick(&conf), "http://a:1");
         // Clones take turns with it, and skip what it found down.

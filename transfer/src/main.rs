@@ -114,7 +114,7 @@ fn run(path: &Path) -> Result<()> {
             shutdown_timeout: t.shutdown_timeout,
             metrics: metrics.clone(),
         },
-        EsClient::new(&settings.store),
+        EsClient::new(&settings.store, metrics.clone()),
     )?;
     let (drained_trigger, drained) = Shutdown::new();
     let (failed_tx, failed) = crossbeam_channel::unbounded();

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub retried: AtomicU64,
     /// Records sent to a dead-letter topic.
     pub dead_lettered: AtomicU64,
+    /// Request body bytes sent to the store, as sent (gzip-compressed when `gzip` is on).
+    pub store_sent_bytes: AtomicU64,
     /// `mod_revision` of the collect configuration in force.
     pub config_revision: AtomicI64,
     latency_buckets: [AtomicU64; BUCKETS.len()],
@@ -158,6 +160,11 @@ impl Metrics {
                 "documents_dead_lettered_total",
                 "Records sent to a dead-letter topic.",
                 &self.dead_lettered,
+            ),
+            (
+                "store_sent_bytes_total",
+                "Request body bytes sent to the store, as sent (gzip-compressed when gzip is on).",
+                &self.store_sent_bytes,
             ),
         ] {
             let name = format!("logcollect_transfer_{name}");
