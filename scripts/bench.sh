@@ -11,7 +11,9 @@
 #             transfer sent (recorded by lc-faultproxy), as many at once. Then into an instant
 #             store (lc-faultproxy sink) beside a bare consumer (lc-bare consume, the transfer's
 #             consumer settings) and Kafka's ConsumerPerformance reading the same records: the
-#             agent's (one file, so one partition) and the same lines over all partitions.
+#             agent's (one file, so one partition) and the same lines over all partitions;
+#             the agent's once more with gzip = true (off by default): its CPU against the
+#             bytes sent per document.
 #   processing: nginx records with and without a pipeline, into the instant store.
 #   For each transfer pair, where the machine's time went: the CPU-us per document of the
 #   transfer, the store and Kafka, from the first document indexed to the last.
@@ -103,6 +105,13 @@ median_ratio() {
     a=$(printf '%s\n' $1 | sort -g | sed -n 2p)
     b=$(printf '%s\n' $2 | sort -g | sed -n 2p)
     echo "$b / $a" | bc -l
+}
+
+# sent_per_doc GROUP...: request bytes the transfer sent the store per record in the runs
+# GROUP... (WORK/GROUP.bytes from transfer_run), the median.
+sent_per_doc() {
+    # shellcheck disable=SC2046
+    median $(for group in "$@"; do echo "$(cat "$WORK/$group.bytes") / $RECORDS" | bc -l; done)
 }
 
 # cpu_of GROUP...: CPU-us per record of the transfer, the store and Kafka in the runs
@@ -311,15 +320,17 @@ result key=agent_10000_files_idle what="agent idle CPU, 10,000 files" unit=CPU-s
 # The store the transfer writes to, whose CPU transfer_run counts: the search engine, then the
 # instant store.
 STORE_PID=$(cat "$LC_RUN/es.pid")
-# transfer_run GROUP METRIC LABEL N: starts the transfer in group GROUP and waits until the
-# samples of its METRIC labelled LABEL sum to N (scripts/bench_wait.py); prints the seconds
-# from its first document indexed to then, and leaves its peak RSS in WORK/GROUP.rss, its mean
-# bulk request time in WORK/GROUP.mean and the CPU-s the transfer, the store and Kafka spent
-# in those seconds in WORK/GROUP.cpu.
+# transfer_run GROUP METRIC LABEL N: starts the transfer in group GROUP (with the [transfer]
+# lines of TRANSFER_SETTINGS, if set) and waits until the samples of its METRIC labelled LABEL
+# sum to N (scripts/bench_wait.py); prints the seconds from its first document indexed to
+# then, and leaves its peak RSS in WORK/GROUP.rss, its mean bulk request time in
+# WORK/GROUP.mean, the bytes it sent the store in WORK/GROUP.bytes and the CPU-s the transfer,
+# the store and Kafka spent in those seconds in WORK/GROUP.cpu.
 transfer_run() {
     local group=$1 out
     shift
     transfer_ini "$WORK/log-transfer.ini" 23797 2 "$group"
+    [ -z "${TRANSFER_SETTINGS:-}" ] || echo "$TRANSFER_SETTINGS" >>"$WORK/log-transfer.ini"
     RUST_LOG=warn target/release/log-transfer -c "$WORK/log-transfer.ini" 2>"$WORK/$group.log" &
     local pid=$!
     out=$(python3 scripts/bench_wait.py 127.0.0.1:23797 "$@" logcollect_transfer_documents_indexed_total \
@@ -329,6 +340,7 @@ transfer_run() {
     peak_rss "$pid" >"$WORK/$group.rss"
     curl -sf http://127.0.0.1:23797/metrics | awk '/^logcollect_transfer_bulk_seconds_sum/ { s = $2 }
         /^logcollect_transfer_bulk_seconds_count/ { n = $2 } END { print n ? s / n : 0 }' >"$WORK/$group.mean"
+    metric 127.0.0.1:23797 logcollect_transfer_store_sent_bytes_total >"$WORK/$group.bytes"
     kill "$pid"
     wait "$pid" 2>/dev/null || true
 }
@@ -392,10 +404,13 @@ etcdctl --endpoints "$LC_ETCD_URL" put elasticsearch_config '{"url_address":["ht
 target/release/lc-kafka produce "$LC_KAFKA_BROKERS" bench_spread <"$WORK/app.log"
 RECORDS=$LINES
 for topic in bench bench_spread; do
-    bare="" transfer="" cp=""
+    bare="" transfer="" cp="" gzipped=""
     for round in 1 2 3; do
         bare+=" $(target/release/lc-bare consume "$LC_KAFKA_BROKERS" "$topic" "$RECORDS" "bare-$topic-$round" | python3 tests/json_query.py 'd["secs"]')"
         transfer+=" $(processed "transfer-$topic-$round" "[{\"path\":\"/nonexistent\",\"topic\":\"$topic\"}]" "$topic" "$RECORDS")"
+        # gzip's trade-off (off by default), on the agent's records: CPU against bytes sent.
+        [ "$topic" != bench ] || gzipped+=" $(TRANSFER_SETTINGS="gzip = true" processed "gzip-$topic-$round" \
+            "[{\"path\":\"/nonexistent\",\"topic\":\"$topic\"}]" "$topic" "$RECORDS")"
         # Its fetch rate: from its first fetch, without the group join.
         out=$(java -Xmx1g -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.ConsumerPerformance --bootstrap-server "$LC_KAFKA_BROKERS" \
             --topic "$topic" --messages "$RECORDS" --group "cp-$topic-$round" --timeout 60000 2>/dev/null | tail -1)
@@ -418,6 +433,19 @@ for topic in bench bench_spread; do
             cpu_us_per_doc="$cpu"
         result key="transfer_vs_consumer_performance_$topic" what="transfer -> instant store, $what" unit=docs/s \
             value="$(per $transfer)" reference="Kafka ConsumerPerformance" reference_value="$(per $cp)"
+    }
+    [ "$topic" = bench ] || continue
+    plain_bytes=$(sent_per_doc "transfer-$topic-1" "transfer-$topic-2" "transfer-$topic-3")
+    gzip_bytes=$(sent_per_doc "gzip-$topic-1" "gzip-$topic-2" "gzip-$topic-3")
+    cpu=$(cpu_of "gzip-$topic-1" "gzip-$topic-2" "gzip-$topic-3")
+    # shellcheck disable=SC2086
+    {
+        printf '  with gzip = true: %s, ratio %.3f to the same without; %.0f bytes sent per document against %.0f\n' \
+            "$(rate_of $gzipped)" "$(median_ratio "$gzipped" "$transfer")" "$gzip_bytes" "$plain_bytes"
+        echo "  CPU-us per document with gzip: $cpu"
+        result key=transfer_gzip what="transfer with gzip = true -> instant store, $what" unit=docs/s \
+            value="$(per $gzipped)" reference="the same without gzip (the default)" reference_value="$(per $transfer)" \
+            cpu_us_per_doc="$cpu" bytes_per_doc="$gzip_bytes" reference_bytes_per_doc="$plain_bytes"
     }
 done
 
