@@ -51,7 +51,8 @@ pub struct TransferSettings {
     /// Bulk requests in flight at once.
     pub bulk_workers: usize,
     /// gzip the bulk requests (off by default: on a fast link to the store it costs the
-    /// transfer and the store CPU for bytes nothing was short of; see `conf/transfer.ini`).
+    /// transfer and the store CPU to save bytes the link has room for; `conf/transfer.ini`
+    /// gives the figures).
     pub gzip: bool,
     /// `/metrics` and `/health`; `None` disables.
     pub http_listen: Option<String>,
