@@ -392,6 +392,21 @@ mod tests {
         );
     }
 
+    /// Bytes that are not UTF-8, raw or percent-encoded, in a key's value or a header,
+    /// become U+FFFD; the rest of the value is kept.
+    #[test]
+    fn values_that_are_not_utf8_are_replaced_not_dropped() {
+        let o = Origin::of(
+            Some(b"host=web\xff1&path=/a%FF.log&offset=3"),
+            std::iter::empty(),
+        );
+        assert_eq!(o.host.as_deref(), Some("web\u{fffd}1"));
+        assert_eq!(o.path.as_deref(), Some("/a\u{fffd}.log"));
+        assert_eq!(o.offset, Some(3));
+        let o = Origin::of(None, [("path", &b"/b\xfe.log"[..])].into_iter());
+        assert_eq!(o.path.as_deref(), Some("/b\u{fffd}.log"));
+    }
+
     #[test]
     fn foreign_and_odd_records() {
         let o = Origin::of(
