@@ -32,7 +32,7 @@ import time
 from base64 import b64encode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from check_es import call  # noqa: E402
+from check_es import call, every  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 # Rotated files kept per log file: at a file's second rotation its first is deleted (read to
@@ -554,16 +554,7 @@ class Chaos:
         return self.drain_and_compare()
 
     def all_documents(self):
-        index = f"{self.s.topic}-*"
-        call(f"{self.s.es}/{index}/_refresh", {}, "POST")
-        page = call(f"{self.s.es}/{index}/_search?scroll=1m",
-                    {"size": 5000, "_source": ["message"], "sort": ["_doc"]}, timeout=60)
-        out = []
-        while page["hits"]["hits"]:
-            out.extend(h["_source"].get("message") for h in page["hits"]["hits"])
-            page = call(f"{self.s.es}/_search/scroll", {"scroll": "1m", "scroll_id": page["_scroll_id"]},
-                        timeout=60)
-        return out
+        return [h["_source"].get("message") for h in every(self.s.es, f"{self.s.topic}-*", ["message"])]
 
     def dead_letters(self, expected):
         out = subprocess.run([f"{self.s.bin}/lc-kafka", "consume", self.s.brokers, f"{self.s.topic}.dlq",

@@ -60,6 +60,19 @@ def search(es, index, query, size=10000):
     return out["hits"]["hits"]
 
 
+def every(es, index, source=True, timeout=60):
+    """Every document of `index` (after a refresh), past the 10,000 one search returns: the
+    pages of a scroll."""
+    call(f"{es}/{index}/_refresh", {}, "POST")
+    page = call(f"{es}/{index}/_search?scroll=1m", {"size": 5000, "_source": source, "sort": ["_doc"]},
+                timeout=timeout)
+    hits = []
+    while page["hits"]["hits"]:
+        hits.extend(page["hits"]["hits"])
+        page = call(f"{es}/_search/scroll", {"scroll": "1m", "scroll_id": page["_scroll_id"]}, timeout=timeout)
+    return hits
+
+
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 
@@ -103,8 +116,7 @@ def count(es, index, expected):
 
 
 def seq(es, index, total):
-    # Up to the result window (10,000); a few more than expected, to see duplicates.
-    hits = search(es, index, {"match_all": {}}, size=min(total + 1000, 10000))
+    hits = every(es, index, ["message"])
     seen = {}
     errors = []
     for h in hits:
