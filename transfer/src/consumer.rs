@@ -10,9 +10,11 @@
 //! [`HANDOVER_WAIT`]: the batch thread takes a whole request's worth at once after each
 //! answer. Beyond that the thread pauses its partitions and keeps polling (rebalances) until
 //! the batch thread catches up; a pause makes librdkafka drop what it prefetched, so it is
-//! kept for a store that is really behind.
+//! kept for a store that is really behind. After each assignment the pause or resume is
+//! applied again to all the thread holds: librdkafka keeps a pause through a revocation.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -43,6 +45,8 @@ struct Context {
     errors: kafka::ErrorLog,
     /// When librdkafka last said the group session timed out (it then rejoins).
     session_timed_out: Mutex<Option<Instant>>,
+    /// Partitions were assigned since the consumer thread last paused or resumed them.
+    assigned: AtomicBool,
 }
 
 impl Context {
@@ -121,6 +125,7 @@ impl ConsumerContext for Context {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             self.progress.forget(tpl);
+            self.assigned.store(true, Relaxed);
             log::info!("{}: partitions assigned: {}", self.name, describe(tpl));
         }
         // What it holds after the rebalance, whole or incremental.
@@ -248,6 +253,7 @@ fn create(
         metrics: setup.metrics.clone(),
         errors: kafka::ErrorLog::default(),
         session_timed_out: Mutex::default(),
+        assigned: AtomicBool::new(false),
     };
     let mut config = record::line_consumer(&setup.kafka, &setup.group_id);
     config
@@ -531,17 +537,30 @@ impl ConsumerThread {
         let Some(consumer) = &self.consumer else {
             return;
         };
-        if behind != self.paused {
-            if let Ok(assignment) = consumer.assignment() {
-                let result = if behind {
-                    consumer.pause(&assignment)
-                } else {
-                    consumer.resume(&assignment)
-                };
-                match result {
-                    Ok(()) => self.paused = behind,
-                    Err(e) => log::warn!("{}: pause/resume failed: {e}", self.name),
+        // librdkafka keeps a partition paused by the application through its revocation and
+        // its return (it resets only its own pauses on assign): after a rebalance, all that
+        // is held is paused or resumed anew, or one given back after a resume stays paused.
+        let assigned = consumer.context().assigned.swap(false, Relaxed);
+        if behind == self.paused && !assigned {
+            return;
+        }
+        let result = consumer.assignment().and_then(|held| {
+            if behind {
+                consumer.pause(&held)
+            } else {
+                consumer.resume(&held)
+            }
+        });
+        match result {
+            Ok(()) => {
+                if behind && !self.paused {
+                    self.setup.metrics.consumer_pauses.fetch_add(1, Relaxed);
                 }
+                self.paused = behind;
+            }
+            Err(e) => {
+                consumer.context().assigned.fetch_or(assigned, Relaxed);
+                log::warn!("{}: pause/resume failed: {e}", self.name);
             }
         }
     }

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub dead_lettered: AtomicU64,
     /// Request body bytes sent to the store, as sent (gzip-compressed when `gzip` is on).
     pub store_sent_bytes: AtomicU64,
+    /// Times a consumer thread paused its partitions, the batch thread being behind.
+    pub consumer_pauses: AtomicU64,
     /// `mod_revision` of the collect configuration in force.
     pub config_revision: AtomicI64,
     latency_buckets: [AtomicU64; BUCKETS.len()],
@@ -165,6 +167,11 @@ impl Metrics {
                 "store_sent_bytes_total",
                 "Request body bytes sent to the store, as sent (gzip-compressed when gzip is on).",
                 &self.store_sent_bytes,
+            ),
+            (
+                "consumer_pauses_total",
+                "Times a consumer thread paused its partitions because the batch thread was behind.",
+                &self.consumer_pauses,
             ),
         ] {
             let name = format!("logcollect_transfer_{name}");
