@@ -251,25 +251,31 @@ pub fn render(routing: &Routing, record: Record<'_>, ingested_ms: i64) -> Render
 
 /// [`render`], with the document written as JSON to `out`, without a tree of objects in
 /// between unless a processor needed one. A record with neither processors nor JSON decoding,
-/// the common case, is written as its fields are made.
+/// the common case, is written as its fields are made. Before the document, `head` writes
+/// what goes in front of it knowing where it goes (a bulk action line), so that the document
+/// is written in place, not copied behind it.
 pub fn render_into(
     routing: &Routing,
     record: Record<'_>,
     ingested_ms: i64,
     out: &mut Vec<u8>,
+    head: impl FnOnce(&Placed, &mut Vec<u8>),
 ) -> Placed {
     let steps = Steps::of(routing, record);
     if steps.decode_json || steps.pipeline.is_some() {
         let (placed, mut doc) = processed(routing, record, ingested_ms, steps);
+        head(&placed, out);
         doc.write_json(out);
         return placed;
     }
+    let placed = placed(routing, record, record.read_ms, Vec::new());
+    head(&placed, out);
     let mut json = Nested::new(out);
     base(record, ingested_ms, routing, |path, leaf| {
         json.leaf(path, &leaf)
     });
     json.end();
-    placed(routing, record, record.read_ms, Vec::new())
+    placed
 }
 
 /// What is done to a record's base document: its topic's JSON decoding, its entry's
@@ -521,7 +527,7 @@ mod tests {
         // bytes, the same index and id.
         let written = |record: Record<'_>| {
             let mut out = Vec::new();
-            let placed = render_into(&routing, record, 1_795_765_262_000, &mut out);
+            let placed = render_into(&routing, record, 1_795_765_262_000, &mut out, |_, _| {});
             let by_value = render(&routing, record, 1_795_765_262_000);
             assert_eq!(
                 String::from_utf8(out.clone()).unwrap(),

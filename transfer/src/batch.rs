@@ -97,7 +97,6 @@ fn spawn_with<S: Store + Send + 'static>(
             template_for: None,
             stop_deadline: None,
             rng: seed() ^ (n as u64) << 32,
-            scratch: Vec::new(),
             body: Vec::new(),
         };
         workers.push(sync::spawn(&format!("bulk-{n}"), move || worker.run())?);
@@ -210,10 +209,8 @@ struct Worker<S> {
     /// Set once a stop is requested: no attempt starts after it.
     stop_deadline: Option<Instant>,
     rng: u64,
-    /// Where a document is rendered before it goes into the body, and the body: reused, so
-    /// that a request does not take fresh pages from the kernel (zeroing them was a twentieth
-    /// of the transfer's time).
-    scratch: Vec<u8>,
+    /// The body, reused, so that a request does not take fresh pages from the kernel (zeroing
+    /// them was a twentieth of the transfer's time).
     body: Vec<u8>,
 }
 
@@ -377,21 +374,20 @@ impl<S: Store> Worker<S> {
         body.clear();
         body.reserve(docs.iter().map(Doc::size).sum());
         for doc in docs {
-            self.scratch.clear();
-            let rendered = doc.render_into(&routing, ingested, &mut self.scratch);
+            // Written in place: a `Value` per action cost an allocation of each of its parts.
+            let rendered = doc.render_into(&routing, ingested, body, |placed, body| {
+                body.extend_from_slice(b"{\"create\":{\"_index\":");
+                json_string(body, &placed.index);
+                body.extend_from_slice(b",\"_id\":");
+                json_string(body, &placed.id);
+                body.extend_from_slice(b"}}\n");
+            });
+            body.push(b'\n');
             if count_failures {
                 for failure in &rendered.failures {
                     self.shared.metrics.processor_failed(failure);
                 }
             }
-            // Written in place: a `Value` per action cost an allocation of each of its parts.
-            body.extend_from_slice(b"{\"create\":{\"_index\":");
-            json_string(body, &rendered.index);
-            body.extend_from_slice(b",\"_id\":");
-            json_string(body, &rendered.id);
-            body.extend_from_slice(b"}}\n");
-            body.extend_from_slice(&self.scratch);
-            body.push(b'\n');
         }
     }
 

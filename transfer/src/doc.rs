@@ -40,9 +40,16 @@ impl Doc {
         self.original.0.len() + RENDERED_OVERHEAD
     }
 
-    /// Writes its document under `routing`, indexed at `ingested_ms`, to `out`; returns its
-    /// index, id and what its processors could not do.
-    pub fn render_into(&self, routing: &Routing, ingested_ms: i64, out: &mut Vec<u8>) -> Placed {
+    /// Writes its document under `routing`, indexed at `ingested_ms`, to `out`, after what
+    /// `head` writes knowing its index and id; returns them and what its processors could not
+    /// do.
+    pub fn render_into(
+        &self,
+        routing: &Routing,
+        ingested_ms: i64,
+        out: &mut Vec<u8>,
+        head: impl FnOnce(&Placed, &mut Vec<u8>),
+    ) -> Placed {
         let origin = Origin::of(self.original.key(), self.original.headers());
         let record = Record {
             origin: &origin,
@@ -54,7 +61,7 @@ impl Doc {
             read_ms: self.read_ms,
             payload: self.original.value(),
         };
-        document::render_into(routing, record, ingested_ms, out)
+        document::render_into(routing, record, ingested_ms, out, head)
     }
 }
 

@@ -261,7 +261,7 @@ fn render(conf: &str, entry: &str, file: &str) -> Result<(), String> {
         if body.len() > 5 << 20 {
             body.clear();
         }
-        document::render_into(&routing, record, now, &mut body);
+        document::render_into(&routing, record, now, &mut body, |_, _| {});
         offset += line.len() as u64 + 1;
     }
     let secs = start.elapsed().as_secs_f64();
