@@ -18,7 +18,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::clock::{rfc3339_ms, Rfc3339};
 use crate::pipeline::{Failure, Fields, Leaf, Nested, Pipeline};
 use crate::record::Origin;
-use crate::routing::Routing;
+use crate::routing::{Route, Routing};
 
 /// Name of the index template the transfer installs for its indices.
 pub const TEMPLATE: &str = "logcollect";
@@ -242,7 +242,8 @@ pub struct Placed {
 /// The document of `record` under `routing`, indexed at `ingested_ms`: the base document,
 /// then the processors of its collect entry; the index from the (final) `@timestamp`.
 pub fn render(routing: &Routing, record: Record<'_>, ingested_ms: i64) -> Rendered {
-    let (placed, doc) = processed(routing, record, ingested_ms, Steps::of(routing, record));
+    let route = routing.route(record.pos.topic);
+    let (placed, doc) = processed(route, record, ingested_ms, Steps::of(route, record));
     Rendered {
         placed,
         source: doc.into_value(),
@@ -261,17 +262,18 @@ pub fn render_into(
     out: &mut Vec<u8>,
     head: impl FnOnce(&Placed, &mut Vec<u8>),
 ) -> Placed {
-    let steps = Steps::of(routing, record);
+    let route = routing.route(record.pos.topic);
+    let steps = Steps::of(route, record);
     if steps.decode_json || steps.pipeline.is_some() {
-        let (placed, mut doc) = processed(routing, record, ingested_ms, steps);
+        let (placed, mut doc) = processed(route, record, ingested_ms, steps);
         head(&placed, out);
         doc.write_json(out);
         return placed;
     }
-    let placed = placed(routing, record, record.read_ms, Vec::new());
+    let placed = placed(route, record, record.read_ms, Vec::new());
     head(&placed, out);
     let mut json = Nested::new(out);
-    base(record, ingested_ms, routing, |path, leaf| {
+    base(record, ingested_ms, route, |path, leaf| {
         json.leaf(path, &leaf)
     });
     json.end();
@@ -287,18 +289,17 @@ struct Steps<'a> {
 }
 
 impl<'a> Steps<'a> {
-    fn of(routing: &'a Routing, record: Record<'_>) -> Steps<'a> {
-        let topic = record.pos.topic;
+    fn of(route: Route<'a>, record: Record<'_>) -> Steps<'a> {
         Steps {
-            decode_json: routing.decode_json(topic),
-            pipeline: routing.pipeline(topic, record.origin.entry.as_deref()),
+            decode_json: route.decode_json(),
+            pipeline: route.pipeline(record.origin.entry.as_deref()),
         }
     }
 }
 
 /// The fields of `record`'s document once `steps` were done, and where it goes.
 fn processed<'a>(
-    routing: &'a Routing,
+    route: Route<'a>,
     record: Record<'a>,
     ingested_ms: i64,
     Steps {
@@ -307,7 +308,7 @@ fn processed<'a>(
     }: Steps<'a>,
 ) -> (Placed, Fields<'a>) {
     let mut doc = Fields::default();
-    base(record, ingested_ms, routing, |path, leaf| {
+    base(record, ingested_ms, route, |path, leaf| {
         doc.push(path, leaf)
     });
     if decode_json {
@@ -328,7 +329,7 @@ fn processed<'a>(
             .unwrap_or(record.read_ms),
         false => record.read_ms,
     };
-    (placed(routing, record, at, failures), doc)
+    (placed(route, record, at, failures), doc)
 }
 
 /// A line as text, a byte that is not UTF-8 replaced by U+FFFD.
@@ -341,9 +342,9 @@ fn text_of(line: &[u8]) -> Cow<'_, str> {
 }
 
 /// Where `record`'s document goes: the index of its time `at`.
-fn placed(routing: &Routing, record: Record<'_>, at: i64, failures: Vec<Failure>) -> Placed {
+fn placed(route: Route<'_>, record: Record<'_>, at: i64, failures: Vec<Failure>) -> Placed {
     Placed {
-        index: routing.index(record.pos.topic, at),
+        index: route.index(at),
         id: document_id(record.origin, record.pos),
         failures,
     }
@@ -354,7 +355,7 @@ fn placed(routing: &Routing, record: Record<'_>, at: i64, failures: Vec<Failure>
 fn base<'a>(
     record: Record<'a>,
     ingested_ms: i64,
-    routing: &'a Routing,
+    route: Route<'a>,
     mut push: impl FnMut(&'static str, Leaf<'a>),
 ) {
     let origin = record.origin;
@@ -365,7 +366,7 @@ fn base<'a>(
         push("agent.name", text(name));
         push("agent.version", text(version));
     }
-    if let Some(stream) = routing.data_stream(record.pos.topic) {
+    if let Some(stream) = route.data_stream() {
         push("data_stream.dataset", text(&stream.dataset));
         push("data_stream.namespace", text(&stream.namespace));
         push("data_stream.type", text("logs"));

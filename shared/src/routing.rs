@@ -60,26 +60,14 @@ impl Routing {
         }
     }
 
-    /// The index pattern of a topic routed by `route` (or not configured).
-    fn pattern_of<'a>(&'a self, route: Option<&'a TopicRoute>) -> &'a str {
-        route
-            .and_then(|r| r.index.as_deref())
-            .unwrap_or(&self.pattern)
-    }
-
-    /// The index (or data stream) of a record of `topic` at `timestamp_ms` (a topic not
-    /// configured, e.g. just removed, uses the default pattern).
-    pub fn index(&self, topic: &str, timestamp_ms: i64) -> String {
-        let route = self.routes.get(topic);
-        match route.and_then(|r| r.data_stream.as_ref()) {
-            Some(stream) => stream.name(),
-            None => document::index_name(self.pattern_of(route), topic, timestamp_ms),
+    /// What is configured for the records of `topic`: looked up once per record, asked
+    /// several things.
+    pub fn route<'a>(&'a self, topic: &'a str) -> Route<'a> {
+        Route {
+            topic,
+            route: self.routes.get(topic),
+            pattern: &self.pattern,
         }
-    }
-
-    /// The data stream the documents of `topic` go to, if any.
-    pub fn data_stream(&self, topic: &str) -> Option<&DataStream> {
-        self.routes.get(topic)?.data_stream.as_ref()
     }
 
     /// The data streams this routing writes to, sorted, for their index template.
@@ -87,28 +75,11 @@ impl Routing {
         let mut names: Vec<String> = self
             .topics
             .iter()
-            .filter_map(|t| self.data_stream(t).map(DataStream::name))
+            .filter_map(|t| self.route(t).data_stream().map(DataStream::name))
             .collect();
         names.sort();
         names.dedup();
         names
-    }
-
-    /// The processors for a record of `topic` from the collect entry `entry` (its header);
-    /// without the header (an older agent, another producer), those of the topic's only entry.
-    pub fn pipeline(&self, topic: &str, entry: Option<&str>) -> Option<&Pipeline> {
-        let pipelines = &self.routes.get(topic)?.pipelines;
-        let found = match entry {
-            Some(path) => pipelines.iter().find(|(p, _)| p == path),
-            None if pipelines.len() == 1 => pipelines.first(),
-            None => None,
-        };
-        found.map(|(_, p)| p).filter(|p| !p.is_empty())
-    }
-
-    /// Whether lines of `topic` that are JSON objects are decoded.
-    pub fn decode_json(&self, topic: &str) -> bool {
-        self.routes.get(topic).is_some_and(|r| r.json)
     }
 
     /// Index patterns covering every index (not data stream) this routing writes to, for the
@@ -117,9 +88,10 @@ impl Routing {
         let mut patterns: Vec<String> = self
             .topics
             .iter()
-            .filter(|t| self.data_stream(t).is_none())
-            .map(|t| {
-                let p = self.pattern_of(self.routes.get(t)).replace("{topic}", t);
+            .map(|t| self.route(t))
+            .filter(|r| r.data_stream().is_none())
+            .map(|r| {
+                let p = r.pattern().replace("{topic}", r.topic);
                 let prefix = p.split('%').next().unwrap_or("");
                 format!("{}*", document::sanitize_index(prefix))
             })
@@ -127,6 +99,55 @@ impl Routing {
         patterns.sort();
         patterns.dedup();
         patterns
+    }
+}
+
+/// What is configured for the records of one topic ([`Routing::route`]); a topic not
+/// configured (e.g. just removed) has the defaults.
+#[derive(Clone, Copy)]
+pub struct Route<'a> {
+    topic: &'a str,
+    route: Option<&'a TopicRoute>,
+    /// `[transfer] index_pattern`.
+    pattern: &'a str,
+}
+
+impl<'a> Route<'a> {
+    /// The index pattern of the topic.
+    fn pattern(&self) -> &'a str {
+        self.route
+            .and_then(|r| r.index.as_deref())
+            .unwrap_or(self.pattern)
+    }
+
+    /// The index (or data stream) of a record of the topic at `timestamp_ms`.
+    pub fn index(&self, timestamp_ms: i64) -> String {
+        match self.data_stream() {
+            Some(stream) => stream.name(),
+            None => document::index_name(self.pattern(), self.topic, timestamp_ms),
+        }
+    }
+
+    /// The data stream the topic's documents go to, if any.
+    pub fn data_stream(&self) -> Option<&'a DataStream> {
+        self.route?.data_stream.as_ref()
+    }
+
+    /// The processors for a record from the collect entry `entry` (its header); without the
+    /// header (an older agent, another producer), those of the topic's only entry.
+    pub fn pipeline(&self, entry: Option<&str>) -> Option<&'a Pipeline> {
+        let pipelines = &self.route?.pipelines;
+        let found = match entry {
+            Some(path) => pipelines.iter().find(|(p, _)| p == path),
+            None if pipelines.len() == 1 => pipelines.first(),
+            None => None,
+        };
+        found.map(|(_, p)| p).filter(|p| !p.is_empty())
+    }
+
+    /// Whether lines of the topic that are JSON objects are decoded.
+    pub fn decode_json(&self) -> bool {
+        self.route.is_some_and(|r| r.json)
     }
 }
 
@@ -145,10 +166,10 @@ mod tests {
         .unwrap();
         let r = Routing::new(&entries, "{topic}-%Y.%m.%d");
         assert_eq!(r.topics, ["app", "web"]);
-        assert!(r.decode_json("web") && !r.decode_json("app"));
-        assert_eq!(r.index("web", 0), "web-1970.01.01");
-        assert_eq!(r.index("app", 0), "app-logs");
-        assert_eq!(r.index("gone", 0), "gone-1970.01.01");
+        assert!(r.route("web").decode_json() && !r.route("app").decode_json());
+        assert_eq!(r.route("web").index(0), "web-1970.01.01");
+        assert_eq!(r.route("app").index(0), "app-logs");
+        assert_eq!(r.route("gone").index(0), "gone-1970.01.01");
         assert_eq!(r.template_patterns(), ["app-logs*", "web-*"]);
         assert!(r.data_streams().is_empty());
     }
@@ -164,8 +185,8 @@ mod tests {
         )
         .unwrap();
         let r = Routing::new(&entries, "{topic}-%Y.%m.%d");
-        assert_eq!(r.index("web", 0), "logs-nginx.access-prod");
-        assert_eq!(r.index("app", 0), "logs-app-default");
+        assert_eq!(r.route("web").index(0), "logs-nginx.access-prod");
+        assert_eq!(r.route("app").index(0), "logs-app-default");
         assert_eq!(
             r.data_streams(),
             ["logs-app-default", "logs-nginx.access-prod"]
