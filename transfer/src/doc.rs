@@ -3,7 +3,7 @@
 //! partition whose document is not done yet, so `kill -9` at any moment loses nothing.
 //! The consumer threads create both; the bulk workers render documents and mark them done.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use logcollect::document::{self, Placed, Position, Record};
@@ -11,6 +11,7 @@ use logcollect::record::Origin;
 use logcollect::routing::Routing;
 use logcollect::sync::lock;
 use rdkafka::TopicPartitionList;
+use rustc_hash::FxHashMap;
 
 /// A record on its way to Elasticsearch. It is made a document only in the bulk worker that
 /// sends it ([`Doc::render_into`]): rendering is spread over the workers, not left to the
@@ -180,7 +181,7 @@ pub fn done<'a>(docs: impl IntoIterator<Item = &'a Doc>) {
             }
         };
         // Offsets of partitions no longer assigned are ignored.
-        if let Some(part) = parts.get_mut(&(doc.topic.clone(), doc.partition)) {
+        if let Some(part) = part_mut(parts, &doc.topic, doc.partition) {
             part.pending.remove(&doc.offset);
         }
     }
@@ -196,8 +197,16 @@ struct Part {
     committed: Option<i64>,
 }
 
-/// By topic and partition; the topic is the one its documents share, not a copy per record.
-type Parts = HashMap<(Arc<str>, i32), Part>;
+/// By topic, then partition; the topic is the one its documents share, not a copy per
+/// record. Looked up by the topic's text, so that no lookup touches the `Arc`'s count, which
+/// the consumer thread and the bulk workers would fight over; Fx, not SipHash: looked up
+/// twice per record.
+type Parts = FxHashMap<Arc<str>, FxHashMap<i32, Part>>;
+
+/// The part of `parts` for `topic`/`partition`, if it is there.
+fn part_mut<'p>(parts: &'p mut Parts, topic: &str, partition: i32) -> Option<&'p mut Part> {
+    parts.get_mut(topic)?.get_mut(&partition)
+}
 
 /// Per partition of one consumer: what was read and what is done.
 #[derive(Default)]
@@ -212,7 +221,11 @@ impl Progress {
 
     pub fn read(&self, topic: &Arc<str>, partition: i32, offset: i64) {
         let mut parts = self.lock();
-        let part = parts.entry((topic.clone(), partition)).or_default();
+        let partitions = match parts.get_mut(&**topic) {
+            Some(partitions) => partitions,
+            None => parts.entry(topic.clone()).or_default(),
+        };
+        let part = partitions.entry(partition).or_default();
         part.pending.insert(offset);
         part.next = Some(offset + 1);
     }
@@ -223,7 +236,8 @@ impl Progress {
         let parts = self.lock();
         parts
             .iter()
-            .filter(|((t, p), _)| only.is_none_or(|tpl| tpl.find_partition(t, *p).is_some()))
+            .flat_map(|(t, partitions)| partitions.iter().map(move |(p, part)| ((t, p), part)))
+            .filter(|((t, p), _)| only.is_none_or(|tpl| tpl.find_partition(t, **p).is_some()))
             .filter_map(|((t, p), part)| {
                 let next = part.next?;
                 let offset = part.pending.first().copied().unwrap_or(next);
@@ -235,7 +249,7 @@ impl Progress {
     pub fn committed(&self, offsets: &[(String, i32, i64)]) {
         let mut parts = self.lock();
         for (t, p, o) in offsets {
-            if let Some(part) = parts.get_mut(&(Arc::from(t.as_str()), *p)) {
+            if let Some(part) = part_mut(&mut parts, t, *p) {
                 part.committed = Some(*o);
             }
         }
@@ -244,7 +258,12 @@ impl Progress {
     pub fn forget(&self, tpl: &TopicPartitionList) {
         let mut parts = self.lock();
         for e in tpl.elements() {
-            parts.remove(&(Arc::from(e.topic()), e.partition()));
+            if let Some(partitions) = parts.get_mut(e.topic()) {
+                partitions.remove(&e.partition());
+                if partitions.is_empty() {
+                    parts.remove(e.topic());
+                }
+            }
         }
     }
 }
