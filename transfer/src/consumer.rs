@@ -540,7 +540,9 @@ impl ConsumerThread {
         // librdkafka keeps a partition paused by the application through its revocation and
         // its return (it resets only its own pauses on assign): after a rebalance, all that
         // is held is paused or resumed anew, or one given back after a resume stays paused.
-        let assigned = consumer.context().assigned.swap(false, Relaxed);
+        // Read before it is swapped: a plain load for every record, a swap per assignment.
+        let flag = &consumer.context().assigned;
+        let assigned = flag.load(Relaxed) && flag.swap(false, Relaxed);
         if behind == self.paused && !assigned {
             return;
         }
@@ -559,7 +561,7 @@ impl ConsumerThread {
                 self.paused = behind;
             }
             Err(e) => {
-                consumer.context().assigned.fetch_or(assigned, Relaxed);
+                flag.fetch_or(assigned, Relaxed);
                 log::warn!("{}: pause/resume failed: {e}", self.name);
             }
         }
