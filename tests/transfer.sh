@@ -492,8 +492,9 @@ if [ "$LC_KAFKA_ENGINE" = apache ]; then
 
     # librdkafka keeps a partition paused by the application across its revocation: one paused
     # while the store was behind, handed to another transfer, and given back after the first
-    # resumed, is read again (seen in the chaos suite: one file's lines never indexed). Apache
-    # Kafka only, like the tests above: Tansu 0.6 rebalances static members otherwise.
+    # resumed, is read again (the likely cause of one file's lines never indexed in a CI run of
+    # the chaos suite). Apache Kafka only, like the tests above: Tansu 0.6 rebalances static
+    # members otherwise.
     test_a_partition_paused_then_given_back_is_read_again() {
         local a=127.0.0.1:$((LC_FREE_PORT + 5))
         lc_spawn proxy "$BIN_DIR/lc-faultproxy" "$PROXY" "$LC_ES_URL"
