@@ -31,8 +31,8 @@ cd "$(dirname "$0")/.."
 OUT=$(realpath "$1")
 LINES=${2:-500000}
 # Processing runs as many records as the agent ships: with 200,000, a run without processors
-# lasted under a second, and the last commit (within 100 ms) and the start spread the ratio
-# over 0.58-0.78 in runs of the same code.
+# lasted under a second, and the last commit (within 100 ms, counted then) and the start
+# spread the ratio over 0.58-0.78 in runs of the same code.
 DOCS=$LINES
 # 200,000: at 50,000 a run lasted 0.15 s, too short to time against a 100 ms commit.
 STORE_DOCS=$((LINES < 200000 ? LINES : 200000))
@@ -323,7 +323,7 @@ STORE_PID=$(cat "$LC_RUN/es.pid")
 # transfer_run GROUP METRIC LABEL N: starts the transfer in group GROUP (with the [transfer]
 # lines of TRANSFER_SETTINGS, if set) and waits until the samples of its METRIC labelled LABEL
 # sum to N (scripts/bench_wait.py); prints the seconds from its first document indexed to
-# then, and leaves its peak RSS in WORK/GROUP.rss, its mean bulk request time in
+# its last (not to the commit after it), and leaves its peak RSS in WORK/GROUP.rss, its mean bulk request time in
 # WORK/GROUP.mean, the bytes it sent the store in WORK/GROUP.bytes and the CPU-s the transfer,
 # the store and Kafka spent in those seconds in WORK/GROUP.cpu.
 transfer_run() {
@@ -347,7 +347,8 @@ transfer_run() {
 # processed GROUP VALUE TOPIC [RECORDS]: transfer_run with collect_log_conf VALUE, until RECORDS
 # (default DOCS) records of TOPIC are committed (a caught-up consumer commits within 100 ms).
 # Not the indexed count: the instant store answers 201 to a record delivered again after a
-# rebalance, so that count can reach RECORDS before every record is in.
+# rebalance, so that count can reach RECORDS before every record is in. The run still ends at
+# the last document indexed before that.
 processed() {
     etcdctl --endpoints "$LC_ETCD_URL" put collect_log_conf "$2" >/dev/null
     transfer_run "$1" logcollect_transfer_committed_offset "topic=\"$3\"" "${4:-$DOCS}"
@@ -451,7 +452,7 @@ done
 
 # Processing: nginx access-log records through the transfer into an instant store (lc-faultproxy
 # answering every bulk item at once), with the typical pipeline (dissect, timestamp, convert)
-# and without processors; rates from the first document indexed to the last record committed (no group join).
+# and without processors; rates from the first document indexed to the last (no group join).
 python3 - "$WORK/access.log" "$DOCS" <<'PY'
 import sys
 with open(sys.argv[1], "w") as f:

@@ -6,8 +6,9 @@ Usage: bench_wait.py ADDR METRIC LABEL N [FIRST PID...]
   Waits until the samples of METRIC at http://ADDR/metrics whose labels contain LABEL ("" for
   every sample) sum to N; a daemon not answering yet is asked again.
   With FIRST (a metric) and PIDs: the run counts from when FIRST is first above 0 (the first
-  document indexed); prints the seconds from then to the end, then the CPU-s each PID spent
-  in them, on one line.
+  document indexed) to when it last grew before METRIC reached N (the last document indexed:
+  not the commit that follows within 100 ms, which a bare consumer has no counterpart of);
+  prints those seconds, then the CPU-s each PID spent in them, on one line.
 """
 import os
 import sys
@@ -43,21 +44,26 @@ def main():
     addr, metric, label, n = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
     first, pids = (sys.argv[5], sys.argv[6:]) if len(sys.argv) > 5 else (None, [])
     url = f"http://{addr}/metrics"
-    start = None
+    # (value of FIRST, time, CPU-s of each PID) when FIRST was first above 0, and when last
+    # seen growing.
+    start = last = None
     while True:
         try:
             text = urllib.request.urlopen(url, timeout=5).read().decode()
         except OSError:
             text = ""
-        if first and start is None and total(text, first, "") > 0:
-            start = (time.time(), [cpu(p) for p in pids])
+        if first:
+            seen = total(text, first, "")
+            if seen > 0 and (last is None or seen != last[0]):
+                last = (seen, time.time(), [cpu(p) for p in pids])
+                start = start or last
         if total(text, metric, label) == n and (start or not first):
             break
         time.sleep(POLL_S)
     if first:
-        at, before = start
-        spent = [cpu(p) - c for p, c in zip(pids, before)]
-        print(f"{time.time() - at:.3f}", " ".join(f"{c:.2f}" for c in spent))
+        (_, began, before), (_, ended, after) = start, last
+        spent = [b - a for a, b in zip(before, after)]
+        print(f"{ended - began:.3f}", " ".join(f"{c:.2f}" for c in spent))
 
 
 main()
