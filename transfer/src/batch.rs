@@ -330,10 +330,10 @@ impl<S: Store> Worker<S> {
                     for (doc, reason) in &rejected {
                         log::warn!(
                             "batch: {}/{}/{} rejected ({reason}); sent to {}.dlq",
-                            doc.topic,
+                            doc.topic(),
                             doc.partition,
                             doc.offset,
-                            doc.topic
+                            doc.topic()
                         );
                     }
                     doc::done(rejected.iter().map(|(d, _)| d));
@@ -543,7 +543,7 @@ mod tests {
     /// A running batch thread over `store`, with its document channel and progress.
     struct Run {
         docs: crossbeam_channel::Sender<Chunk>,
-        progress: Arc<Progress>,
+        progress: &'static Progress,
         stop: Arc<logcollect::shutdown::Trigger>,
         thread: JoinHandle<()>,
         metrics: Arc<Metrics>,
@@ -583,7 +583,7 @@ mod tests {
         let thread = spawn_with(setup, move || store.clone()).unwrap();
         Run {
             docs,
-            progress: Arc::default(),
+            progress: Progress::of_thread(),
             stop,
             thread,
             metrics,
@@ -603,16 +603,16 @@ mod tests {
         }
 
         fn send_chunk(&self, offset: i64, caught_up: bool) {
-            self.progress.read(&"t".into(), 0, offset);
+            self.progress.read("t", 0, offset);
             let line_offset = offset.to_string();
             let headers = [(logcollect::record::OFFSET, line_offset.as_bytes())];
             let doc = Doc {
-                topic: "t".into(),
                 partition: 0,
                 offset,
                 read_ms: 0,
-                original: Original::new(None, b"x", headers.into_iter()),
-                progress: self.progress.clone(),
+                original: Original::new("t", None, b"x", headers.into_iter()),
+                progress: self.progress,
+                generation: 0,
             };
             let chunk = Chunk {
                 docs: vec![doc],

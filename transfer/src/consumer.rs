@@ -40,7 +40,7 @@ use crate::watched::Watched;
 /// rdkafka callbacks of one consumer.
 struct Context {
     name: String,
-    progress: Arc<Progress>,
+    progress: &'static Progress,
     metrics: Arc<Metrics>,
     errors: kafka::ErrorLog,
     /// When librdkafka last said the group session timed out (it then rejoins).
@@ -108,7 +108,7 @@ impl ConsumerContext for Context {
             commit(
                 &self.name,
                 consumer,
-                &self.progress,
+                self.progress,
                 &self.metrics,
                 Some(tpl),
                 CommitMode::Sync,
@@ -212,11 +212,11 @@ pub fn spawn(n: usize, setup: Setup) -> Result<JoinHandle<()>> {
         n,
         consumer: None,
         member: None,
-        progress: Arc::new(Progress::default()),
+        progress: Progress::of_thread(),
+        generation: 0,
         setup,
         topics_version: None,
         routing: None,
-        topic: None,
         chunk: Vec::new(),
         backlog: VecDeque::new(),
         paused: false,
@@ -244,12 +244,12 @@ fn create(
     n: usize,
     name: &str,
     member: Option<&str>,
-    progress: &Arc<Progress>,
+    progress: &'static Progress,
     setup: &Setup,
 ) -> Result<BaseConsumer<Context>> {
     let context = Context {
         name: name.to_string(),
-        progress: progress.clone(),
+        progress,
         metrics: setup.metrics.clone(),
         errors: kafka::ErrorLog::default(),
         session_timed_out: Mutex::default(),
@@ -290,12 +290,13 @@ struct ConsumerThread {
     consumer: Option<BaseConsumer<Context>>,
     /// Its `group.instance.id`, with static membership.
     member: Option<String>,
-    progress: Arc<Progress>,
+    /// What its documents refer to.
+    progress: &'static Progress,
+    /// Of `progress`, for the consumer it has now.
+    generation: u32,
     setup: Setup,
     topics_version: Option<u64>,
     routing: Option<Arc<Routing>>,
-    /// The topic of the last record read.
-    topic: Option<Arc<str>>,
     /// Documents read and not yet in a chunk.
     chunk: Vec<Doc>,
     /// Chunks not yet taken by the batch thread.
@@ -357,7 +358,7 @@ impl ConsumerThread {
                         log::info!("{}: kafka: reading again, after {ended}", self.name);
                     }
                     if self.routing.is_some() {
-                        let doc = to_doc(&self.progress, &mut self.topic, &message);
+                        let doc = to_doc(self.progress, self.generation, &message);
                         self.chunk.push(doc);
                         if self.chunk.len() >= CHUNK_DOCS {
                             self.seal(false);
@@ -426,8 +427,9 @@ impl ConsumerThread {
             self.name,
             self.setup.group_id
         );
+        // Dropped first: a revocation as it closes still finds what it held.
         self.consumer = None;
-        self.progress = Arc::new(Progress::default());
+        self.generation = self.progress.reset();
         self.routing = None;
         self.topics_version = None;
         self.paused = false;
@@ -476,7 +478,7 @@ impl ConsumerThread {
                             self.n,
                             &self.name,
                             self.member.as_deref(),
-                            &self.progress,
+                            self.progress,
                             &self.setup,
                         )?;
                         self.consumer.insert(consumer)
@@ -570,31 +572,28 @@ impl ConsumerThread {
     fn commit(&self, mode: CommitMode) {
         if let Some(consumer) = &self.consumer {
             let metrics = &self.setup.metrics;
-            commit(&self.name, consumer, &self.progress, metrics, None, mode);
+            commit(&self.name, consumer, self.progress, metrics, None, mode);
         }
     }
 }
 
-/// Keeps a record to be made a document, and notes it as read. `topic` is the name of the
-/// last record's topic, shared by the documents of that topic.
-fn to_doc(progress: &Arc<Progress>, topic: &mut Option<Arc<str>>, m: &BorrowedMessage<'_>) -> Doc {
-    let topic = match topic {
-        Some(t) if **t == *m.topic() => t.clone(),
-        _ => topic.insert(Arc::from(m.topic())).clone(),
-    };
+/// Keeps a record to be made a document, and notes it as read in `progress`, of its
+/// consumer's `generation`.
+fn to_doc(progress: &'static Progress, generation: u32, m: &BorrowedMessage<'_>) -> Doc {
+    let topic = m.topic();
     let headers = m
         .headers()
         .into_iter()
         .flat_map(|h| h.iter())
         .map(|h| (h.key, h.value.unwrap_or_default()));
-    progress.read(&topic, m.partition(), m.offset());
+    progress.read(topic, m.partition(), m.offset());
     Doc {
-        topic,
         partition: m.partition(),
         offset: m.offset(),
         read_ms: m.timestamp().to_millis().unwrap_or_else(now_ms),
-        original: Original::new(m.key(), m.payload().unwrap_or_default(), headers),
-        progress: progress.clone(),
+        original: Original::new(topic, m.key(), m.payload().unwrap_or_default(), headers),
+        progress,
+        generation,
     }
 }
 

@@ -27,8 +27,8 @@ impl DeadLetters {
         let named: Vec<(String, String)> = rejected
             .iter()
             .map(|(doc, _)| {
-                let source = format!("{}/{}/{}", doc.topic, doc.partition, doc.offset);
-                (record::dlq_topic(&doc.topic), source)
+                let source = format!("{}/{}/{}", doc.topic(), doc.partition, doc.offset);
+                (record::dlq_topic(doc.topic()), source)
             })
             .collect();
         let records: Vec<Outgoing<'_>> = rejected
@@ -59,7 +59,6 @@ mod tests {
     use rdkafka::message::Headers;
     use rdkafka::producer::{BaseProducer, Producer};
     use rdkafka::{Message, Offset, TopicPartitionList};
-    use std::sync::Arc;
     use std::time::Duration;
 
     #[test]
@@ -73,16 +72,17 @@ mod tests {
         mock.create_topic("web.dlq", 1, 1).unwrap();
         let servers = mock.bootstrap_servers();
         let doc = Doc {
-            topic: "web".into(),
             partition: 3,
             offset: 41,
             read_ms: 0,
             original: Original::new(
+                "web",
                 Some(b"host/var/log/web.log"),
                 b"GET / 200",
                 [("host", &b"web1"[..])].into_iter(),
             ),
-            progress: Arc::new(Progress::default()),
+            progress: Progress::of_thread(),
+            generation: 0,
         };
         let dead = DeadLetters::new(&KafkaSettings::plaintext(&servers)).unwrap();
         dead.send(&[(&doc, "mapper_parsing_exception".into())])

@@ -4,7 +4,7 @@
 //! The consumer threads create both; the bulk workers render documents and mark them done.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use logcollect::document::{self, Placed, Position, Record};
 use logcollect::record::Origin;
@@ -17,18 +17,20 @@ use rustc_hash::FxHashMap;
 /// sends it ([`Doc::render_into`]): rendering is spread over the workers, not left to the
 /// consumer thread of its partition (one busy file is one partition).
 pub struct Doc {
-    /// Where it is in Kafka.
-    pub topic: Arc<str>,
-    /// Partition.
+    /// Where it is in Kafka (its topic is in `original`).
     pub partition: i32,
     /// Offset.
     pub offset: i64,
     /// The record's timestamp: when the agent read the line.
     pub read_ms: i64,
-    /// The record as it came.
+    /// The record as it came, with its topic.
     pub original: Original,
-    /// The progress of the consumer that read it.
-    pub progress: Arc<Progress>,
+    /// The progress of the consumer thread that read it, and that thread's generation then:
+    /// a reference, not an `Arc`, whose count the consumer thread (a clone per record) and
+    /// the bulk workers (a drop per document) would fight over on their cores.
+    pub progress: &'static Progress,
+    /// [`Progress::generation`] when it was read.
+    pub generation: u32,
 }
 
 /// What a document takes in a request beyond its record's bytes, about: the ECS field names,
@@ -36,6 +38,11 @@ pub struct Doc {
 const RENDERED_OVERHEAD: usize = 256;
 
 impl Doc {
+    /// Its topic.
+    pub fn topic(&self) -> &str {
+        self.original.topic()
+    }
+
     /// About the bytes its action and document take in a `_bulk` body, before it is rendered.
     pub fn size(&self) -> usize {
         self.original.0.len() + RENDERED_OVERHEAD
@@ -55,7 +62,7 @@ impl Doc {
         let record = Record {
             origin: &origin,
             pos: Position {
-                topic: &self.topic,
+                topic: self.topic(),
                 partition: self.partition,
                 offset: self.offset,
             },
@@ -66,24 +73,29 @@ impl Doc {
     }
 }
 
-/// A record's key, value and headers as it came: what its document is rendered from, and
-/// what goes to the dead-letter topic. They are kept in one buffer, each part after its
+/// A record's topic, key, value and headers as it came: what its document is rendered from,
+/// and what goes to the dead-letter topic. They are kept in one buffer, each part after its
 /// length (a 4-byte little-endian count; `u32::MAX` for no key): a buffer per part and header
-/// cost the consumer thread 17 allocations per record.
+/// cost the consumer thread 17 allocations per record. The topic is copied too: a shared name
+/// is an atomic count changed on two cores per record.
 pub struct Original(Vec<u8>);
 
 /// The length that stands for "no key".
 const NO_KEY: u32 = u32::MAX;
 
 impl Original {
-    /// The record of `key`, `value` and `headers` (a header without a value is kept empty).
+    /// The record of `topic`, `key`, `value` and `headers` (a header without a value is kept
+    /// empty).
     pub fn new<'a>(
+        topic: &str,
         key: Option<&[u8]>,
         value: &[u8],
         headers: impl Iterator<Item = (&'a str, &'a [u8])>,
     ) -> Original {
         // Room for headers (earlier agents sent six): usually one allocation in all.
-        let mut bytes = Vec::with_capacity(key.map_or(0, <[u8]>::len) + value.len() + 256);
+        let mut bytes =
+            Vec::with_capacity(topic.len() + key.map_or(0, <[u8]>::len) + value.len() + 256);
+        put(&mut bytes, topic.as_bytes());
         match key {
             Some(key) => put(&mut bytes, key),
             None => bytes.extend_from_slice(&NO_KEY.to_le_bytes()),
@@ -96,28 +108,43 @@ impl Original {
         Original(bytes)
     }
 
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        let topic = Pieces(&self.0).next().unwrap_or_default();
+        // Written from a `str`.
+        std::str::from_utf8(topic).unwrap_or_default()
+    }
+
     /// The key.
     pub fn key(&self) -> Option<&[u8]> {
-        let mut pieces = Pieces(&self.0);
-        pieces.key()
+        self.after_topic().key()
     }
 
     /// The value.
     pub fn value(&self) -> &[u8] {
-        let mut pieces = Pieces(&self.0);
+        let mut pieces = self.after_topic();
         pieces.key();
         pieces.next().unwrap_or_default()
     }
 
     /// The headers, in their order.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        let mut pieces = Pieces(&self.0);
+        let mut pieces = self.after_topic();
         pieces.key();
         pieces.next();
         std::iter::from_fn(move || {
             let key = pieces.next()?;
             Some((std::str::from_utf8(key).unwrap_or_default(), pieces.next()?))
         })
+    }
+}
+
+impl Original {
+    /// Its parts from the key on.
+    fn after_topic(&self) -> Pieces<'_> {
+        let mut pieces = Pieces(&self.0);
+        pieces.next();
+        pieces
     }
 }
 
@@ -171,17 +198,21 @@ pub struct Chunk {
 /// consumer's progress is locked once per run of its documents, not once per document: the
 /// consumer takes the same lock for every record it reads.
 pub fn done<'a>(docs: impl IntoIterator<Item = &'a Doc>) {
-    let mut held: Option<(&Arc<Progress>, MutexGuard<'_, Parts>)> = None;
+    let mut held: Option<(&Progress, MutexGuard<'_, State>)> = None;
     for doc in docs {
-        let parts = match &mut held {
-            Some((progress, parts)) if Arc::ptr_eq(progress, &doc.progress) => parts,
+        let state = match &mut held {
+            Some((progress, state)) if std::ptr::eq(*progress, doc.progress) => state,
             _ => {
                 held = None; // one lock at a time
-                &mut held.insert((&doc.progress, doc.progress.lock())).1
+                &mut held.insert((doc.progress, doc.progress.lock())).1
             }
         };
-        // Offsets of partitions no longer assigned are ignored.
-        if let Some(part) = part_mut(parts, &doc.topic, doc.partition) {
+        // Documents read before the consumer was replaced, and offsets of partitions no
+        // longer assigned, are ignored.
+        if doc.generation != state.generation {
+            continue;
+        }
+        if let Some(part) = part_mut(&mut state.parts, doc.topic(), doc.partition) {
             part.pending.remove(&doc.offset);
         }
     }
@@ -197,33 +228,52 @@ struct Part {
     committed: Option<i64>,
 }
 
-/// By topic, then partition; the topic is the one its documents share, not a copy per
-/// record. Looked up by the topic's text, so that no lookup touches the `Arc`'s count, which
-/// the consumer thread and the bulk workers would fight over; Fx, not SipHash: looked up
-/// twice per record.
-type Parts = FxHashMap<Arc<str>, FxHashMap<i32, Part>>;
+/// By topic, then partition. Fx, not SipHash: looked up twice per record.
+type Parts = FxHashMap<Box<str>, FxHashMap<i32, Part>>;
 
 /// The part of `parts` for `topic`/`partition`, if it is there.
 fn part_mut<'p>(parts: &'p mut Parts, topic: &str, partition: i32) -> Option<&'p mut Part> {
     parts.get_mut(topic)?.get_mut(&partition)
 }
 
-/// Per partition of one consumer: what was read and what is done.
+/// Per partition of one consumer thread: what was read and what is done.
 #[derive(Default)]
 pub struct Progress {
-    parts: Mutex<Parts>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// How many times the thread's consumer was replaced ([`Progress::reset`]).
+    generation: u32,
+    parts: Parts,
 }
 
 impl Progress {
-    fn lock(&self) -> MutexGuard<'_, Parts> {
-        lock(&self.parts)
+    /// The progress of a consumer thread, kept for as long as the process runs (one per
+    /// thread), so that documents can refer to it without a count.
+    pub fn of_thread() -> &'static Progress {
+        Box::leak(Box::default())
     }
 
-    pub fn read(&self, topic: &Arc<str>, partition: i32, offset: i64) {
-        let mut parts = self.lock();
-        let partitions = match parts.get_mut(&**topic) {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Forgets everything, for the thread's next consumer; documents read before are ignored
+    /// when done. Returns the new generation.
+    pub fn reset(&self) -> u32 {
+        let mut state = self.lock();
+        state.parts.clear();
+        state.generation = state.generation.wrapping_add(1);
+        state.generation
+    }
+
+    pub fn read(&self, topic: &str, partition: i32, offset: i64) {
+        let parts = &mut self.lock().parts;
+        let partitions = match parts.get_mut(topic) {
             Some(partitions) => partitions,
-            None => parts.entry(topic.clone()).or_default(),
+            None => parts.entry(topic.into()).or_default(),
         };
         let part = partitions.entry(partition).or_default();
         part.pending.insert(offset);
@@ -233,8 +283,9 @@ impl Progress {
     /// Offsets to commit (the lowest not done, or after the last read) where they moved;
     /// only partitions in `only`, if given.
     pub fn committable(&self, only: Option<&TopicPartitionList>) -> Vec<(String, i32, i64)> {
-        let parts = self.lock();
-        parts
+        let state = self.lock();
+        state
+            .parts
             .iter()
             .flat_map(|(t, partitions)| partitions.iter().map(move |(p, part)| ((t, p), part)))
             .filter(|((t, p), _)| only.is_none_or(|tpl| tpl.find_partition(t, **p).is_some()))
@@ -247,16 +298,16 @@ impl Progress {
     }
 
     pub fn committed(&self, offsets: &[(String, i32, i64)]) {
-        let mut parts = self.lock();
+        let parts = &mut self.lock().parts;
         for (t, p, o) in offsets {
-            if let Some(part) = part_mut(&mut parts, t, *p) {
+            if let Some(part) = part_mut(parts, t, *p) {
                 part.committed = Some(*o);
             }
         }
     }
 
     pub fn forget(&self, tpl: &TopicPartitionList) {
-        let mut parts = self.lock();
+        let parts = &mut self.lock().parts;
         for e in tpl.elements() {
             if let Some(partitions) = parts.get_mut(e.topic()) {
                 partitions.remove(&e.partition());
@@ -272,38 +323,38 @@ impl Progress {
 mod tests {
     use super::*;
 
-    /// Marks t/`partition`/`offset` of `p` done.
-    fn finish(p: &Arc<Progress>, partition: i32, offset: i64) {
+    /// Marks t/`partition`/`offset` of `p`, read in `generation`, done.
+    fn finish(p: &'static Progress, generation: u32, partition: i32, offset: i64) {
         let doc = Doc {
-            topic: "t".into(),
             partition,
             offset,
             read_ms: 0,
-            original: Original::new(None, b"", std::iter::empty()),
-            progress: p.clone(),
+            original: Original::new("t", None, b"", std::iter::empty()),
+            progress: p,
+            generation,
         };
         done([&doc]);
     }
 
     #[test]
     fn commits_stop_below_the_first_unfinished_offset() {
-        let p = Arc::new(Progress::default());
-        let t: Arc<str> = "t".into();
+        let p = Progress::of_thread();
+        let finish = |partition, offset| finish(p, 0, partition, offset);
         for o in 10..15 {
-            p.read(&t, 0, o);
+            p.read("t", 0, o);
         }
-        p.read(&t, 1, 7);
-        finish(&p, 0, 10);
-        finish(&p, 0, 12);
+        p.read("t", 1, 7);
+        finish(0, 10);
+        finish(0, 12);
         let mut c = p.committable(None);
         c.sort();
         assert_eq!(c, [("t".into(), 0, 11), ("t".into(), 1, 7)]);
         p.committed(&c);
         assert!(p.committable(None).is_empty());
-        finish(&p, 0, 11);
-        finish(&p, 0, 13);
-        finish(&p, 0, 14);
-        finish(&p, 1, 7);
+        finish(0, 11);
+        finish(0, 13);
+        finish(0, 14);
+        finish(1, 7);
         let mut c = p.committable(None);
         c.sort();
         assert_eq!(c, [("t".into(), 0, 15), ("t".into(), 1, 8)]);
@@ -311,23 +362,43 @@ mod tests {
         let mut gone = TopicPartitionList::new();
         gone.add_partition("t", 1);
         p.forget(&gone);
-        finish(&p, 1, 8);
+        finish(1, 8);
         assert_eq!(p.committable(None), [("t".into(), 0, 15)]);
+    }
+
+    #[test]
+    fn documents_of_a_replaced_consumer_are_ignored() {
+        let p = Progress::of_thread();
+        p.read("t", 0, 5);
+        let generation = p.reset();
+        assert_eq!(generation, 1);
+        assert!(p.committable(None).is_empty());
+        p.read("t", 0, 5);
+        p.read("t", 0, 6);
+        // Offset 5 read by the old consumer is done: the new one's is not.
+        finish(p, 0, 0, 5);
+        assert_eq!(p.committable(None), [("t".into(), 0, 5)]);
+        finish(p, generation, 0, 5);
+        assert_eq!(p.committable(None), [("t".into(), 0, 6)]);
     }
 
     #[test]
     fn originals_keep_key_value_and_headers() {
         let headers = [("host", &b"web1"[..]), ("empty", b""), ("offset", b"42")];
-        let o = Original::new(Some(b"k"), b"GET / 200", headers.iter().copied());
+        let o = Original::new("web", Some(b"k"), b"GET / 200", headers.iter().copied());
+        assert_eq!(o.topic(), "web");
         assert_eq!(o.key(), Some(&b"k"[..]));
         assert_eq!(o.value(), b"GET / 200");
         assert_eq!(o.headers().collect::<Vec<_>>(), headers);
-        let bare = Original::new(None, b"", std::iter::empty());
-        assert_eq!((bare.key(), bare.value()), (None, &b""[..]));
+        let bare = Original::new("", None, b"", std::iter::empty());
+        assert_eq!(
+            (bare.topic(), bare.key(), bare.value()),
+            ("", None, &b""[..])
+        );
         assert_eq!(bare.headers().count(), 0);
         // An empty key is a key.
         assert_eq!(
-            Original::new(Some(b""), b"v", std::iter::empty()).key(),
+            Original::new("t", Some(b""), b"v", std::iter::empty()).key(),
             Some(&b""[..])
         );
     }
