@@ -144,7 +144,7 @@ pub fn dry_run(
         };
         let Rendered { placed, source } = render(&routing, record, now_ms());
         out.push(DryLine::Document {
-            doc: json!({ "_index": placed.index, "_id": placed.id, "_source": source }),
+            doc: json!({ "_index": &*placed.index, "_id": placed.id.as_str(), "_source": source }),
             failed: !placed.failures.is_empty(),
         });
         offset += len;

@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -72,12 +73,14 @@ pub struct DataStream {
     pub dataset: String,
     /// Which of them, e.g. `prod` (default `default`).
     pub namespace: String,
+    /// Made once: every document of the stream names it.
+    name: Arc<str>,
 }
 
 impl DataStream {
     /// The stream's name.
-    pub fn name(&self) -> String {
-        format!("logs-{}-{}", self.dataset, self.namespace)
+    pub fn name(&self) -> Arc<str> {
+        self.name.clone()
     }
 
     fn parse(v: &Value) -> std::result::Result<DataStream, String> {
@@ -98,9 +101,11 @@ impl DataStream {
                 .map_err(|m| format!("data_stream: {field} {value:?}: {m}"))?;
             Ok(value)
         };
+        let (dataset, namespace) = (part("dataset", None)?, part("namespace", Some("default"))?);
         Ok(DataStream {
-            dataset: part("dataset", None)?,
-            namespace: part("namespace", Some("default"))?,
+            name: format!("logs-{dataset}-{namespace}").into(),
+            dataset,
+            namespace,
         })
     }
 }

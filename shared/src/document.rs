@@ -11,6 +11,7 @@
 
 use std::borrow::Cow;
 use std::io::Write;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 use xxhash_rust::xxh3::Xxh3;
@@ -106,9 +107,33 @@ pub struct Position<'a> {
     pub offset: i64,
 }
 
+/// A document id: 32 hex digits, kept in place (not a `String` allocated per document).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct DocId([u8; 32]);
+
+impl DocId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // Hex digits only.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for DocId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for DocId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
 /// The document id: 32 hex digits of xxh3-128 of `line\0{host}\0{file}\0{offset}`, or of
 /// `kafka\0{topic}\0{partition}\0{offset}` for a record without the agent's origin.
-pub fn document_id(origin: &Origin<'_>, pos: Position<'_>) -> String {
+pub fn document_id(origin: &Origin<'_>, pos: Position<'_>) -> DocId {
     // Hashed piece by piece: the digest of the key written out, without writing it.
     let mut key = Xxh3::new();
     match (&origin.host, &origin.file, origin.offset) {
@@ -131,10 +156,11 @@ pub fn document_id(origin: &Origin<'_>, pos: Position<'_>) -> String {
     }
     // Digit by digit: `format!` and its formatting machinery cost more than the hashing.
     let digest = key.digest128();
-    (0..32)
-        .rev()
-        .map(|i| char::from(b"0123456789abcdef"[(digest >> (4 * i)) as usize & 0xf]))
-        .collect()
+    let mut id = [0; 32];
+    for (i, digit) in id.iter_mut().enumerate() {
+        *digit = b"0123456789abcdef"[(digest >> (4 * (31 - i))) as usize & 0xf];
+    }
+    DocId(id)
 }
 
 /// Hashes `n` in decimal.
@@ -149,19 +175,22 @@ fn decimal(key: &mut Xxh3, n: i128) {
 
 /// The index for a record of `topic` with timestamp `timestamp_ms`: `pattern` with
 /// `{topic}`, `%Y`, `%m`, `%d`, `%H` replaced (UTC), made valid for Elasticsearch.
-pub fn index_name(pattern: &str, topic: &str, timestamp_ms: i64) -> String {
-    // The name changes at most each hour: the last one is kept per thread, since a consumer
-    // thread names every record's index (formatting it anew took 7% of its time).
+pub fn index_name(pattern: &str, topic: &str, timestamp_ms: i64) -> Arc<str> {
+    // The name changes at most each hour: the last one is kept per thread, since a thread
+    // names every record's index (formatting it anew took 7% of its time), and shared with
+    // the documents (a copy each was an allocation each).
     thread_local! {
-        static LAST: std::cell::RefCell<(String, String, i64, String)> = Default::default();
+        static LAST: std::cell::RefCell<(String, String, i64, Option<Arc<str>>)> =
+            Default::default();
     }
     let hour = timestamp_ms.div_euclid(3_600_000);
-    LAST.with_borrow_mut(|(p, t, h, name)| {
-        if (p.as_str(), t.as_str(), *h) != (pattern, topic, hour) || name.is_empty() {
-            *name = format_index_name(pattern, topic, timestamp_ms);
+    LAST.with_borrow_mut(|(p, t, h, name)| match name {
+        Some(name) if (p.as_str(), t.as_str(), *h) == (pattern, topic, hour) => name.clone(),
+        _ => {
             (*p, *t, *h) = (pattern.to_string(), topic.to_string(), hour);
+            name.insert(format_index_name(pattern, topic, timestamp_ms).into())
+                .clone()
         }
-        name.clone()
     })
 }
 
@@ -232,9 +261,9 @@ pub struct Rendered {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Placed {
     /// The index it goes to.
-    pub index: String,
+    pub index: Arc<str>,
     /// Its `_id`.
-    pub id: String,
+    pub id: DocId,
     /// What its processors could not do (recorded in it too).
     pub failures: Vec<Failure>,
 }
@@ -426,14 +455,14 @@ mod tests {
         assert!(o.truncated);
         let id = document_id(&o, POS);
         assert_eq!(
-            id,
+            id.as_str(),
             format!(
                 "{:032x}",
                 xxhash_rust::xxh3::xxh3_128(b"line\x00web1\x002049:77:1700000000000\x0042")
             )
         );
         assert_eq!(
-            document_id(&Origin::default(), POS),
+            document_id(&Origin::default(), POS).as_str(),
             format!(
                 "{:032x}",
                 xxhash_rust::xxh3::xxh3_128(b"kafka\x00web\x003\x009")
@@ -473,22 +502,22 @@ mod tests {
     #[test]
     fn timestamps_and_indices() {
         assert_eq!(
-            index_name("{topic}-%Y.%m.%d", "Web_Log", 1_795_765_261_318),
+            &*index_name("{topic}-%Y.%m.%d", "Web_Log", 1_795_765_261_318),
             "web_log-2026.11.27"
         );
         assert_eq!(
-            index_name("logs-{topic}-%Y.%m.%d.%H", "a", 1_795_765_261_318),
+            &*index_name("logs-{topic}-%Y.%m.%d.%H", "a", 1_795_765_261_318),
             "logs-a-2026.11.27.07"
         );
         // The name kept from the last call is not reused across an hour, a topic or a pattern.
-        let hour = |ms| index_name("logs-{topic}-%Y.%m.%d.%H", "a", ms);
+        let hour = |ms| index_name("logs-{topic}-%Y.%m.%d.%H", "a", ms).to_string();
         assert_eq!(hour(1_795_765_261_318 + 3_600_000), "logs-a-2026.11.27.08");
         assert_eq!(hour(1_795_765_261_318), "logs-a-2026.11.27.07");
         assert_eq!(
-            index_name("logs-{topic}-%Y.%m.%d.%H", "b", 1_795_765_261_318),
+            &*index_name("logs-{topic}-%Y.%m.%d.%H", "b", 1_795_765_261_318),
             "logs-b-2026.11.27.07"
         );
-        assert_eq!(index_name("{topic}-%Y", "b", 1_795_765_261_318), "b-2026");
+        assert_eq!(&*index_name("{topic}-%Y", "b", 1_795_765_261_318), "b-2026");
         assert_eq!(sanitize_index("_My Index*:x"), "my_index__x");
         assert_eq!(sanitize_index(".."), "logs..");
     }
@@ -595,7 +624,7 @@ mod tests {
         let r = render(&routing, record, 1_795_765_262_000);
         assert_eq!(r.placed.failures, []);
         // The index follows the event's day, not the day it was read.
-        assert_eq!(r.placed.index, "nginx-2026.11.27");
+        assert_eq!(&*r.placed.index, "nginx-2026.11.27");
         assert_eq!(r.source["@timestamp"], "2026-11-27T00:30:00.000Z");
         assert_eq!(
             r.source["event"],

@@ -3,6 +3,8 @@
 //! run on them. The transfer replaces it as a whole on every change; `logctl pipeline test`
 //! builds the same one.
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap;
 
 use crate::collect::{CollectEntry, DataStream};
@@ -75,7 +77,7 @@ impl Routing {
         let mut names: Vec<String> = self
             .topics
             .iter()
-            .filter_map(|t| self.route(t).data_stream().map(DataStream::name))
+            .filter_map(|t| self.route(t).data_stream().map(|s| s.name().to_string()))
             .collect();
         names.sort();
         names.dedup();
@@ -121,7 +123,7 @@ impl<'a> Route<'a> {
     }
 
     /// The index (or data stream) of a record of the topic at `timestamp_ms`.
-    pub fn index(&self, timestamp_ms: i64) -> String {
+    pub fn index(&self, timestamp_ms: i64) -> Arc<str> {
         match self.data_stream() {
             Some(stream) => stream.name(),
             None => document::index_name(self.pattern(), self.topic, timestamp_ms),
@@ -167,9 +169,9 @@ mod tests {
         let r = Routing::new(&entries, "{topic}-%Y.%m.%d");
         assert_eq!(r.topics, ["app", "web"]);
         assert!(r.route("web").decode_json() && !r.route("app").decode_json());
-        assert_eq!(r.route("web").index(0), "web-1970.01.01");
-        assert_eq!(r.route("app").index(0), "app-logs");
-        assert_eq!(r.route("gone").index(0), "gone-1970.01.01");
+        assert_eq!(&*r.route("web").index(0), "web-1970.01.01");
+        assert_eq!(&*r.route("app").index(0), "app-logs");
+        assert_eq!(&*r.route("gone").index(0), "gone-1970.01.01");
         assert_eq!(r.template_patterns(), ["app-logs*", "web-*"]);
         assert!(r.data_streams().is_empty());
     }
@@ -185,8 +187,8 @@ mod tests {
         )
         .unwrap();
         let r = Routing::new(&entries, "{topic}-%Y.%m.%d");
-        assert_eq!(r.route("web").index(0), "logs-nginx.access-prod");
-        assert_eq!(r.route("app").index(0), "logs-app-default");
+        assert_eq!(&*r.route("web").index(0), "logs-nginx.access-prod");
+        assert_eq!(&*r.route("app").index(0), "logs-app-default");
         assert_eq!(
             r.data_streams(),
             ["logs-app-default", "logs-nginx.access-prod"]

@@ -31,6 +31,7 @@ use crate::doc::{self, Chunk, Doc};
 use crate::metrics::Metrics;
 use crate::watched::Watched;
 use logcollect::document::{self, STREAM_TEMPLATE, TEMPLATE};
+use logcollect::pipeline::write_str;
 use logcollect::routing::Routing;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -377,9 +378,9 @@ impl<S: Store> Worker<S> {
             // Written in place: a `Value` per action cost an allocation of each of its parts.
             let rendered = doc.render_into(&routing, ingested, body, |placed, body| {
                 body.extend_from_slice(b"{\"create\":{\"_index\":");
-                json_string(body, &placed.index);
+                write_str(body, &placed.index);
                 body.extend_from_slice(b",\"_id\":");
-                json_string(body, &placed.id);
+                write_str(body, placed.id.as_str());
                 body.extend_from_slice(b"}}\n");
             });
             body.push(b'\n');
@@ -466,11 +467,6 @@ fn seed() -> u64 {
 }
 
 /// `s` as a JSON string.
-fn json_string(body: &mut Vec<u8>, s: &str) {
-    // Writing a string to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *body, s);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -88,7 +88,7 @@ impl Leaf<'_> {
 /// serde_json's byte-by-byte loop was a fifth of the time of rendering a document. A short
 /// string with nothing to escape (a key, a number's text) is copied: cheaper than setting up
 /// the SIMD loop.
-fn write_str(out: &mut Vec<u8>, s: &str) {
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
     if s.len() <= 16 && !s.bytes().any(|b| ESCAPED[usize::from(b)]) {
         quoted(out, s);
     } else {
