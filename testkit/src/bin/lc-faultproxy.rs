@@ -19,6 +19,7 @@
 //! forwarded to UPSTREAM; with UPSTREAM `sink` nothing is: every bulk item is answered 201 at
 //! once (the instant store of the processing benchmark), anything else `{}`.
 
+use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -99,7 +100,10 @@ fn serve(stream: TcpStream, state: &Mutex<State>, upstream: &str) {
         return;
     };
     let mut reader = BufReader::new(stream);
-    while let Some(req) = read_request(&mut reader) {
+    // One body buffer per connection, reused: a fresh one per request (and a copy of it)
+    // took the instant store's pages from the kernel, zeroed, at every request.
+    let mut buffer = Vec::new();
+    while let Some(req) = read_request(&mut reader, std::mem::take(&mut buffer)) {
         let (status, body) = if req.path.starts_with("/_fault") {
             control(&req, state)
         } else {
@@ -134,10 +138,12 @@ fn serve(stream: TcpStream, state: &Mutex<State>, upstream: &str) {
         {
             return;
         }
+        buffer = req.body;
     }
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+/// The next request on the connection; its body read into `body` (emptied first).
+fn read_request(reader: &mut BufReader<TcpStream>, mut body: Vec<u8>) -> Option<Request> {
     let mut line = String::new();
     reader.read_line(&mut line).ok().filter(|n| *n > 0)?;
     let mut parts = line.split_whitespace();
@@ -158,8 +164,11 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
         .find(|(k, _)| k == "content-length")
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).ok()?;
+    body.clear();
+    body.reserve(len);
+    // Into the buffer's spare room, without zeroing it first.
+    let read = reader.take(len as u64).read_to_end(&mut body).ok()?;
+    (read == len).then_some(())?;
     Some(Request {
         method,
         path,
@@ -221,9 +230,9 @@ fn proxy(
         flate2::read::GzDecoder::new(&req.body[..])
             .read_to_end(&mut out)
             .ok()?;
-        out
+        Cow::Owned(out)
     } else {
-        req.body.clone()
+        Cow::Borrowed(&req.body[..])
     };
     let is_bulk = req.path.starts_with("/_bulk") || req.path.contains("/_bulk");
     let (slow_ms, drop_items) = {
