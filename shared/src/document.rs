@@ -10,7 +10,6 @@
 //! written by another producer: a record delivered twice can never become two documents.
 
 use std::borrow::Cow;
-use std::io::Write;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -165,12 +164,7 @@ pub fn document_id(origin: &Origin<'_>, pos: Position<'_>) -> DocId {
 
 /// Hashes `n` in decimal.
 fn decimal(key: &mut Xxh3, n: i128) {
-    let mut digits = [0u8; 40];
-    let mut cursor = std::io::Cursor::new(&mut digits[..]);
-    // 40 bytes hold any i128.
-    let _ = write!(cursor, "{n}");
-    let len = cursor.position() as usize;
-    key.update(&digits[..len]);
+    key.update(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// The index for a record of `topic` with timestamp `timestamp_ms`: `pattern` with
