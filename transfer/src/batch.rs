@@ -466,7 +466,6 @@ fn seed() -> u64 {
     (nanos ^ u64::from(std::process::id())) | 1
 }
 
-/// `s` as a JSON string.
 #[cfg(test)]
 mod tests {
     use super::*;

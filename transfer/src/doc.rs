@@ -127,6 +127,13 @@ impl Original {
         pieces.next().unwrap_or_default()
     }
 
+    /// Its parts from the key on.
+    fn after_topic(&self) -> Pieces<'_> {
+        let mut pieces = Pieces(&self.0);
+        pieces.next();
+        pieces
+    }
+
     /// The headers, in their order.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
         let mut pieces = self.after_topic();
@@ -136,15 +143,6 @@ impl Original {
             let key = pieces.next()?;
             Some((std::str::from_utf8(key).unwrap_or_default(), pieces.next()?))
         })
-    }
-}
-
-impl Original {
-    /// Its parts from the key on.
-    fn after_topic(&self) -> Pieces<'_> {
-        let mut pieces = Pieces(&self.0);
-        pieces.next();
-        pieces
     }
 }
 
