@@ -323,9 +323,9 @@ STORE_PID=$(cat "$LC_RUN/es.pid")
 # transfer_run GROUP METRIC LABEL N: starts the transfer in group GROUP (with the [transfer]
 # lines of TRANSFER_SETTINGS, if set) and waits until the samples of its METRIC labelled LABEL
 # sum to N (scripts/bench_wait.py); prints the seconds from its first document indexed to
-# its last (not to the commit after it), and leaves its peak RSS in WORK/GROUP.rss, its mean bulk request time in
-# WORK/GROUP.mean, the bytes it sent the store in WORK/GROUP.bytes and the CPU-s the transfer,
-# the store and Kafka spent in those seconds in WORK/GROUP.cpu.
+# its last (not to the commit after it), and leaves its peak RSS in WORK/GROUP.rss, its mean
+# bulk request time in WORK/GROUP.mean, the bytes it sent the store in WORK/GROUP.bytes and
+# the CPU-s the transfer, the store and Kafka spent in those seconds in WORK/GROUP.cpu.
 transfer_run() {
     local group=$1 out
     shift
