@@ -29,7 +29,7 @@ pub struct Doc {
     /// a reference, not an `Arc`, whose count the consumer thread (a clone per record) and
     /// the bulk workers (a drop per document) would fight over on their cores.
     pub progress: &'static Progress,
-    /// [`Progress::generation`] when it was read.
+    /// Which of the thread's consumers read it (counted by [`Progress::reset`]).
     pub generation: u32,
 }
 
