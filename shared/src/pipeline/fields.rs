@@ -310,6 +310,11 @@ impl<'a> Fields<'a> {
 }
 
 /// Writes leaves given in path order ([`path_order`]) as one JSON object of nested objects.
+///
+/// What goes before a leaf's value (closing braces, a comma, keys, opening braces) depends
+/// only on the paths so far, and a log's documents mostly have the same paths: it is copied
+/// from the document before ([`Shape`], one per thread) for as long as the paths are its.
+/// Working it out per leaf took a seventh of the time of rendering a processed document.
 pub struct Nested<'o, 'p> {
     out: &'o mut Vec<u8>,
     /// The last leaf's path: the objects open are those on its way, as many as it has dots.
@@ -317,6 +322,81 @@ pub struct Nested<'o, 'p> {
     open: usize,
     /// Whether the innermost object open has no member yet.
     first: bool,
+    /// The document before's, taken from the thread while this one is written.
+    shape: Shape,
+    /// How many leaves were written.
+    written: usize,
+    /// Whether their paths were the shape's first ones.
+    same: bool,
+}
+
+/// The paths of a document, and what was written before each leaf's value.
+#[derive(Default)]
+struct Shape {
+    /// The paths, one after another.
+    paths: String,
+    /// What was written before each value, one after another.
+    before: Vec<u8>,
+    leaves: Vec<Known>,
+}
+
+/// A leaf of a [`Shape`].
+struct Known {
+    /// Where its path ends in `paths`.
+    path_end: usize,
+    /// Where what was written before its value ends in `before`.
+    before_end: usize,
+    /// The objects open after it.
+    open: usize,
+}
+
+impl Shape {
+    const EMPTY: Shape = Shape {
+        paths: String::new(),
+        before: Vec::new(),
+        leaves: Vec::new(),
+    };
+
+    /// Leaf `i`'s path and what was written before its value, if it has a leaf `i`.
+    fn leaf(&self, i: usize) -> Option<(&str, &[u8], usize)> {
+        let known = self.leaves.get(i)?;
+        let (path_start, before_start) = match i.checked_sub(1) {
+            Some(j) => (self.leaves[j].path_end, self.leaves[j].before_end),
+            None => (0, 0),
+        };
+        Some((
+            &self.paths[path_start..known.path_end],
+            &self.before[before_start..known.before_end],
+            known.open,
+        ))
+    }
+
+    /// Forgets leaf `i` and those after it.
+    fn truncate(&mut self, i: usize) {
+        self.leaves.truncate(i);
+        let (paths, before) = self
+            .leaves
+            .last()
+            .map_or((0, 0), |k| (k.path_end, k.before_end));
+        self.paths.truncate(paths);
+        self.before.truncate(before);
+    }
+
+    /// Adds a leaf at the end.
+    fn push(&mut self, path: &str, before: &[u8], open: usize) {
+        self.paths.push_str(path);
+        self.before.extend_from_slice(before);
+        self.leaves.push(Known {
+            path_end: self.paths.len(),
+            before_end: self.before.len(),
+            open,
+        });
+    }
+}
+
+thread_local! {
+    /// The shape of the last document this thread wrote.
+    static SHAPE: std::cell::Cell<Shape> = const { std::cell::Cell::new(Shape::EMPTY) };
 }
 
 impl<'o, 'p> Nested<'o, 'p> {
@@ -328,11 +408,40 @@ impl<'o, 'p> Nested<'o, 'p> {
             last: "",
             open: 0,
             first: true,
+            shape: SHAPE.take(),
+            written: 0,
+            same: true,
         }
     }
 
     /// Writes `leaf` at `path`, which comes after the last path in [`path_order`].
     pub fn leaf(&mut self, path: &'p str, leaf: &Leaf<'_>) {
+        if self.same {
+            match self.shape.leaf(self.written) {
+                Some((known, before, open)) if same_path(known, path) => {
+                    self.out.extend_from_slice(before);
+                    self.open = open;
+                }
+                _ => {
+                    self.same = false;
+                    self.shape.truncate(self.written);
+                }
+            }
+        }
+        if !self.same {
+            let start = self.out.len();
+            self.open_path(path);
+            self.shape.push(path, &self.out[start..], self.open);
+        }
+        leaf.write_json(self.out);
+        self.first = false;
+        self.last = path;
+        self.written += 1;
+    }
+
+    /// Writes what goes before the value at `path`: closes the objects of the last path that
+    /// are not on its way, opens those on its way that are not open, and writes its key.
+    fn open_path(&mut self, path: &str) {
         // The objects both paths share: the dots in their common beginning. Paths are short:
         // plain loops beat memchr's calls.
         let bytes = path.as_bytes();
@@ -353,9 +462,7 @@ impl<'o, 'p> Nested<'o, 'p> {
             (depth, start) = (depth + 1, start + dot + 1);
         }
         self.key(&path[start..]);
-        leaf.write_json(self.out);
-        self.first = false;
-        (self.last, self.open) = (path, depth);
+        self.open = depth;
     }
 
     fn key(&mut self, key: &str) {
@@ -372,6 +479,19 @@ impl<'o, 'p> Nested<'o, 'p> {
             self.out.push(b'}');
         }
     }
+}
+
+impl Drop for Nested<'_, '_> {
+    /// Gives the shape back to the thread, for its next document.
+    fn drop(&mut self) {
+        SHAPE.set(std::mem::take(&mut self.shape));
+    }
+}
+
+/// Whether two paths are the same, compared 8 bytes at a time (glibc's compare of short
+/// strings was slower).
+fn same_path(a: &str, b: &str) -> bool {
+    a.len() == b.len() && same_start(a.as_bytes(), b.as_bytes()) == a.len()
 }
 
 /// Where `path` is among `leaves`.
@@ -569,6 +689,45 @@ mod tests {
         });
         assert_eq!(doc["a"], json!({"a": {"z": 4}, "b": 3, "b-x": 2}));
         assert_eq!(doc["q\"k"]["v"], 6);
+    }
+
+    #[test]
+    fn documents_of_other_shapes_one_after_another() {
+        // What goes before a value is copied from the document before while the paths are
+        // its: documents the same, different in the middle, shorter, longer, empty.
+        let docs = [
+            json!({"a": {"b": 1, "c": {"d": 2}}, "e": 3}),
+            json!({"a": {"b": 4, "c": {"d": 5}}, "e": 6}),
+            json!({"a": {"b": 1, "c": {"x": 2}}, "e": 3}),
+            json!({"a": {"b": 1}}),
+            json!({"a": {"b": 1, "c": {"x": 2}}, "e": 3, "f": {"g": 4}}),
+            json!({"a": {"b": 1, "c": {"x": 2}}, "e": 3, "f": {"g": 4}}),
+            json!({}),
+            json!({"a": {"b": 1, "c": {"x": 2}}}),
+        ];
+        for want in docs {
+            let leaves = leaves_of(&want, "");
+            let doc = both(|d| {
+                for (path, value) in &leaves {
+                    d.set(path.clone().into(), value.clone());
+                }
+            });
+            assert_eq!(doc, want);
+        }
+    }
+
+    /// The leaves of `value` by dotted path.
+    fn leaves_of(value: &Value, path: &str) -> Vec<(String, Value)> {
+        let Value::Object(map) = value else {
+            return vec![(path.to_string(), value.clone())];
+        };
+        let dotted = |k: &str| match path {
+            "" => k.to_string(),
+            _ => format!("{path}.{k}"),
+        };
+        map.iter()
+            .flat_map(|(k, v)| leaves_of(v, &dotted(k)))
+            .collect()
     }
 
     #[test]
