@@ -11,6 +11,7 @@
 
 mod dissect;
 pub mod fields;
+mod simple_layout;
 mod timestamp;
 
 use regex::bytes::RegexSet;

@@ -9,6 +9,8 @@ use chrono::format::{Item, Parsed, StrftimeItems};
 use chrono::{DateTime, Datelike, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
+use super::simple_layout::SimpleLayout;
+
 /// One accepted layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Layout {
@@ -23,6 +25,8 @@ pub enum Layout {
         /// The pattern, parsed once (parsing it per line took a tenth of the processor); for
         /// a pattern without a year, with `%Y ` in front (the read year is put before the text).
         items: Vec<Item<'static>>,
+        /// The same, if simple enough to be read without chrono's parser.
+        simple: Option<SimpleLayout>,
         /// It has `%z`, `%:z` or `%#z`.
         offset: bool,
         /// It has `%Y`, `%y`, `%G`, `%s` or `%+`.
@@ -52,10 +56,12 @@ impl Layout {
         } else {
             format!("%Y {text}")
         };
+        let items = StrftimeItems::new(&pattern)
+            .parse_to_owned()
+            .map_err(|e| format!("layout {text:?}: {e}"))?;
         Ok(Layout::Strftime {
-            items: StrftimeItems::new(&pattern)
-                .parse_to_owned()
-                .map_err(|e| format!("layout {text:?}: {e}"))?,
+            simple: SimpleLayout::of(&items),
+            items,
             offset: has(&["%z", "%:z", "%#z", "%+"]),
             year,
         })
@@ -80,16 +86,26 @@ impl Layout {
             },
             Layout::Strftime {
                 items,
+                simple,
                 offset,
                 year: true,
-            } => parse_with(items, text, *offset, zone),
+            } => parse_with(items, simple.as_ref(), text, *offset, zone),
             Layout::Strftime {
                 items,
+                simple,
                 offset,
                 year: false,
             } => {
                 let read_year = zone.timestamp_millis_opt(read_ms).single()?.year();
-                let at = |year: i32| parse_with(items, &format!("{year} {text}"), *offset, zone);
+                let at = |year: i32| {
+                    parse_with(
+                        items,
+                        simple.as_ref(),
+                        &format!("{year} {text}"),
+                        *offset,
+                        zone,
+                    )
+                };
                 let t = at(read_year)?;
                 const DAY_MS: i64 = 86_400_000;
                 if t > read_ms + DAY_MS {
@@ -102,10 +118,19 @@ impl Layout {
     }
 }
 
-/// The instant `text` names under the parsed pattern `items`: with its own offset, or a
-/// wall-clock time in `zone`. As `DateTime::parse_from_str` and `NaiveDateTime::parse_from_str`
-/// read it, without parsing the pattern again.
-fn parse_with(items: &[Item<'static>], text: &str, offset: bool, zone: Tz) -> Option<i64> {
+/// The instant `text` names under the parsed pattern `items` (read by `simple` if it can):
+/// with its own offset, or a wall-clock time in `zone`. As `DateTime::parse_from_str` and
+/// `NaiveDateTime::parse_from_str` read it, without parsing the pattern again.
+fn parse_with(
+    items: &[Item<'static>],
+    simple: Option<&SimpleLayout>,
+    text: &str,
+    offset: bool,
+    zone: Tz,
+) -> Option<i64> {
+    if let Some(ms) = simple.and_then(|layout| layout.read(text)) {
+        return Some(ms);
+    }
     let mut parsed = Parsed::new();
     chrono::format::parse(&mut parsed, text, items.iter()).ok()?;
     if offset {
