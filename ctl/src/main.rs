@@ -39,14 +39,15 @@ struct Cli {
 /// Where the services are: an ini file of either daemon, or flags (which win).
 #[derive(Args)]
 struct Global {
-    /// A log-agent or log-transfer ini file: its [etcd], [kafka], [elasticsearch] and es_key are used.
+    /// A log-agent or log-transfer ini file: its etcd, kafka and elasticsearch sections and its
+    /// es_key are used.
     #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
     config: Option<std::path::PathBuf>,
     /// etcd client URLs, comma-separated (default http://127.0.0.1:2379).
     #[arg(long, global = true, value_name = "URLS")]
     endpoints: Option<String>,
     /// Kafka bootstrap servers, for `dlq` (default from the ini, else 127.0.0.1:9092); the
-    /// ini's [kafka] security settings still apply.
+    /// ini's kafka security settings still apply.
     #[arg(long, global = true, value_name = "HOST:PORT,...")]
     brokers: Option<String>,
     /// Output format.
