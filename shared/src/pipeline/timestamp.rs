@@ -128,9 +128,19 @@ fn parse_with(
     offset: bool,
     zone: Tz,
 ) -> Option<i64> {
-    if let Some(ms) = simple.and_then(|layout| layout.read(text)) {
-        return Some(ms);
+    match simple.and_then(|layout| layout.read(text)) {
+        Some(ms) => Some(ms),
+        None => by_chrono(items, text, offset, zone),
     }
+}
+
+/// [`parse_with`] by chrono's general parser alone (what a simple layout must agree with).
+pub(super) fn by_chrono(
+    items: &[Item<'static>],
+    text: &str,
+    offset: bool,
+    zone: Tz,
+) -> Option<i64> {
     let mut parsed = Parsed::new();
     chrono::format::parse(&mut parsed, text, items.iter()).ok()?;
     if offset {
