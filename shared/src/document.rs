@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::xxh3_128;
 
 use crate::clock::{rfc3339_ms, Rfc3339};
 use crate::pipeline::{Failure, Fields, Leaf, Nested, Pipeline};
@@ -133,39 +133,44 @@ impl std::fmt::Debug for DocId {
 /// The document id: 32 hex digits of xxh3-128 of `line\0{host}\0{file}\0{offset}`, or of
 /// `kafka\0{topic}\0{partition}\0{offset}` for a record without the agent's origin.
 pub fn document_id(origin: &Origin<'_>, pos: Position<'_>) -> DocId {
-    // Hashed piece by piece: the digest of the key written out, without writing it.
-    let mut key = Xxh3::new();
-    match (&origin.host, &origin.file, origin.offset) {
-        (Some(host), Some(file), Some(offset)) => {
-            for part in [&b"line"[..], host.as_bytes(), file.as_bytes()] {
-                key.update(part);
-                key.update(b"\0");
-            }
-            decimal(&mut key, offset.into());
-        }
-        _ => {
-            for part in [&b"kafka"[..], pos.topic.as_bytes()] {
-                key.update(part);
-                key.update(b"\0");
-            }
-            decimal(&mut key, pos.partition.into());
-            key.update(b"\0");
-            decimal(&mut key, pos.offset.into());
-        }
+    // The key is written out into a buffer kept per thread and hashed in one call: xxh3's
+    // streaming state, fed piece by piece, took three times as long on keys this short.
+    thread_local! {
+        static KEY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    // Digit by digit: `format!` and its formatting machinery cost more than the hashing.
-    let digest = key.digest128();
+    let digest = KEY.with_borrow_mut(|key| {
+        key.clear();
+        let mut number = itoa::Buffer::new();
+        match (&origin.host, &origin.file, origin.offset) {
+            (Some(host), Some(file), Some(offset)) => {
+                for part in [&b"line"[..], host.as_bytes(), file.as_bytes()] {
+                    key.extend_from_slice(part);
+                    key.push(0);
+                }
+                key.extend_from_slice(number.format(offset).as_bytes());
+            }
+            _ => {
+                for part in [&b"kafka"[..], pos.topic.as_bytes()] {
+                    key.extend_from_slice(part);
+                    key.push(0);
+                }
+                key.extend_from_slice(number.format(pos.partition).as_bytes());
+                key.push(0);
+                key.extend_from_slice(number.format(pos.offset).as_bytes());
+            }
+        }
+        xxh3_128(key)
+    });
+    // Byte by byte: `format!` and its formatting machinery cost more than the hashing.
     let mut id = [0; 32];
-    for (i, digit) in id.iter_mut().enumerate() {
-        *digit = b"0123456789abcdef"[(digest >> (4 * (31 - i))) as usize & 0xf];
+    for (pair, byte) in id.chunks_exact_mut(2).zip(digest.to_be_bytes()) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
     }
     DocId(id)
 }
 
-/// Hashes `n` in decimal.
-fn decimal(key: &mut Xxh3, n: i128) {
-    key.update(itoa::Buffer::new().format(n).as_bytes());
-}
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// The index for a record of `topic` with timestamp `timestamp_ms`: `pattern` with
 /// `{topic}`, `%Y`, `%m`, `%d`, `%H` replaced (UTC), made valid for Elasticsearch.
@@ -452,15 +457,12 @@ mod tests {
             id.as_str(),
             format!(
                 "{:032x}",
-                xxhash_rust::xxh3::xxh3_128(b"line\x00web1\x002049:77:1700000000000\x0042")
+                xxh3_128(b"line\x00web1\x002049:77:1700000000000\x0042")
             )
         );
         assert_eq!(
             document_id(&Origin::default(), POS).as_str(),
-            format!(
-                "{:032x}",
-                xxhash_rust::xxh3::xxh3_128(b"kafka\x00web\x003\x009")
-            )
+            format!("{:032x}", xxh3_128(b"kafka\x00web\x003\x009"))
         );
         // Same line, other Kafka position (a re-sent record): same id.
         assert_eq!(
