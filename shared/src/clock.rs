@@ -1,5 +1,6 @@
 //! Wall-clock time as the wire formats want it.
 
+use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
@@ -23,32 +24,28 @@ pub struct Rfc3339([u8; 24]);
 impl Rfc3339 {
     /// The time `timestamp_ms` milliseconds after the epoch (the epoch if before it).
     pub fn of(timestamp_ms: i64) -> Rfc3339 {
+        // The date is kept per thread: a thread's times are mostly of one day, and working
+        // it out, with digits written one by one, took 8% of rendering a plain document.
+        thread_local! {
+            static DAY: Cell<(i64, [u8; 10])> = const { Cell::new((-1, [0; 10])) };
+        }
         let ms = timestamp_ms.max(0);
         let (days, ms_of_day) = (ms / 86_400_000, ms % 86_400_000);
-        // Days to a civil date: Howard Hinnant's algorithm, for the proleptic Gregorian calendar.
-        let z = days + 719_468;
-        let era = z / 146_097;
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
         let mut b = *b"0000-00-00T00:00:00.000Z";
-        let mut put = |at: usize, width: usize, mut value: i64| {
-            for i in (at..at + width).rev() {
-                b[i] = b'0' + (value % 10) as u8;
-                value /= 10;
+        let date = match DAY.get() {
+            (day, date) if day == days => date,
+            _ => {
+                let date = civil_date(days);
+                DAY.set((days, date));
+                date
             }
         };
-        put(0, 4, year);
-        put(5, 2, month);
-        put(8, 2, day);
-        put(11, 2, ms_of_day / 3_600_000);
-        put(14, 2, ms_of_day / 60_000 % 60);
-        put(17, 2, ms_of_day / 1000 % 60);
-        put(20, 3, ms_of_day % 1000);
+        b[..10].copy_from_slice(&date);
+        two_digits(&mut b[11..13], ms_of_day / 3_600_000);
+        two_digits(&mut b[14..16], ms_of_day / 60_000 % 60);
+        two_digits(&mut b[17..19], ms_of_day / 1000 % 60);
+        b[20] = b'0' + (ms_of_day % 1000 / 100) as u8;
+        two_digits(&mut b[21..23], ms_of_day % 100);
         Rfc3339(b)
     }
 
@@ -57,6 +54,32 @@ impl Rfc3339 {
         // Only ASCII digits and separators are ever written.
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
+}
+
+/// `YYYY-MM-DD` of `days` after the epoch: Howard Hinnant's algorithm, for the proleptic
+/// Gregorian calendar.
+fn civil_date(days: i64) -> [u8; 10] {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut b = *b"0000-00-00";
+    two_digits(&mut b[0..2], year / 100 % 100);
+    two_digits(&mut b[2..4], year % 100);
+    two_digits(&mut b[5..7], month);
+    two_digits(&mut b[8..10], day);
+    b
+}
+
+/// Writes `n` (below 100) as two digits.
+fn two_digits(out: &mut [u8], n: i64) {
+    out[0] = b'0' + (n / 10) as u8;
+    out[1] = b'0' + (n % 10) as u8;
 }
 
 impl std::fmt::Debug for Rfc3339 {
@@ -91,12 +114,17 @@ mod tests {
         assert_eq!(parse_rfc3339_ms("yesterday"), None);
         assert_eq!(rfc3339_ms(-5), "1970-01-01T00:00:00.000Z");
         // Written without humantime: the same text as it gives, over leap days and centuries.
-        for ms in (0..4_200_000_000_000_i64).step_by(86_400_000 * 7 + 3_600_000 * 5 + 61_001) {
-            let t = UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
-            assert_eq!(
-                rfc3339_ms(ms),
-                humantime::format_rfc3339_millis(t).to_string()
-            );
+        // Each time is followed by one of the same day (its date kept from the time before)
+        // and one of the next day.
+        let step = 86_400_000 * 7 + 3_600_000 * 5 + 61_001;
+        for start in (0..4_200_000_000_000_i64).step_by(step) {
+            for ms in [start, start + 999, start + 86_400_000] {
+                let t = UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
+                assert_eq!(
+                    rfc3339_ms(ms),
+                    humantime::format_rfc3339_millis(t).to_string()
+                );
+            }
         }
     }
 }
