@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use logcollect::clock::now_ms;
+use logcollect::clock::{now_ms, Rfc3339};
 use logcollect::collect::{parse_collect_conf, CollectEntry};
 use logcollect::document::{render, Position, Record, Rendered};
 use logcollect::record::Origin;
@@ -142,7 +142,7 @@ pub fn dry_run(
             read_ms: now_ms(),
             payload: line,
         };
-        let Rendered { placed, source } = render(&routing, record, now_ms());
+        let Rendered { placed, source } = render(&routing, record, Rfc3339::of(now_ms()));
         out.push(DryLine::Document {
             doc: json!({ "_index": &*placed.index, "_id": placed.id.as_str(), "_source": source }),
             failed: !placed.failures.is_empty(),

@@ -267,11 +267,11 @@ pub struct Placed {
     pub failures: Vec<Failure>,
 }
 
-/// The document of `record` under `routing`, indexed at `ingested_ms`: the base document,
+/// The document of `record` under `routing`, indexed at `ingested`: the base document,
 /// then the processors of its collect entry; the index from the (final) `@timestamp`.
-pub fn render(routing: &Routing, record: Record<'_>, ingested_ms: i64) -> Rendered {
+pub fn render(routing: &Routing, record: Record<'_>, ingested: Rfc3339) -> Rendered {
     let route = routing.route(record.pos.topic);
-    let (placed, doc) = processed(route, record, ingested_ms, Steps::of(route, record));
+    let (placed, doc) = processed(route, record, ingested, Steps::of(route, record));
     Rendered {
         placed,
         source: doc.into_value(),
@@ -286,14 +286,14 @@ pub fn render(routing: &Routing, record: Record<'_>, ingested_ms: i64) -> Render
 pub fn render_into(
     routing: &Routing,
     record: Record<'_>,
-    ingested_ms: i64,
+    ingested: Rfc3339,
     out: &mut Vec<u8>,
     head: impl FnOnce(&Placed, &mut Vec<u8>),
 ) -> Placed {
     let route = routing.route(record.pos.topic);
     let steps = Steps::of(route, record);
     if steps.decode_json || steps.pipeline.is_some() {
-        let (placed, mut doc) = processed(route, record, ingested_ms, steps);
+        let (placed, mut doc) = processed(route, record, ingested, steps);
         head(&placed, out);
         doc.write_json(out);
         return placed;
@@ -301,9 +301,7 @@ pub fn render_into(
     let placed = placed(route, record, record.read_ms, Vec::new());
     head(&placed, out);
     let mut json = Nested::new(out);
-    base(record, ingested_ms, route, |path, leaf| {
-        json.leaf(path, &leaf)
-    });
+    base(record, ingested, route, |path, leaf| json.leaf(path, &leaf));
     json.end();
     placed
 }
@@ -329,16 +327,14 @@ impl<'a> Steps<'a> {
 fn processed<'a>(
     route: Route<'a>,
     record: Record<'a>,
-    ingested_ms: i64,
+    ingested: Rfc3339,
     Steps {
         decode_json,
         pipeline,
     }: Steps<'a>,
 ) -> (Placed, Fields<'a>) {
     let mut doc = Fields::default();
-    base(record, ingested_ms, route, |path, leaf| {
-        doc.push(path, leaf)
-    });
+    base(record, ingested, route, |path, leaf| doc.push(path, leaf));
     if decode_json {
         if let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(&text_of(record.payload)) {
             doc.set("json".into(), Value::Object(obj));
@@ -383,7 +379,7 @@ fn placed(route: Route<'_>, record: Record<'_>, at: i64, failures: Vec<Failure>)
 /// event (read and indexing times, dataset), host, origin, message.
 fn base<'a>(
     record: Record<'a>,
-    ingested_ms: i64,
+    ingested: Rfc3339,
     route: Route<'a>,
     mut push: impl FnMut(&'static str, Leaf<'a>),
 ) {
@@ -402,7 +398,7 @@ fn base<'a>(
     }
     push("event.created", Leaf::Time(read));
     push("event.dataset", text(record.pos.topic));
-    push("event.ingested", Leaf::Time(Rfc3339::of(ingested_ms)));
+    push("event.ingested", Leaf::Time(ingested));
     if let Some(name) = origin.host.as_deref() {
         push("host.name", text(name));
     }
@@ -536,7 +532,7 @@ mod tests {
             read_ms: 1_795_765_261_318,
             payload: b"{\"status\":200}",
         };
-        let doc = render(&routing, record, 1_795_765_262_000).source;
+        let doc = render(&routing, record, Rfc3339::of(1_795_765_262_000)).source;
         assert_eq!(
             doc,
             json!({
@@ -554,8 +550,14 @@ mod tests {
         // bytes, the same index and id.
         let written = |record: Record<'_>| {
             let mut out = Vec::new();
-            let placed = render_into(&routing, record, 1_795_765_262_000, &mut out, |_, _| {});
-            let by_value = render(&routing, record, 1_795_765_262_000);
+            let placed = render_into(
+                &routing,
+                record,
+                Rfc3339::of(1_795_765_262_000),
+                &mut out,
+                |_, _| {},
+            );
+            let by_value = render(&routing, record, Rfc3339::of(1_795_765_262_000));
             assert_eq!(
                 String::from_utf8(out.clone()).unwrap(),
                 serde_json::to_string(&by_value.source).unwrap()
@@ -618,7 +620,7 @@ mod tests {
             read_ms: 1_795_765_261_318,
             payload: b"10.1.2.3 [26/Nov/2026:23:30:00 -0100] 503",
         };
-        let r = render(&routing, record, 1_795_765_262_000);
+        let r = render(&routing, record, Rfc3339::of(1_795_765_262_000));
         assert_eq!(r.placed.failures, []);
         // The index follows the event's day, not the day it was read.
         assert_eq!(&*r.placed.index, "nginx-2026.11.27");
@@ -644,7 +646,7 @@ mod tests {
                 origin: &other,
                 ..record
             },
-            0,
+            Rfc3339::of(0),
         );
         assert!(r.source.get("source").is_none());
         assert_eq!(r.source["@timestamp"], "2026-11-27T07:41:01.318Z");

@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{select, Receiver, Sender};
+use logcollect::clock::Rfc3339;
 use logcollect::collect::EsConfig;
 use logcollect::outage::{self, Outage};
 use logcollect::shutdown::Shutdown;
@@ -370,7 +371,8 @@ impl<S: Store> Worker<S> {
     /// under the routing of now; `count_failures`: count what processors could not do.
     fn ndjson(&mut self, docs: &[Doc], count_failures: bool) {
         let routing = self.shared.routing.get();
-        let ingested = logcollect::clock::now_ms();
+        // One time for the request's documents, written out once.
+        let ingested = Rfc3339::of(logcollect::clock::now_ms());
         let body = &mut self.body;
         body.clear();
         body.reserve(docs.iter().map(Doc::size).sum());

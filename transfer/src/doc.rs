@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Mutex, MutexGuard};
 
+use logcollect::clock::Rfc3339;
 use logcollect::document::{self, Placed, Position, Record};
 use logcollect::record::Origin;
 use logcollect::routing::Routing;
@@ -48,13 +49,13 @@ impl Doc {
         self.original.0.len() + RENDERED_OVERHEAD
     }
 
-    /// Writes its document under `routing`, indexed at `ingested_ms`, to `out`, after what
+    /// Writes its document under `routing`, indexed at `ingested`, to `out`, after what
     /// `head` writes knowing its index and id; returns them and what its processors could not
     /// do.
     pub fn render_into(
         &self,
         routing: &Routing,
-        ingested_ms: i64,
+        ingested: Rfc3339,
         out: &mut Vec<u8>,
         head: impl FnOnce(&Placed, &mut Vec<u8>),
     ) -> Placed {
@@ -69,7 +70,7 @@ impl Doc {
             read_ms: self.read_ms,
             payload: self.original.value(),
         };
-        document::render_into(routing, record, ingested_ms, out, head)
+        document::render_into(routing, record, ingested, out, head)
     }
 }
 

@@ -234,6 +234,7 @@ fn render(conf: &str, entry: &str, file: &str) -> Result<(), String> {
         .filter(|l| !l.is_empty())
         .collect();
     let (mut body, mut offset) = (Vec::with_capacity(8 << 20), 0u64);
+    let mut ingested = clock::Rfc3339::of(clock::now_ms());
     let start = Instant::now();
     for (i, line) in lines.iter().enumerate() {
         let origin = Origin {
@@ -257,11 +258,12 @@ fn render(conf: &str, entry: &str, file: &str) -> Result<(), String> {
             read_ms: now,
             payload: line,
         };
-        // A bulk body's worth at a time, as a worker's buffer.
+        // A bulk body's worth at a time, as a worker's buffer, indexed at one time.
         if body.len() > 5 << 20 {
             body.clear();
+            ingested = clock::Rfc3339::of(now);
         }
-        document::render_into(&routing, record, now, &mut body, |_, _| {});
+        document::render_into(&routing, record, ingested, &mut body, |_, _| {});
         offset += line.len() as u64 + 1;
     }
     let secs = start.elapsed().as_secs_f64();
