@@ -38,6 +38,11 @@ impl Rfc3339 {
         Rfc3339(b)
     }
 
+    /// The text's bytes, ASCII.
+    pub fn as_bytes(&self) -> &[u8; 24] {
+        &self.0
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         // Only ASCII digits and separators are ever written.

@@ -111,6 +111,11 @@ pub struct Position<'a> {
 pub struct DocId([u8; 32]);
 
 impl DocId {
+    /// The id's bytes, hex digits.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         // Hex digits only.

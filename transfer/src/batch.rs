@@ -32,7 +32,7 @@ use crate::doc::{self, Chunk, Doc};
 use crate::metrics::Metrics;
 use crate::watched::Watched;
 use logcollect::document::{self, STREAM_TEMPLATE, TEMPLATE};
-use logcollect::pipeline::write_str;
+use logcollect::pipeline::{write_plain, write_str};
 use logcollect::routing::Routing;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -382,7 +382,7 @@ impl<S: Store> Worker<S> {
                 body.extend_from_slice(b"{\"create\":{\"_index\":");
                 write_str(body, &placed.index);
                 body.extend_from_slice(b",\"_id\":");
-                write_str(body, placed.id.as_str());
+                write_plain(body, placed.id.as_bytes());
                 body.extend_from_slice(b"}}\n");
             });
             body.push(b'\n');

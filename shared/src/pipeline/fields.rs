@@ -76,8 +76,8 @@ impl Leaf<'_> {
         match self {
             Leaf::Text(s) => write_str(out, s),
             Leaf::Value(Value::String(s)) => write_str(out, s),
-            // RFC 3339 has nothing to escape.
-            Leaf::Time(t) => quoted(out, t.as_str()),
+            // RFC 3339 has nothing to escape; its bytes need no UTF-8 check.
+            Leaf::Time(t) => write_plain(out, t.as_bytes()),
             // Writing into a `Vec` cannot fail.
             Leaf::Value(v) => drop(serde_json::to_writer(out, v)),
         }
@@ -90,7 +90,7 @@ impl Leaf<'_> {
 /// the SIMD loop.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     if s.len() <= 16 && !s.bytes().any(|b| ESCAPED[usize::from(b)]) {
-        quoted(out, s);
+        write_plain(out, s.as_bytes());
     } else {
         json_escape_simd::escape_into(s, out);
     }
@@ -108,11 +108,11 @@ static ESCAPED: [bool; 256] = {
     table
 };
 
-/// Writes `s`, which has nothing to escape, as a JSON string.
-fn quoted(out: &mut Vec<u8>, s: &str) {
+/// Writes `s`, which has nothing to escape (an id, a time), as a JSON string.
+pub fn write_plain(out: &mut Vec<u8>, s: &[u8]) {
     out.reserve(s.len() + 2);
     out.push(b'"');
-    out.extend_from_slice(s.as_bytes());
+    out.extend_from_slice(s);
     out.push(b'"');
 }
 
