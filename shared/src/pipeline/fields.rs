@@ -256,6 +256,44 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Sets each path of `texts` to its text, as [`Fields::put`] one after another would.
+    ///
+    /// If `in_path_order`, their paths are in [`path_order`], none below another: then the
+    /// order of the puts does not matter, and among flat leaves none of which is in their
+    /// way (the fields a dissect adds) they are merged in one pass, instead of a binary
+    /// search and an insertion each that moves the leaves after it (5% of rendering a line
+    /// with the nginx pipeline).
+    pub fn put_texts(&mut self, mut texts: Vec<(&'a str, Cow<'a, str>)>, in_path_order: bool) {
+        debug_assert!(
+            !in_path_order
+                || texts.windows(2).all(|w| {
+                    path_order(w[0].0, w[1].0) == Ordering::Less && !below(w[1].0, w[0].0)
+                })
+        );
+        match &mut self.0 {
+            Repr::Flat(leaves) if in_path_order && fit_between(leaves, &texts) => {
+                // From the end: each leaf moves once, to where it ends up.
+                let mut old = leaves.len();
+                let mut end = old + texts.len();
+                leaves.resize_with(end, || (Cow::Borrowed(""), Leaf::Value(Value::Null)));
+                while let Some((path, text)) = texts.pop() {
+                    while old > 0 && path_order(&leaves[old - 1].0, path) == Ordering::Greater {
+                        old -= 1;
+                        end -= 1;
+                        leaves.swap(old, end);
+                    }
+                    end -= 1;
+                    leaves[end] = (Cow::Borrowed(path), Leaf::Text(text));
+                }
+            }
+            _ => {
+                for (path, text) in texts {
+                    self.put(path.into(), Leaf::Text(text));
+                }
+            }
+        }
+    }
+
     /// Removes `path` and returns what was there; an object left empty goes too.
     pub fn remove(&mut self, path: &str) -> Option<Value> {
         if let Repr::Flat(leaves) = &mut self.0 {
@@ -507,14 +545,34 @@ fn find(leaves: &[(Cow<'_, str>, Leaf<'_>)], path: &str) -> Found {
     }
 }
 
+/// Whether each path of `pairs` (in path order) would be a new leaf among `leaves`: no leaf
+/// at its path, below it or in its way.
+fn fit_between(leaves: &[(Cow<'_, str>, Leaf<'_>)], pairs: &[(&str, Cow<'_, str>)]) -> bool {
+    let mut i = 0;
+    pairs.iter().all(|&(path, _)| {
+        while leaves
+            .get(i)
+            .is_some_and(|(p, _)| path_order(p, path) == Ordering::Less)
+        {
+            i += 1;
+        }
+        // It goes before leaf `i`: the first not before it.
+        let at_or_above = leaves
+            .get(i)
+            .is_some_and(|(p, _)| p == path || below(p, path));
+        let in_its_way = i > 0 && below(path, &leaves[i - 1].0);
+        !at_or_above && !in_its_way
+    })
+}
+
 /// Whether `path` is below the object `object` (`a.b` is below `a`).
-fn below(path: &str, object: &str) -> bool {
+pub(super) fn below(path: &str, object: &str) -> bool {
     path.len() > object.len() && path.as_bytes()[object.len()] == b'.' && path.starts_with(object)
 }
 
 /// The order of paths as nested objects with sorted keys write them: by their first key,
 /// then their second, ... (`a.b` before `a-c`: the key `a` before `a-c`).
-fn path_order(a: &str, b: &str) -> Ordering {
+pub(super) fn path_order(a: &str, b: &str) -> Ordering {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     let i = same_start(a, b);
     match (a.get(i), b.get(i)) {
@@ -690,6 +748,66 @@ mod tests {
         });
         assert_eq!(doc["a"], json!({"a": {"z": 4}, "b": 3, "b-x": 2}));
         assert_eq!(doc["q\"k"]["v"], 6);
+    }
+
+    #[test]
+    fn texts_in_path_order_put_as_one_after_another() {
+        // Random documents and random texts in path order, none below another: merged or
+        // put one by one, the same document, its leaves in path order.
+        let pool = [
+            "@timestamp",
+            "a",
+            "a.b",
+            "a.b.c",
+            "a.d",
+            "a-c",
+            "ab",
+            "b",
+            "http.request.method",
+            "http.response.status_code",
+            "m",
+            "message",
+            "z",
+            "zz",
+        ];
+        let mut seed = 7u64;
+        let mut pick = |n: usize| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) as usize % n
+        };
+        let (mut merged, mut put) = (0, 0);
+        for _ in 0..3000 {
+            let mut doc = Fields::default();
+            for _ in 0..pick(8) {
+                doc.set(pool[pick(pool.len())].into(), json!(pick(100)));
+            }
+            let mut texts: Vec<&str> = (0..pick(6)).map(|_| pool[pick(pool.len())]).collect();
+            texts.sort_by(|a, b| path_order(a, b));
+            texts.dedup_by(|b, a| b == a || below(b, a));
+            let pairs: Vec<(&str, Cow<str>)> = texts
+                .iter()
+                .map(|&p| (p, Cow::Owned(format!("v-{p}"))))
+                .collect();
+            let mut one_by_one = doc.clone();
+            for (path, text) in pairs.clone() {
+                one_by_one.put(path.into(), Leaf::Text(text));
+            }
+            match &doc.0 {
+                Repr::Flat(leaves) if fit_between(leaves, &pairs) => merged += 1,
+                _ => put += 1,
+            }
+            doc.put_texts(pairs, true);
+            if let Repr::Flat(leaves) = &doc.0 {
+                assert!(leaves
+                    .windows(2)
+                    .all(|w| path_order(&w[0].0, &w[1].0).is_lt()));
+            }
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            doc.write_json(&mut a);
+            one_by_one.write_json(&mut b);
+            assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+        }
+        assert!(merged > 500 && put > 500, "merged {merged}, put {put}");
     }
 
     #[test]

@@ -317,9 +317,7 @@ impl Op {
                     }),
                 }
                 .map_err(|e| ("no_match", e))?;
-                for (k, v) in pairs {
-                    doc.put(k.into(), Leaf::Text(v));
-                }
+                doc.put_texts(pairs, tokenizer.in_path_order());
             }
             Op::Regex { field, pattern } => {
                 let text = text_of(doc, field)?;
