@@ -99,16 +99,20 @@ impl SimpleLayout {
         for piece in &self.0 {
             match piece {
                 Piece::Literal(literal) => s = s.strip_prefix(&**literal)?,
-                Piece::Space => s = s.trim_start(),
+                Piece::Space => s = trim_start(s),
                 Piece::Number(field) => {
-                    s = s.trim_start();
+                    s = trim_start(s);
                     let digits = s
                         .bytes()
                         .take(field.width())
                         .take_while(u8::is_ascii_digit)
                         .count();
-                    values[*field as usize] =
-                        s.get(..digits).filter(|d| !d.is_empty())?.parse().ok()?;
+                    if digits == 0 {
+                        return None;
+                    }
+                    // Digits only, at most 4: no overflow, no sign.
+                    let number = s.as_bytes()[..digits].iter();
+                    values[*field as usize] = number.fold(0, |n, d| n * 10 + u32::from(d - b'0'));
                     s = &s[digits..];
                 }
                 Piece::MonthName => {
@@ -121,7 +125,7 @@ impl SimpleLayout {
                     s = &s[3..];
                 }
                 Piece::Offset => {
-                    s = s.trim_start();
+                    s = trim_start(s);
                     let b = s.as_bytes().get(..5)?;
                     let sign = match b[0] {
                         b'+' => 1,
@@ -150,6 +154,16 @@ impl SimpleLayout {
         let at = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?
             .and_hms_opt(hour, minute, second)?;
         Some((at.and_utc().timestamp() - offset) * 1000)
+    }
+}
+
+/// `s` without the whitespace it starts with, as `str::trim_start` (which chrono uses) but
+/// without its Unicode tables when `s` starts with a visible ASCII character, as it mostly
+/// does here.
+fn trim_start(s: &str) -> &str {
+    match s.as_bytes().first() {
+        Some(&b) if b > b' ' && b.is_ascii() => s,
+        _ => s.trim_start(),
     }
 }
 
