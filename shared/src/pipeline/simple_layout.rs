@@ -8,6 +8,8 @@
 use chrono::format::{Fixed, Item, Numeric};
 use chrono::NaiveDate;
 
+use crate::clock::number;
+
 /// A layout of the pieces below only, with a year, a month, a day, an hour, a minute, a
 /// second and an offset, each once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,8 +113,7 @@ impl SimpleLayout {
                         return None;
                     }
                     // Digits only, at most 4: no overflow, no sign.
-                    let number = s.as_bytes()[..digits].iter();
-                    values[*field as usize] = number.fold(0, |n, d| n * 10 + u32::from(d - b'0'));
+                    values[*field as usize] = number(&s.as_bytes()[..digits]) as u32;
                     s = &s[digits..];
                 }
                 Piece::MonthName => {
