@@ -57,7 +57,7 @@ impl Doc {
         routing: &Routing,
         ingested: Rfc3339,
         out: &mut Vec<u8>,
-        head: impl FnOnce(&Placed, &mut Vec<u8>),
+        head: impl FnMut(&Placed, &mut Vec<u8>),
     ) -> Placed {
         let origin = Origin::of(self.original.key(), self.original.headers());
         let record = Record {

@@ -154,6 +154,11 @@ impl Tokenizer {
         })
     }
 
+    /// The names [`Tokenizer::dissect`] gives a pair for, in the order it gives them.
+    pub(super) fn names(&self) -> &[String] {
+        &self.names
+    }
+
     /// Whether [`Tokenizer::dissect`] gives its pairs in path order, no name below another.
     pub fn in_path_order(&self) -> bool {
         self.in_path_order

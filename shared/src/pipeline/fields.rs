@@ -64,7 +64,7 @@ impl Leaf<'_> {
     }
 
     /// Its text ([`text`]), without making a `Value` of it.
-    fn text(&self) -> Option<Cow<'_, str>> {
+    pub(super) fn text(&self) -> Option<Cow<'_, str>> {
         match self {
             Leaf::Text(s) => Some(Cow::Borrowed(s)),
             Leaf::Time(t) => Some(Cow::Borrowed(t.as_str())),
@@ -258,7 +258,7 @@ impl<'a> Fields<'a> {
 
     /// Sets each path of `texts` to its text, as [`Fields::put`] one after another would.
     ///
-    /// If `in_path_order`, their paths are in [`path_order`], none below another: then the
+    /// If `in_path_order`, their paths are in path order, none below another: then the
     /// order of the puts does not matter, and among flat leaves none of which is in their
     /// way (the fields a dissect adds) they are merged in one pass, instead of a binary
     /// search and an insertion each that moves the leaves after it (5% of rendering a line
@@ -304,6 +304,14 @@ impl<'a> Fields<'a> {
             }
         }
         remove(self.tree(), path)
+    }
+
+    /// The leaves by dotted path in [`path_order`], unless the document is a tree.
+    pub(super) fn flat(&self) -> Option<&[(Cow<'a, str>, Leaf<'a>)]> {
+        match &self.0 {
+            Repr::Flat(leaves) => Some(leaves),
+            Repr::Tree(_) => None,
+        }
     }
 
     /// The document as a tree of objects (made one if it was flat), for changes at its top
@@ -529,7 +537,7 @@ impl Drop for Nested<'_, '_> {
 
 /// Whether two paths are the same, compared 8 bytes at a time as `path_order` compares them
 /// (a call to glibc's memcmp per leaf is what `same_start` spares).
-fn same_path(a: &str, b: &str) -> bool {
+pub(super) fn same_path(a: &str, b: &str) -> bool {
     a.len() == b.len() && same_start(a.as_bytes(), b.as_bytes()) == a.len()
 }
 

@@ -4,13 +4,16 @@
 //! - At the agent, before Kafka: `include_lines`, `exclude_lines` ([`LineFilter`]).
 //! - At the transfer, on the document ([`Pipeline::apply`]): `decode_json`, `dissect`,
 //!   `regex`, `timestamp`, `convert`, `add_fields`, `rename`, `drop_fields`,
-//!   `truncate_fields`; each may have a `when` (`equals`, `regexp`, `has_fields`).
+//!   `truncate_fields`; each may have a `when` (`equals`, `regexp`, `has_fields`). Most
+//!   pipelines are also worked out once per shape of document (`plan`), and a document they
+//!   do not fail on is written by that plan ([`Pipeline::write_planned`]), the same bytes.
 //!
 //! A processor that fails on a document never drops it: what succeeded stays, the failure
 //! goes to `error.message` and a tag `_{processor}_failure`, and the caller counts it.
 
 mod dissect;
 pub mod fields;
+mod plan;
 mod simple_layout;
 mod timestamp;
 
@@ -79,6 +82,8 @@ pub struct Pipeline {
     steps: Vec<Step>,
     /// The value as configured, for equality (a changed pipeline restarts nothing else).
     source: Value,
+    /// Which pipeline this is, parsed once: what each thread's plans are kept by.
+    id: u64,
 }
 
 impl PartialEq for Pipeline {
@@ -191,8 +196,10 @@ impl Pipeline {
         let Value::Array(items) = value else {
             return Err("processors: expected an array of {\"name\": {settings}} objects".into());
         };
+        static PARSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let mut pipeline = Pipeline {
             source: value.clone(),
+            id: PARSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             ..Pipeline::default()
         };
         for (i, item) in items.iter().enumerate() {
@@ -340,15 +347,12 @@ impl Op {
                 target,
             } => {
                 let text = text_of(doc, field)?;
-                let ms = layouts
-                    .iter()
-                    .find_map(|l| l.parse_time(&text, *zone, read_ms))
-                    .ok_or_else(|| {
-                        (
-                            "no_match",
-                            format!("{text:.60?} matches none of the layouts"),
-                        )
-                    })?;
+                let ms = parse_time(layouts, *zone, &text, read_ms).ok_or_else(|| {
+                    (
+                        "no_match",
+                        format!("{text:.60?} matches none of the layouts"),
+                    )
+                })?;
                 doc.put(target.into(), Leaf::Time(Rfc3339::of(ms)));
             }
             Op::Convert { fields: list } => {
@@ -412,6 +416,13 @@ fn text_of<'d>(
     field: &str,
 ) -> Result<Cow<'d, str>, (&'static str, String)> {
     doc.text(field).ok_or_else(|| missing(field))
+}
+
+/// The time of `text` by the first of `layouts` that reads it.
+fn parse_time(layouts: &[Layout], zone: chrono_tz::Tz, text: &str, read_ms: i64) -> Option<i64> {
+    layouts
+        .iter()
+        .find_map(|l| l.parse_time(text, zone, read_ms))
 }
 
 impl Kind {
