@@ -72,7 +72,8 @@ impl Leaf<'_> {
         }
     }
 
-    fn write_json(&self, out: &mut Vec<u8>) {
+    /// Writes it as a JSON value.
+    pub(super) fn write_json(&self, out: &mut Vec<u8>) {
         match self {
             Leaf::Text(s) => write_str(out, s),
             Leaf::Value(Value::String(s)) => write_str(out, s),
@@ -463,6 +464,13 @@ impl<'o, 'p> Nested<'o, 'p> {
 
     /// Writes `leaf` at `path`, which comes after the last path in path order.
     pub fn leaf(&mut self, path: &'p str, leaf: &Leaf<'_>) {
+        self.before(path);
+        leaf.write_json(self.out);
+    }
+
+    /// Writes what goes before the value at `path`, which comes after the last path in path
+    /// order.
+    fn before(&mut self, path: &'p str) {
         if self.same {
             match self.shape.leaf(self.written) {
                 Some((known, before, open)) if same_path(known, path) => {
@@ -480,7 +488,6 @@ impl<'o, 'p> Nested<'o, 'p> {
             self.open_path(path);
             self.shape.push(path, &self.out[start..], self.open);
         }
-        leaf.write_json(self.out);
         self.first = false;
         self.last = path;
         self.written += 1;
@@ -526,6 +533,21 @@ impl<'o, 'p> Nested<'o, 'p> {
             self.out.push(b'}');
         }
     }
+}
+
+/// What goes around the values of a document whose leaves are at `paths` (in path order):
+/// what is written before each value, and after the last.
+pub(super) fn frame<'p>(paths: impl IntoIterator<Item = &'p str>) -> (Vec<Box<[u8]>>, Box<[u8]>) {
+    let mut out = Vec::new();
+    let mut json = Nested::new(&mut out);
+    let (mut befores, mut start) = (Vec::new(), 0);
+    for path in paths {
+        json.before(path);
+        befores.push(json.out[start..].into());
+        start = json.out.len();
+    }
+    json.end();
+    (befores, out[start..].into())
 }
 
 impl Drop for Nested<'_, '_> {
