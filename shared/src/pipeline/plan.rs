@@ -6,8 +6,8 @@
 //! the processors run once on the paths, with markers for values (by the same [`Fields`]
 //! operations as [`Pipeline::apply`], so it cannot place a leaf elsewhere); a document is
 //! then cut, its times and numbers read, and written in the planned order, each value after
-//! the keys and braces worked out with the plan: no list of leaves searched, merged and
-//! changed, no path compared, per document. With the nginx pipeline that halved what a
+//! the keys and braces worked out with the plan: per document no list of leaves searched,
+//! merged and changed, and no path compared but the base document's, to find its plan. With the nginx pipeline that halved what a
 //! document costs beyond one without processors (callgrind, 100,000 lines: 11,700 → 5,900
 //! instructions per document).
 //!
