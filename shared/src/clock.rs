@@ -38,6 +38,19 @@ impl Rfc3339 {
         Rfc3339(b)
     }
 
+    /// What [`parse_rfc3339_ms`] reads back from the text of `Rfc3339::of(ms)`, without
+    /// writing and reading it for a time from 1970 through 9999 (itself; a time before is
+    /// written as the epoch, one after with the last four digits of its year).
+    pub fn read_back(ms: i64) -> Option<i64> {
+        /// 10000-01-01T00:00:00Z.
+        const YEAR_10000_MS: i64 = 253_402_300_800_000;
+        match ms {
+            0..YEAR_10000_MS => Some(ms),
+            i64::MIN..0 => Some(0),
+            _ => parse_rfc3339_ms(Rfc3339::of(ms).as_str()),
+        }
+    }
+
     /// The text's bytes, ASCII.
     pub fn as_bytes(&self) -> &[u8; 24] {
         &self.0
@@ -193,6 +206,22 @@ mod tests {
         );
         assert_eq!(parse_rfc3339_ms("yesterday"), None);
         assert_eq!(rfc3339_ms(-5), "1970-01-01T00:00:00.000Z");
+        // A time read back without its text: what is read from its text.
+        for ms in [
+            -5,
+            0,
+            1_795_765_261_318,
+            253_402_300_799_999,
+            253_402_300_800_000,
+            10_i64.pow(15),
+        ] {
+            let text = rfc3339_ms(ms);
+            assert_eq!(
+                Rfc3339::read_back(ms),
+                parse_rfc3339_ms(&text),
+                "{ms}: {text}"
+            );
+        }
         // Written without humantime: the same text as it gives, over leap days and centuries.
         // Each time is followed by one of the same day, one of the next day and one of the
         // first day again: the dates kept from the times before serve the second and last.

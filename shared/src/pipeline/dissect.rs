@@ -5,6 +5,7 @@
 //! space), `%{name->}` also skips repeats of the delimiter that follows (padding).
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use memchr::memmem::Finder;
 
@@ -164,50 +165,25 @@ impl Tokenizer {
         self.in_path_order
     }
 
+    /// Whether a key appends to a value an earlier key captured: its values are then not
+    /// all pieces of the text ([`Tokenizer::spans`] cannot give them).
+    pub(super) fn appends(&self) -> bool {
+        self.keys.iter().any(|(key, _)| key.appends)
+    }
+
     /// The captured (name, value) pairs of `text`, a pair per name: in path order if
     /// [`Tokenizer::in_path_order`], else in the order the names first appear. The values
     /// are borrowed from the text (but those appended to). An error names the delimiter
     /// that was not found.
     pub fn dissect<'t>(&self, text: &'t str) -> Result<Vec<(&str, Cow<'t, str>)>, String> {
-        // The prefix is compared only if there is one: glibc's compare of nothing, a masked
-        // load, took 5% of the time of rendering a dissected line.
-        let mut rest = text;
-        if !self.prefix.is_empty() {
-            let Some(after) = text.strip_prefix(self.prefix.as_str()) else {
-                return Err(format!("the text does not start with {:?}", self.prefix));
-            };
-            rest = after;
-        }
         let mut out: Vec<(&str, Cow<'t, str>)> = self
             .names
             .iter()
             .map(|name| (name.as_str(), Cow::Borrowed("")))
             .collect();
-        for (i, (key, delimiter)) in self.keys.iter().enumerate() {
-            let last = i + 1 == self.keys.len();
-            let literal = delimiter.text.as_str();
-            let value = if literal.is_empty() {
-                std::mem::take(&mut rest)
-            } else {
-                let Some(at) = delimiter.find(rest) else {
-                    return Err(format!("delimiter {literal:?} not found"));
-                };
-                let value = &rest[..at];
-                rest = &rest[at + literal.len()..];
-                if key.padded {
-                    while let Some(more) = rest.strip_prefix(literal) {
-                        rest = more;
-                    }
-                }
-                value
-            };
-            if last && !literal.is_empty() && !rest.is_empty() {
-                return Err(format!("text left after the last delimiter: {rest:.40?}"));
-            }
-            if key.skip {
-                continue;
-            }
+        self.cut(text, |key, value| {
             let captured = &mut out[key.slot].1;
+            let value = &text[value];
             if key.appends {
                 let v = captured.to_mut();
                 v.push(' ');
@@ -215,8 +191,61 @@ impl Tokenizer {
             } else {
                 *captured = Cow::Borrowed(value);
             }
-        }
+        })?;
         Ok(out)
+    }
+
+    /// Where in `text` each name's value is, a range per name after those `spans` has, in
+    /// the order of [`Tokenizer::dissect`]'s pairs; `false` if the text does not dissect.
+    /// Only for a tokenizer that [`Tokenizer::appends`] not.
+    pub(super) fn spans(&self, text: &str, spans: &mut Vec<Range<usize>>) -> bool {
+        debug_assert!(!self.appends());
+        let first = spans.len();
+        spans.resize(first + self.names.len(), 0..0);
+        self.cut(text, |key, value| spans[first + key.slot] = value)
+            .is_ok()
+    }
+
+    /// Cuts `text`, giving each key that is not skipped the range of its value in it.
+    fn cut(&self, text: &str, mut put: impl FnMut(&Key, Range<usize>)) -> Result<(), String> {
+        // The prefix is compared only if there is one: glibc's compare of nothing, a masked
+        // load, took 5% of the time of rendering a dissected line.
+        let mut at = 0;
+        if !self.prefix.is_empty() {
+            if !text.starts_with(self.prefix.as_str()) {
+                return Err(format!("the text does not start with {:?}", self.prefix));
+            }
+            at = self.prefix.len();
+        }
+        for (i, (key, delimiter)) in self.keys.iter().enumerate() {
+            let last = i + 1 == self.keys.len();
+            let literal = delimiter.text.as_str();
+            let value = if literal.is_empty() {
+                std::mem::replace(&mut at, text.len())..text.len()
+            } else {
+                let Some(found) = delimiter.find(&text[at..]) else {
+                    return Err(format!("delimiter {literal:?} not found"));
+                };
+                let value = at..at + found;
+                at = value.end + literal.len();
+                if key.padded {
+                    while text[at..].starts_with(literal) {
+                        at += literal.len();
+                    }
+                }
+                value
+            };
+            if last && !literal.is_empty() && at < text.len() {
+                return Err(format!(
+                    "text left after the last delimiter: {:.40?}",
+                    &text[at..]
+                ));
+            }
+            if !key.skip {
+                put(key, value);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -26,7 +26,7 @@ use serde_json::{json, Map, Value};
 use crate::clock::Rfc3339;
 use crate::collect::unknown_key;
 pub use dissect::Tokenizer;
-pub use fields::{write_plain, write_str, Fields, Leaf, Nested};
+pub use fields::{write_plain, write_str, Fields, Leaf};
 pub use timestamp::{parse_zone, Layout};
 
 /// The agent's part: lines (whole events, after multiline) kept or dropped before Kafka.
