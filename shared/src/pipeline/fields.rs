@@ -938,6 +938,29 @@ mod tests {
         }
     }
 
+    #[test]
+    fn documents_written_by_frames() {
+        // Every subset of the paths, written by the frames of all of them: the JSON of the
+        // same leaves as a tree of objects.
+        let paths = ["@t", "a.b", "a.c.d", "a.c.e", "a.f", "g", "h.i.j", "k"];
+        let frames = Frames::new(&paths);
+        for subset in 0..1_u32 << paths.len() {
+            let mut out = Vec::new();
+            let mut want = Fields::default();
+            let mut json = frames.writer(&mut out);
+            for (i, path) in paths.iter().enumerate() {
+                if subset & 1 << i != 0 {
+                    let leaf = Leaf::Value(json!(i));
+                    json.leaf(i, &leaf);
+                    want.set((*path).into(), json!(i));
+                }
+            }
+            json.end();
+            let want = serde_json::to_string(&want.into_value()).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{subset:b}");
+        }
+    }
+
     /// The leaves of `value` by dotted path.
     fn leaves_of(value: &Value, path: &str) -> Vec<(String, Value)> {
         let Value::Object(map) = value else {
