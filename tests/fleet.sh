@@ -54,9 +54,11 @@ test_watch_resumes_after_a_partition_and_a_compaction() {
     "${E[@]}" compact "$rev" >/dev/null
     lc_spawn relay python3 "$REPO/tests/tcp_relay.py" "$relay" "$LC_ETCD_PORT"
     wait_until 20 "revision $rev applied after the partition" yields "$rev" metric "$AGENT" logcollect_agent_config_revision
-    # The poller may apply it first: etcd tells an unsynced watcher of the compaction on its
-    # next sync pass, up to 100 ms later.
-    wait_until 5 "compaction noticed" grep -Eq "watch of \"collect_log_conf\" cancelled \\(revision [0-9]+ compacted at $rev\\)" "$TEST_TMP/agent.log"
+    # The poller may apply it first: the watch may still be waiting out its back-off from
+    # the partition (doubling from 0.5 s per failure: 8 s at the fifth; a loaded CI run
+    # missed a wait of 5 s), and etcd tells an unsynced watcher of the compaction on its next
+    # sync pass, up to 100 ms later.
+    wait_until 20 "compaction noticed" grep -Eq "watch of \"collect_log_conf\" cancelled \\(revision [0-9]+ compacted at $rev\\)" "$TEST_TMP/agent.log"
 }
 
 test_heartbeat_appears_is_revoked_and_expires() {
