@@ -338,7 +338,8 @@ impl<S: Store> Worker<S> {
                             doc.topic()
                         );
                     }
-                    doc::done(rejected.iter().map(|(d, _)| d));
+                    let rejected: Vec<Doc> = rejected.into_iter().map(|(d, _)| d).collect();
+                    doc::done(&rejected);
                     self.shared
                         .metrics
                         .dead_lettered
@@ -578,9 +579,13 @@ mod tests {
             metrics: metrics.clone(),
         };
         let thread = spawn_with(setup, move || store.clone()).unwrap();
+        let progress = Progress::of_thread();
+        let mut assigned = rdkafka::TopicPartitionList::new();
+        assigned.add_partition("t", 0);
+        progress.assign(&assigned);
         Run {
             docs,
-            progress: Progress::of_thread(),
+            progress,
             stop,
             thread,
             metrics,
@@ -600,7 +605,6 @@ mod tests {
         }
 
         fn send_chunk(&self, offset: i64, caught_up: bool) {
-            self.progress.read("t", 0, offset);
             let line_offset = offset.to_string();
             let headers = [(logcollect::record::OFFSET, line_offset.as_bytes())];
             let doc = Doc {
@@ -611,6 +615,7 @@ mod tests {
                 progress: self.progress,
                 generation: 0,
             };
+            self.progress.read(std::slice::from_ref(&doc));
             let chunk = Chunk {
                 docs: vec![doc],
                 caught_up,

@@ -124,7 +124,7 @@ impl ConsumerContext for Context {
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
-            self.progress.forget(tpl);
+            self.progress.assign(tpl);
             self.assigned.store(true, Relaxed);
             log::info!("{}: partitions assigned: {}", self.name, describe(tpl));
         }
@@ -393,8 +393,9 @@ impl ConsumerThread {
             }
             // 4. Commit what is done: every second while reading, and sooner when there was
             // nothing to read, so that the offsets of a caught-up consumer do not trail the
-            // store by up to a second. The clock is read only with no documents in hand (a
-            // chunk just went out, or nothing was read), not for every record.
+            // store by up to a second. Only with no documents in hand (a chunk just went out,
+            // or nothing was read): the clock is not read for every record, and each record
+            // read is noted in the progress.
             let due = if idle {
                 IDLE_COMMIT_INTERVAL
             } else {
@@ -511,8 +512,10 @@ impl ConsumerThread {
         Ok(())
     }
 
-    /// Closes the chunk of documents read so far; `caught_up`: nothing more was there.
+    /// Closes the chunk of documents read so far, noting them as read; `caught_up`: nothing
+    /// more was there.
     fn seal(&mut self, caught_up: bool) {
+        self.progress.read(&self.chunk);
         let docs = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_DOCS));
         self.backlog.push_back(Chunk { docs, caught_up });
         self.forward();
@@ -577,8 +580,8 @@ impl ConsumerThread {
     }
 }
 
-/// Keeps a record to be made a document, and notes it as read in `progress`, of its
-/// consumer's `generation`.
+/// Keeps a record to be made a document, read by its consumer's `generation`; noted as read
+/// in `progress` when its chunk is sealed.
 fn to_doc(progress: &'static Progress, generation: u32, m: &BorrowedMessage<'_>) -> Doc {
     let topic = m.topic();
     let headers = m
@@ -586,7 +589,6 @@ fn to_doc(progress: &'static Progress, generation: u32, m: &BorrowedMessage<'_>)
         .into_iter()
         .flat_map(|h| h.iter())
         .map(|h| (h.key, h.value.unwrap_or_default()));
-    progress.read(topic, m.partition(), m.offset());
     Doc {
         partition: m.partition(),
         offset: m.offset(),
