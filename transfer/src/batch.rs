@@ -178,7 +178,10 @@ impl Batcher {
     }
 
     fn flush(&mut self) {
-        let batch = std::mem::take(&mut self.batch);
+        // Room for as many as this request has: grown document by document, the vector was
+        // copied a dozen times into fresh pages at high rates.
+        let room = self.batch.len();
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(room));
         self.bytes = 0;
         self.first_at = None;
         if !batch.is_empty() {
