@@ -372,7 +372,9 @@ impl<'de> Deserialize<'de> for Answer {
                     match &*key {
                         "errors" => errors = map.next_value::<Value>()?.as_bool(),
                         "items" if errors == Some(false) => {
-                            items = Some(Items::AllDone(map.next_value::<Count>()?.0))
+                            // Elements of no size: counted, not kept.
+                            let all = map.next_value::<Vec<serde::de::IgnoredAny>>()?;
+                            items = Some(Items::AllDone(all.len()))
                         }
                         "items" => items = Some(Items::Read(map.next_value()?)),
                         _ => {
@@ -384,32 +386,6 @@ impl<'de> Deserialize<'de> for Answer {
             }
         }
         d.deserialize_map(Fields)
-    }
-}
-
-/// How many elements an array has, none of them read.
-struct Count(usize);
-
-impl<'de> Deserialize<'de> for Count {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
-        struct Elements;
-        impl<'de> serde::de::Visitor<'de> for Elements {
-            type Value = Count;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an array")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Count, A::Error> {
-                let mut n = 0;
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
-                    n += 1;
-                }
-                Ok(Count(n))
-            }
-        }
-        d.deserialize_seq(Elements)
     }
 }
 
