@@ -349,8 +349,8 @@ enum Items {
     /// Each item's status and error.
     Read(Vec<Item>),
     /// `"errors": false` came first (Elasticsearch and OpenSearch write it before the items):
-    /// every item succeeded, so they were only counted. Reading each item's status took a
-    /// twentieth of the transfer's time.
+    /// every item succeeded, so they were only counted. Reading each item's status took about
+    /// 4% of the transfer's samples over 4 partitions.
     AllDone(usize),
 }
 
