@@ -304,17 +304,15 @@ pub fn parse_items(text: &str, expected: usize) -> Result<Vec<Outcome>, String> 
     // whole answer took a fifth of a bulk worker's time.
     let answer: Answer =
         serde_json::from_str(text).map_err(|e| format!("answer is not JSON: {e}"))?;
-    let items = answer.items.ok_or("answer has no items")?;
-    let count = match &items {
-        Items::Read(items) => items.len(),
-        Items::AllDone(count) => *count,
+    let (count, items) = match answer.items.ok_or("answer has no items")? {
+        Items::Read(items) => (items.len(), Some(items)),
+        Items::AllDone(count) => (count, None),
     };
     if count != expected {
         return Err(format!("answer has {count} items for {expected} documents"));
     }
-    let items = match items {
-        Items::Read(items) => items,
-        Items::AllDone(count) => return Ok((0..count).map(|_| Outcome::Done).collect()),
+    let Some(items) = items else {
+        return Ok((0..count).map(|_| Outcome::Done).collect());
     };
     Ok(items
         .into_iter()
