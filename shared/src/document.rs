@@ -12,6 +12,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
+use arrayvec::ArrayVec;
 use serde_json::{json, Value};
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -319,18 +320,18 @@ pub fn render_into(
             decode_json: false,
             pipeline: Some(pipeline),
         } => {
-            let (leaves, count, shape) = base_leaves(record, ingested, route);
-            let planned =
-                pipeline.write_planned(shape, &leaves[..count], record.read_ms, out, |at, out| {
-                    let placed = placed(route, record, at, Vec::new());
-                    head(&placed, out);
-                    placed
-                });
+            let mut leaves = BaseLeaves::new();
+            let shape = base_leaves(record, ingested, route, &mut leaves);
+            let planned = pipeline.write_planned(shape, &leaves, record.read_ms, out, |at, out| {
+                let placed = placed(route, record, at, Vec::new());
+                head(&placed, out);
+                placed
+            });
             match planned {
                 Some(placed) => placed,
                 None => {
                     let mut doc = Fields::default();
-                    for (path, leaf) in leaves.into_iter().take(count) {
+                    for (path, leaf) in leaves {
                         doc.push(path, leaf);
                     }
                     processed_into(route, record, doc, steps, out, head)
@@ -392,24 +393,26 @@ fn base_fields<'a>(record: Record<'a>, ingested: Rfc3339, route: Route<'a>) -> F
     doc
 }
 
-/// The base document of `record` on the stack: its leaves, the first `.1` of them, and its
+/// Puts the base document of `record` in `leaves` (on the caller's stack) and returns its
 /// shape (which paths it has, a bit per [`BasePath`]). A `Fields` allocated and dropped per
-/// document was a tenth of rendering one by its pipeline's plan.
-#[allow(clippy::type_complexity)]
+/// document was a tenth of rendering one by its pipeline's plan; an array of every path's
+/// leaf, each made empty first, dropped twice and returned by copy, a twentieth.
 fn base_leaves<'a>(
     record: Record<'a>,
     ingested: Rfc3339,
     route: Route<'a>,
-) -> ([(&'static str, Leaf<'a>); BASE_PATHS.len()], usize, u64) {
-    let mut leaves = std::array::from_fn(|_| ("", Leaf::Text(Cow::Borrowed(""))));
-    let (mut count, mut shape) = (0, 0);
+    leaves: &mut BaseLeaves<'a>,
+) -> u64 {
+    let mut shape = 0;
     base(record, ingested, route, |path, leaf| {
-        leaves[count] = (BASE_PATHS[path as usize], leaf);
-        count += 1;
+        leaves.push((BASE_PATHS[path as usize], leaf));
         shape |= 1 << path as u64;
     });
-    (leaves, count, shape)
+    shape
 }
+
+/// The leaves of a base document, at most one per [`BASE_PATHS`].
+type BaseLeaves<'a> = ArrayVec<(&'static str, Leaf<'a>), { BASE_PATHS.len() }>;
 
 /// The fields of `record`'s document `doc` (its base document) once `steps` were done, and
 /// where it goes.
@@ -870,10 +873,11 @@ mod tests {
                         "{context}"
                     );
                     assert_eq!(placed, want, "{context}");
-                    let (base, count, shape) = base_leaves(record, ingested, route);
+                    let mut base = BaseLeaves::new();
+                    let shape = base_leaves(record, ingested, route, &mut base);
                     let written = pipeline.write_planned(
                         shape,
-                        &base[..count],
+                        &base,
                         record.read_ms,
                         &mut Vec::new(),
                         |_, _| (),
