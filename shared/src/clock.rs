@@ -107,7 +107,7 @@ fn day_of(date: [u8; 10]) -> Option<i64> {
 }
 
 /// The number written in `digits` (ASCII digits only, few enough not to overflow).
-fn number(digits: &[u8]) -> i64 {
+pub(crate) fn number(digits: &[u8]) -> i64 {
     digits
         .iter()
         .fold(0, |n, &d| n * 10 + i64::from(d.wrapping_sub(b'0')))

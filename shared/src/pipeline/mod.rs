@@ -438,6 +438,14 @@ impl Kind {
 
 /// The text of a value ([`fields::text`]) as `kind`, or `None` if it cannot be.
 fn convert(text: &str, kind: Kind) -> Option<Value> {
+    // Plain digits (a status, a size), as `parse` reads them, without trimming Unicode's
+    // whitespace first and parsing with a sign and overflow in mind.
+    if kind == Kind::Integer && (1..=18).contains(&text.len()) {
+        let digits = text.as_bytes();
+        if digits.iter().all(u8::is_ascii_digit) {
+            return Some(Value::from(crate::clock::number(digits)));
+        }
+    }
     let text = text.trim();
     match kind {
         Kind::Integer => text

@@ -205,3 +205,30 @@ fn line_filters_apply_in_order() {
     assert!(p.lines.keeps(b"ERROR caf\xe9"));
     assert!(p.is_empty(), "nothing for the transfer");
 }
+
+#[test]
+fn integers_converted_from_plain_digits_and_otherwise() {
+    let cases = [
+        ("0", Some(json!(0))),
+        ("0042", Some(json!(42))),
+        (
+            "123456789012345678",
+            Some(json!(123_456_789_012_345_678_i64)),
+        ),
+        // 19 digits, " 7 ", a sign, a whole float: not plain digits, parsed as before.
+        (
+            "1234567890123456789",
+            Some(json!(1_234_567_890_123_456_789_i64)),
+        ),
+        (" 7 ", Some(json!(7))),
+        ("-3", Some(json!(-3))),
+        ("+3", Some(json!(3))),
+        ("7.0", Some(json!(7))),
+        ("7.5", None),
+        ("", None),
+        ("١٢", None),
+    ];
+    for (text, want) in cases {
+        assert_eq!(convert(text, Kind::Integer), want, "{text:?}");
+    }
+}
