@@ -15,7 +15,7 @@ pub struct SimpleLayout {
     pieces: Vec<Piece>,
     /// The bytes of a text whose numbers are all of full width and whose spaces are one
     /// ` ` each (nginx's times are): such a text is read at fixed places, without the loop
-    /// over pieces (which took 800 instructions a time).
+    /// over pieces (which took about 800 instructions a time).
     full_width: Vec<Byte>,
     /// Where each value is in such a text, in the order of [`SimpleLayout::read`]'s values:
     /// year, month (its name's or its number's first byte), day, hour, minute, second,
@@ -134,8 +134,8 @@ impl SimpleLayout {
     }
 
     /// The instant `text` names, in milliseconds since the epoch, if it is read here; `None`
-    /// leaves it to chrono. Read over bytes: slicing the text at each piece checked a
-    /// character boundary each time (the reader took 900 instructions a time).
+    /// leaves it to chrono. A full-width text is read at fixed places, another piece by piece
+    /// (over bytes: slicing a `str` at each piece checked a character boundary each time).
     pub fn read(&self, text: &str) -> Option<i64> {
         match self.read_full_width(text.as_bytes()) {
             Some(read) => read,
