@@ -8,6 +8,8 @@
 use chrono::format::{Fixed, Item, Numeric};
 use chrono::NaiveDate;
 
+use crate::clock::number;
+
 /// A layout of the pieces below only, with a year, a month, a day, an hour, a minute, a
 /// second and an offset, each once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,8 +23,6 @@ pub struct SimpleLayout {
     /// year, month (its name's or its number's first byte), day, hour, minute, second,
     /// offset.
     places: [usize; 7],
-    /// Whether the month is a name rather than a number.
-    month_name: bool,
 }
 
 /// What a byte of a full-width text must be.
@@ -124,12 +124,10 @@ impl SimpleLayout {
             }
             pieces.push(piece);
         }
-        let month_name = pieces.contains(&Piece::MonthName);
         (seen == 0b111_1111).then_some(SimpleLayout {
             pieces,
             full_width,
             places,
-            month_name,
         })
     }
 
@@ -161,15 +159,12 @@ impl SimpleLayout {
         if !fits {
             return None;
         }
-        // Digits only, at the places of the layout's numbers.
-        let number = |at: usize, width: usize| {
-            (text[at..at + width].iter()).fold(0, |n, d| n * 10 + u32::from(d - b'0'))
-        };
+        // Digits only, at the places of the layout's numbers: at most 4, no overflow.
+        let number = |at: usize, width: usize| number(&text[at..at + width]) as u32;
         let [year, month, day, hour, minute, second, offset] = self.places;
-        let month = if self.month_name {
-            month_of(&text[month..month + 3])
-        } else {
-            Some(number(month, 2))
+        let month = match self.full_width[month] {
+            Byte::Letter => month_of(&text[month..month + 3]),
+            _ => Some(number(month, 2)),
         };
         Some(month.and_then(|month| {
             instant(
@@ -198,19 +193,16 @@ impl SimpleLayout {
                 Piece::Space => s = trim_start(s)?,
                 Piece::Number(field) => {
                     s = trim_start(s)?;
-                    let mut value = 0;
-                    let mut digits = 0;
-                    while let Some(d) = s.get(digits).filter(|d| d.is_ascii_digit()) {
-                        if digits == field.width() {
-                            break;
-                        }
-                        value = value * 10 + u32::from(d - b'0');
-                        digits += 1;
-                    }
+                    let digits = s
+                        .iter()
+                        .take(field.width())
+                        .take_while(|d| d.is_ascii_digit())
+                        .count();
                     if digits == 0 {
                         return None;
                     }
-                    values[*field as usize] = value;
+                    // Digits only, at most 4: no overflow, no sign.
+                    values[*field as usize] = number(&s[..digits]) as u32;
                     s = &s[digits..];
                 }
                 Piece::MonthName => {
@@ -224,7 +216,7 @@ impl SimpleLayout {
                     if !b[1..].iter().all(u8::is_ascii_digit) {
                         return None;
                     }
-                    let two = |i: usize| u32::from((b[i] - b'0') * 10 + (b[i + 1] - b'0'));
+                    let two = |i: usize| number(&b[i..i + 2]) as u32;
                     (sign, offset) = (b[0], [two(1), two(3)]);
                     s = rest;
                 }
